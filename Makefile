@@ -1,0 +1,86 @@
+# cloudhop.k8s_migration - the whole set-up on a fresh Debian/Ubuntu machine is `make demo`
+# or `make test` (both run `make setup` first). Run as root: the lab uses network namespaces.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONPATH := $(CURDIR)/tests/lab
+COLL_LINK := .collections/ansible_collections/cloudhop/k8s_migration
+SANITY_TREE := .cache/sanity/ansible_collections/cloudhop/k8s_migration
+APT_PACKAGES := openvpn openssh-server openssh-client iproute2 iputils-ping haproxy bind9 \
+	bind9-dnsutils wireguard-tools rsync procps python3-venv
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup test lint sanity unit integration demo lab-up lab-down lab-status \
+	changelog clean
+
+help:
+	@echo "make demo   - bring the lab up, run the demo, bring it down"
+	@echo "make test   - setup + ansible-lint + ansible-test sanity + unit + lab integration"
+	@echo "make setup  - install everything (apt, .venv, collection link); idempotent"
+	@echo "make lab-up / lab-down / lab-status"
+
+setup: $(STAMP) $(COLL_LINK) ~/.ansible/test/cache/get_pip_24_2.py
+	@scripts/apt-install.sh $(APT_PACKAGES)
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-ansible.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-ansible.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(COLL_LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn ../../.. $@
+
+# ansible-test bootstraps pip in each sanity venv with a script from a host we cannot reach;
+# this stand-in uses ensurepip (in a subprocess) and then pip (tooling-facts.md).
+~/.ansible/test/cache/get_pip_24_2.py: scripts/get_pip_standin.py
+	@mkdir -p $(dir $@)
+	@cp $< $@
+
+lint: setup
+	$(BIN)/ansible-lint --profile production
+
+sanity: setup
+	@rm -rf .cache/sanity && mkdir -p $(SANITY_TREE)
+	@git ls-files -z --cached --others --exclude-standard | \
+		rsync -a --from0 --files-from=- ./ $(SANITY_TREE)/
+	@cd $(SANITY_TREE) && git init -q && git add -A && \
+		$(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --color no
+
+unit: setup
+	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
+
+integration: setup
+	@$(PY) -m cloudhop_lab up
+	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider \
+		tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; exit $$rc
+
+test: setup lint sanity unit integration
+
+demo: setup
+	@$(PY) -m cloudhop_lab up
+	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/ansible-playbook playbooks/demo.yml; \
+		rc=$$?; $(PY) -m cloudhop_lab down; exit $$rc
+
+lab-up: setup
+	@$(PY) -m cloudhop_lab up
+
+lab-down:
+	@if [ -x $(PY) ]; then $(PY) -m cloudhop_lab down; else \
+		for n in $$(ip netns list | awk '/^clh-/{print $$1}'); do ip netns delete $$n; done; fi
+
+lab-status:
+	@$(PY) -m cloudhop_lab status
+
+changelog: setup
+	$(BIN)/antsibull-changelog lint
+
+clean: lab-down
+	rm -rf .cache .collections tests/output

@@ -1,0 +1,260 @@
+"""``python -m cloudhop_lab up|down|status|run|admin``: the lab's life cycle.
+
+Everything the lab runs lives in network namespaces named ``clh-*`` that it creates itself; the
+host's own namespace gets no address, route or rule.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from . import fixture, pki
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+CTL_NS = "clh-ctl"
+PREFIX = "clh-"
+
+
+def lab_dir():
+    return os.path.abspath(os.environ.get("CLH_LAB_DIR") or os.path.join(REPO, ".lab"))
+
+
+def sh(*cmd, check=True, capture=False):
+    return subprocess.run(cmd, check=check, text=True,
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture else None)
+
+
+def netns_list():
+    out = sh("ip", "netns", "list", capture=True, check=False).stdout or ""
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def lab_namespaces():
+    return [n for n in netns_list() if n.startswith(PREFIX)]
+
+
+def _kill_ns_pids(name, sig):
+    out = sh("ip", "netns", "pids", name, capture=True, check=False).stdout or ""
+    pids = [int(p) for p in out.split() if p.strip().isdigit()]
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def down(quiet=False):
+    """Stop every lab process and remove every lab namespace. Safe to run twice."""
+    d = lab_dir()
+    pidfile = os.path.join(d, "labd.pid")
+    if os.path.exists(pidfile):
+        try:
+            with open(pidfile, encoding="utf-8") as fh:
+                pid = int(fh.read().strip())
+            os.killpg(pid, signal.SIGTERM)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 10
+    names = lab_namespaces()
+    while names and time.monotonic() < deadline:
+        alive = []
+        for name in names:
+            if _kill_ns_pids(name, signal.SIGTERM if time.monotonic() < deadline - 5
+                             else signal.SIGKILL):
+                alive.append(name)
+        if not alive:
+            break
+        time.sleep(0.1)
+    for name in names:
+        _kill_ns_pids(name, signal.SIGKILL)
+    for name in lab_namespaces():
+        sh("ip", "netns", "delete", name, check=False)
+        etc = os.path.join("/etc/netns", name)
+        if os.path.isdir(etc):
+            shutil.rmtree(etc, ignore_errors=True)
+    for f in ("labd.pid", "labd.ready", "labd.sock"):
+        try:
+            os.unlink(os.path.join(d, f))
+        except FileNotFoundError:
+            pass
+    left = lab_namespaces()
+    if left:
+        raise SystemExit("lab-down: namespaces still present: %s" % " ".join(left))
+    if not quiet:
+        print("lab down")
+
+
+def _ssh_keypair(directory):
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=C0415
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # pylint: disable=C0415
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key = ed25519.Ed25519PrivateKey.generate()
+    priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                             serialization.NoEncryption())
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                        serialization.PublicFormat.OpenSSH)
+    path = os.path.join(directory, "id_ed25519")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(priv)
+    with open(path + ".pub", "wb") as fh:
+        fh.write(pub + b" cloudhop-lab\n")
+
+
+def _pki(directory, opts):
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    ca = pki.CA.create()
+    ca.save(os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key"))
+    api_cert, api_key = ca.issue("kube-apiserver", server=True,
+                                 sans=["127.0.0.1", "localhost", "kubernetes",
+                                       opts["seed_public_ip"]])
+    pki.write_pair(directory, "apiserver", api_cert, api_key)
+    srv_cert, srv_key = ca.issue("openvpn-server", server=True)
+    cli_cert, cli_key = ca.issue("user-cluster-client", client=True)
+    material = {"ca_crt": ca.cert_pem.decode(), "server_crt": srv_cert.decode(),
+                "server_key": srv_key.decode(), "client_crt": cli_cert.decode(),
+                "client_key": cli_key.decode()}
+    fd = os.open(os.path.join(directory, "material.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(material, fh)
+
+
+def _kubeconfig(path, name, server, ca_path, token):
+    cfg = {"apiVersion": "v1", "kind": "Config", "current-context": name,
+           "clusters": [{"name": name, "cluster": {"server": server,
+                                                   "certificate-authority": ca_path}}],
+           "users": [{"name": "cloudhop-admin", "user": {"token": token}}],
+           "contexts": [{"name": name, "context": {"cluster": name,
+                                                   "user": "cloudhop-admin"}}]}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(cfg, fh, indent=2)
+
+
+def _wait_ready(d, proc, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(d, "labd.ready")):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def up(options):
+    started = time.monotonic()
+    down(quiet=True)
+    d = lab_dir()
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    os.chmod(d, 0o700)
+    for f in os.listdir(d):
+        p = os.path.join(d, f)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+    opts = dict(fixture.DEFAULTS)
+    opts.update({k: v for k, v in options.items() if v is not None})
+    _pki(os.path.join(d, "pki"), opts)
+    _ssh_keypair(os.path.join(d, "ssh"))
+    config = {"bind": "127.0.0.1", "seed_port": 6443, "user_port": 7443,
+              "admin_token": secrets.token_urlsafe(24), "options": opts}
+    with open(os.path.join(d, "config.json"), "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        json.dump(config, fh, indent=2)
+    ca = os.path.join(d, "pki", "ca.crt")
+    _kubeconfig(os.path.join(d, "seed.kubeconfig"), "lab-seed",
+                "https://127.0.0.1:%d" % config["seed_port"], ca, config["admin_token"])
+    _kubeconfig(os.path.join(d, "user.kubeconfig"), "lab-user",
+                "https://127.0.0.1:%d" % config["user_port"], ca, config["admin_token"])
+    sh("ip", "netns", "add", CTL_NS)
+    sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
+    log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"),
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        ["ip", "netns", "exec", CTL_NS, sys.executable, "-m", "cloudhop_lab.labd", "--dir", d],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        cwd=REPO)
+    with open(os.path.join(d, "labd.pid"), "w", encoding="utf-8") as fh:
+        fh.write(str(proc.pid))
+    if not _wait_ready(d, proc, 60):
+        sys.stderr.write(open(os.path.join(d, "labd.log"), encoding="utf-8").read()[-4000:])
+        down(quiet=True)
+        raise SystemExit("lab-up: the lab daemon did not become ready; see .lab/labd.log")
+    elapsed = time.monotonic() - started
+    with open(os.path.join(d, "lab-up.json"), "w", encoding="utf-8") as fh:
+        json.dump({"seconds": round(elapsed, 3), "options": opts}, fh)
+    print("lab up in %.1fs: seed %s, user %s (run commands with tests/lab/run)"
+          % (elapsed, os.path.join(d, "seed.kubeconfig"), os.path.join(d, "user.kubeconfig")))
+
+
+def admin(request):
+    """Send one command to the lab daemon's admin socket."""
+    path = os.path.join(lab_dir(), "labd.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)
+
+
+def run_env():
+    d = lab_dir()
+    return {"CLH_LAB_DIR": d,
+            "CLH_SEED_KUBECONFIG": os.path.join(d, "seed.kubeconfig"),
+            "CLH_USER_KUBECONFIG": os.path.join(d, "user.kubeconfig")}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="cloudhop_lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="(re)start the lab with the fixture")
+    p_up.add_argument("--legacy-api", action="store_true", default=None,
+                      help="serve the legacy kubermatic.k8s.io/v1 Cluster API")
+    p_up.add_argument("--workers", type=int)
+    p_up.add_argument("--app-replicas", type=int)
+    p_up.add_argument("--cluster-id")
+    sub.add_parser("down", help="stop the lab and remove its namespaces")
+    sub.add_parser("status")
+    p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
+    p_admin.add_argument("json")
+    p_run = sub.add_parser("run", help="run a command inside clh-ctl with the lab environment")
+    p_run.add_argument("argv", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.cmd == "up":
+        up({"legacy_api": args.legacy_api, "workers": args.workers,
+            "app_replicas": args.app_replicas, "cluster_id": args.cluster_id})
+    elif args.cmd == "down":
+        down()
+    elif args.cmd == "status":
+        print(json.dumps({"namespaces": lab_namespaces(),
+                          "daemon": admin({"cmd": "stats"})
+                          if os.path.exists(os.path.join(lab_dir(), "labd.sock")) else None},
+                         indent=2))
+    elif args.cmd == "admin":
+        print(json.dumps(admin(json.loads(args.json))))
+    elif args.cmd == "run":
+        cmd = args.argv[1:] if args.argv and args.argv[0] == "--" else args.argv
+        env = dict(os.environ, **run_env())
+        os.execvpe("ip", ["ip", "netns", "exec", CTL_NS] + cmd, env)
+
+
+if __name__ == "__main__":
+    main()

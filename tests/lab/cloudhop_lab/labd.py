@@ -1,0 +1,148 @@
+"""The lab daemon: both API servers, their controllers and the fixture, in one process.
+
+Started by ``python -m cloudhop_lab up`` inside network namespace ``clh-ctl``.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socketserver
+import sys
+import threading
+import time
+
+from . import fixture, server
+from .api import Api
+from .controllers.core import standard_controllers
+from .controllers.kkp import KKPSeedController
+from .controllers.machines import FakeMachineBackend, MachineController
+
+LOG = logging.getLogger("cloudhop_lab")
+
+
+class Lab:
+    def __init__(self, lab_dir, config):
+        self.dir = lab_dir
+        self.config = config
+        opts = config["options"]
+        self.opts = opts
+        self.seed = Api("seed", service_cidr=opts["seed_service_cidr"])
+        self.user = Api("user", service_cidr=opts["service_cidr"])
+        self.servers = []
+        self.controllers = []
+        self.backend = FakeMachineBackend(opts["networks"], opts["pod_cidr"])
+
+    def load_fixture(self):
+        with open(os.path.join(self.dir, "pki", "material.json"), encoding="utf-8") as fh:
+            material = json.load(fh)
+        with open(os.path.join(self.dir, "ssh", "id_ed25519.pub"), encoding="utf-8") as fh:
+            ssh_pub = fh.read().strip()
+        for api in (self.seed, self.user):
+            for obj in fixture.base_namespaces():
+                self._create(api, obj)
+        for obj in fixture.seed_objects(self.opts, material):
+            self._create(self.seed, obj)
+        for obj in fixture.user_objects(self.opts, material, ssh_pub):
+            self._create(self.user, obj)
+
+    @staticmethod
+    def _create(api, obj):
+        rt = api.rt_for(obj["apiVersion"], obj["kind"])
+        ns = obj["metadata"].get("namespace")
+        status = obj.get("status")
+        created = api.create(rt, ns, obj)
+        if status and rt.kind == "Node":
+            return created
+        return created
+
+    def start(self):
+        cfg = self.config
+        tokens = {cfg["admin_token"]: "cloudhop-admin"}
+        pki = os.path.join(self.dir, "pki")
+        for api, port in ((self.seed, cfg["seed_port"]), (self.user, cfg["user_port"])):
+            self.servers.append(server.serve(
+                api, cfg["bind"], port, os.path.join(pki, "apiserver.crt"),
+                os.path.join(pki, "apiserver.key"), tokens,
+                os.path.join(self.dir, "audit-%s.jsonl" % api.name)))
+        self.controllers += standard_controllers(self.seed)
+        self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
+        self.controllers += standard_controllers(self.user)
+        self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
+                                                  self.backend))
+        for c in self.controllers:
+            c.start()
+
+    def stop(self):
+        for c in self.controllers:
+            c.stop()
+        for s in self.servers:
+            s.shutdown()
+
+    def admin(self, request):
+        """Commands on the admin socket (fault injection, stats)."""
+        cmd = request.get("cmd")
+        apis = {"seed": self.seed, "user": self.user}
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "stats":
+            return {"ok": True, "rv": {k: a.rv for k, a in apis.items()},
+                    "controller_errors": {c.name + "@" + c.api.name: c.errors
+                                          for c in self.controllers},
+                    "instances": self.backend.instances}
+        if cmd == "fault":
+            srv = self.servers[0 if request.get("cluster") == "seed" else 1]
+            with srv.faults.lock:
+                if request.get("clear"):
+                    srv.faults.rules.clear()
+                else:
+                    srv.faults.rules.append(request["rule"])
+            return {"ok": True}
+        return {"ok": False, "error": "unknown command %r" % cmd}
+
+
+def _admin_server(lab, path):
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                try:
+                    reply = lab.admin(json.loads(line))
+                except Exception as exc:  # pylint: disable=broad-except
+                    reply = {"ok": False, "error": str(exc)}
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                self.wfile.flush()
+
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socketserver.ThreadingUnixStreamServer(path, Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    with open(os.path.join(args.dir, "config.json"), encoding="utf-8") as fh:
+        config = json.load(fh)
+    lab = Lab(args.dir, config)
+    lab.load_fixture()
+    lab.start()
+    _admin_server(lab, os.path.join(args.dir, "labd.sock"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with open(os.path.join(args.dir, "labd.ready"), "w", encoding="utf-8") as fh:
+        fh.write(str(time.time()))
+    LOG.info("lab up: seed on %s:%d, user on %s:%d", config["bind"], config["seed_port"],
+             config["bind"], config["user_port"])
+    stop.wait()
+    lab.stop()
+
+
+if __name__ == "__main__":
+    main()
