@@ -5,7 +5,6 @@ the same conflicts, defaulting and watch events a real controller would.
 """
 
 import collections
-import copy
 import datetime
 import ipaddress
 import json
@@ -65,6 +64,7 @@ class Api:
         self.events = collections.deque(maxlen=EVENT_HISTORY)  # (rv, key, type, obj, old)
         self.service_net = ipaddress.ip_network(service_cidr)
         self.on_change = []  # callables(key) run after each committed write (outside lock)
+        self.compacted = 0  # watches from an older resourceVersion get 410 Expired
         self.rbac = None  # optional authorizer callable(user, verb, rt, ns, sub) -> bool
 
     # ------------------------------------------------------------------ helpers
@@ -195,9 +195,6 @@ class Api:
             semantics.validate(rt.kind, obj, causes)
         if old is not None:
             semantics.immutable(rt.kind, old, obj, causes)
-            if rt.builtin is False and not obj["metadata"].get("resourceVersion"):
-                causes.append(("metadata.resourceVersion", "FieldValueInvalid",
-                               "Invalid value: 0x0: must be specified for an update"))
         if causes:
             raise errors.invalid(rt, obj["metadata"].get("name") or "", causes)
 
@@ -206,7 +203,7 @@ class Api:
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(
-                random.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+                random.choice(string.ascii_lowercase + string.digits) for _i in range(5))
         with self.lock:
             self._check_ns(rt, meta.get("namespace"), creating=True)
             if rt.builtin:
@@ -253,10 +250,15 @@ class Api:
 
     # ------------------------------------------------------------------ update
 
-    def _finish_update(self, rt, old, new, sub, dry_run, manager, internal=False):
+    def _finish_update(self, rt, old, new, sub, dry_run, manager, put=False):
         """Common tail of PUT and PATCH: preserve, validate, short-circuit no-ops, store."""
         meta = new.setdefault("metadata", {})
         ometa = old["metadata"]
+        if put and not rt.builtin and not meta.get("resourceVersion"):
+            # custom resources do not allow unconditional updates
+            raise errors.invalid(rt, ometa["name"], [(
+                "metadata.resourceVersion", "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update")])
         if meta.get("name") != ometa["name"]:
             raise errors.bad_request("the name of the object (%s) does not match the name on "
                                      "the URL (%s)" % (meta.get("name"), ometa["name"]))
@@ -337,7 +339,7 @@ class Api:
             old = self.data[rt.key].get((ns or "", name))
             if old is None:
                 raise errors.not_found(rt, name)
-            out = self._finish_update(rt, old, dc(obj), sub, dry_run, manager)
+            out = self._finish_update(rt, old, dc(obj), sub, dry_run, manager, put=True)
         self._committed(rt)
         return self._with_version(rt, out)
 
@@ -394,8 +396,6 @@ class Api:
             if new_meta.get("resourceVersion") in (None, ""):
                 new_meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             mgr = None if ptype == "apply" else manager
-            if ptype == "apply":
-                new_meta["managedFields"] = new_meta.get("managedFields")
             out = self._finish_update(rt, old, new, sub, dry_run, mgr)
         self._committed(rt)
         return self._with_version(rt, out)
@@ -506,12 +506,12 @@ class Api:
 
     def delete_collection(self, rt, ns, label_selector=None, field_selector=None, opts=None,
                           dry_run=False):
-        items, _ = self.list(rt, ns, label_selector, field_selector)
+        items = self.list(rt, ns, label_selector, field_selector)[0]
         out = []
         for item in items:
             try:
-                obj, _ = self.delete(rt, item["metadata"].get("namespace"),
-                                     item["metadata"]["name"], opts, dry_run)
+                obj = self.delete(rt, item["metadata"].get("namespace"),
+                                  item["metadata"]["name"], opts, dry_run)[0]
                 out.append(obj)
             except errors.ApiError as exc:
                 if exc.code != 404:
@@ -705,15 +705,30 @@ class Api:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                if self.events and since_rv < self.events[0][0] - 1:
-                    raise errors.gone("too old resource version: %d (%d)"
-                                      % (since_rv, self.events[0][0] - 1))
+                oldest = self.oldest_rv()
+                if since_rv < oldest:
+                    raise errors.gone("too old resource version: %d (%d)" % (since_rv, oldest))
                 if self.rv > since_rv:
                     return [e for e in self.events if e[0] > since_rv], self.rv
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return [], self.rv
                 self.cond.wait(left)
+
+    def oldest_rv(self):
+        """The oldest resourceVersion a watch can start from."""
+        with self.lock:
+            floor = self.events[0][0] - 1 if len(self.events) == self.events.maxlen else 0
+            return max(self.compacted, floor)
+
+    def compact(self):
+        """Drop the watch history, as an etcd compaction does: older RVs get 410 Expired."""
+        with self.cond:
+            self.events.clear()
+            self.compacted = self.rv
+            self._bump()
+            self.cond.notify_all()
+            return self.rv
 
     def wait_change(self, since_rv, timeout):
         """Controllers: wait until the store moved past since_rv; return the new rv."""
@@ -755,4 +770,3 @@ def _set_path(obj, path, value):
 
 pod_ready = _pod_ready
 get_path = _get_path
-copy_module = copy

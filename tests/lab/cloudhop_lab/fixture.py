@@ -231,6 +231,24 @@ def machine_deployment(opts, ssh_public_key, name=None, replicas=None):
     }
 
 
+def openvpn_client_pod_spec():
+    """Pod spec of the in-cluster OpenVPN client (Secret + ConfigMap mounted)."""
+    return {
+        "containers": [{
+            "name": "openvpn-client",
+            "image": "quay.io/kubermatic/openvpn:v2.6.8",
+            "command": ["/usr/sbin/openvpn"],
+            "args": ["--config", "/etc/openvpn/config/config"],
+            "volumeMounts": [{"name": "openvpn-client-certificates",
+                              "mountPath": "/etc/openvpn/certs"},
+                             {"name": "openvpn-client-config",
+                              "mountPath": "/etc/openvpn/config"}]}],
+        "volumes": [{"name": "openvpn-client-certificates",
+                     "secret": {"secretName": "openvpn-client-certificates"}},
+                    {"name": "openvpn-client-config",
+                     "configMap": {"name": "openvpn-client-config"}}]}
+
+
 def user_objects(opts, pki_material, ssh_public_key):
     host = opts["app_host"]
     underlay_mtu = 1500
@@ -285,21 +303,7 @@ def user_objects(opts, pki_material, ssh_public_key):
                       "labels": vpn_labels},
          "spec": {"replicas": 1, "selector": {"matchLabels": vpn_labels},
                   "template": {"metadata": {"labels": vpn_labels},
-                               "spec": {"containers": [{
-                                   "name": "openvpn-client",
-                                   "image": "quay.io/kubermatic/openvpn:v2.6.8",
-                                   "command": ["/usr/sbin/openvpn"],
-                                   "args": ["--config", "/etc/openvpn/config/config"],
-                                   "volumeMounts": [
-                                       {"name": "openvpn-client-certificates",
-                                        "mountPath": "/etc/openvpn/certs"},
-                                       {"name": "openvpn-client-config",
-                                        "mountPath": "/etc/openvpn/config"}]}],
-                                   "volumes": [
-                                       {"name": "openvpn-client-certificates",
-                                        "secret": {"secretName": "openvpn-client-certificates"}},
-                                       {"name": "openvpn-client-config",
-                                        "configMap": {"name": "openvpn-client-config"}}]}}}},
+                               "spec": openvpn_client_pod_spec()}}},
         machine_deployment(opts, ssh_public_key),
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "echo", "namespace": "echo", "labels": echo},

@@ -139,7 +139,7 @@ class Registry:
             return list(self._types.values())
 
     def by_kind(self, api_version, kind):
-        group, _, version = api_version.rpartition("/")
+        group, _sep, version = api_version.rpartition("/")
         with self._lock:
             for rt in self._types.values():
                 if rt.group == group and rt.version == version and rt.kind == kind:

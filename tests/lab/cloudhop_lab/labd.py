@@ -91,6 +91,8 @@ class Lab:
                     "controller_errors": {c.name + "@" + c.api.name: c.errors
                                           for c in self.controllers},
                     "instances": self.backend.instances}
+        if cmd == "compact":
+            return {"ok": True, "rv": apis[request.get("cluster", "user")].compact()}
         if cmd == "fault":
             srv = self.servers[0 if request.get("cluster") == "seed" else 1]
             with srv.faults.lock:

@@ -215,6 +215,8 @@ def leaf_paths(obj, schema, skip_status=True, _prefix=()):
         sub = schema.get(key) if isinstance(schema, dict) else None
         if isinstance(value, dict) and value:
             out |= leaf_paths(value, sub if isinstance(sub, dict) else {}, skip_status, path)
+        elif isinstance(value, dict):
+            continue  # an empty map owns no leaf
         elif isinstance(value, list) and isinstance(sub, L) and sub.key:
             for item in value:
                 if isinstance(item, dict) and sub.key in item:

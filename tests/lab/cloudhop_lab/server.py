@@ -2,7 +2,6 @@
 
 import base64
 import json
-import socketserver
 import ssl
 import threading
 import time
@@ -23,6 +22,11 @@ PATCH_TYPES = {
     "application/apply-patch+cbor": None,
 }
 MAX_BODY = 16 * 1024 * 1024
+
+
+def qbool(value):
+    """Query booleans are parsed like Go's strconv.ParseBool."""
+    return (value or "").lower() in ("1", "t", "true")
 
 
 class Audit:
@@ -247,7 +251,7 @@ def make_handler(api, tokens, audit, faults):
                     not (rt.kind == "Namespace" and sub == "finalize"):
                 raise self._not_found_path()
             method = self.command
-            watch = q.get("watch") in ("true", "1")
+            watch = qbool(q.get("watch"))
             if method in ("GET", "HEAD"):
                 verb = "get" if name else ("watch" if watch else "list")
             else:
@@ -289,6 +293,8 @@ def make_handler(api, tokens, audit, faults):
             if method == "POST":
                 body = self._decode(raw, ctype or "application/json")
                 if name is None:
+                    if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+                        record["name"] = body["metadata"].get("name")
                     out = api.create(rt, ns, body, dry_run=dry, manager=manager)
                     self._send(201, out)
                 elif sub == "eviction":
@@ -325,7 +331,7 @@ def make_handler(api, tokens, audit, faults):
                         % (", application/strategic-merge-patch+json" if rt.builtin else ""))
                 ptype = PATCH_TYPES[ctype]
                 body = self._decode(raw, ctype)
-                force = q.get("force") in ("true", "1")
+                force = qbool(q.get("force"))
                 if ptype != "apply" and q.get("force"):
                     raise errors.bad_request("force is only valid for apply patches")
                 if sub == "scale":
@@ -337,11 +343,11 @@ def make_handler(api, tokens, audit, faults):
                         new = patching.merge_patch(current, body)
                     self._send(200, api.update_scale(rt, ns, name, new, dry, manager))
                     return
+                if ptype == "apply":
+                    manager = q.get("fieldManager")  # never defaulted for apply
                 out = api.patch(rt, ns, name, ptype, body, sub=sub, dry_run=dry,
                                 manager=manager, force=force)
-                code = 201 if ptype == "apply" and out["metadata"].get("generation") == 1 and \
-                    out["metadata"].get("resourceVersion") and False else 200
-                self._send(code, out)
+                self._send(200, out)
                 return
             if method == "DELETE":
                 opts = self._decode(raw, "application/json") if raw else {}
@@ -351,7 +357,7 @@ def make_handler(api, tokens, audit, faults):
                     if k in q:
                         val = q[k]
                         opts[k] = int(val) if k == "gracePeriodSeconds" else (
-                            val in ("true", "1") if k == "orphanDependents" else val)
+                            qbool(val) if k == "orphanDependents" else val)
                 if "dryRun" in opts and opts["dryRun"]:
                     dry = dry or opts["dryRun"] == ["All"]
                     record["dryRun"] = dry
@@ -427,9 +433,9 @@ def make_handler(api, tokens, audit, faults):
                     since = int(rv_param)
                 except ValueError as exc:
                     raise errors.bad_request("invalid resource version") from exc
-                if api.events and since < api.events[0][0] - 1:
+                if since < api.oldest_rv():
                     raise errors.gone("too old resource version: %d (%d)"
-                                      % (since, api.events[0][0] - 1))
+                                      % (since, api.oldest_rv()))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -453,7 +459,7 @@ def make_handler(api, tokens, audit, faults):
                     if left <= 0:
                         break
                     try:
-                        events, _ = api.events_since(since, min(left, 5.0))
+                        events = api.events_since(since, min(left, 5.0))[0]
                     except errors.ApiError as exc:
                         chunk(json.dumps({"type": "ERROR", "object": exc.status()}).encode()
                               + b"\n")
@@ -496,6 +502,3 @@ def serve(api, host, port, certfile, keyfile, tokens, audit_path, faults=None):
     thread = threading.Thread(target=httpd.serve_forever, name="api-%s" % api.name, daemon=True)
     thread.start()
     return httpd
-
-
-__all__ = ["serve", "Faults", "socketserver"]

@@ -1,7 +1,6 @@
 """kube-controller-manager, kube-scheduler and kubelet behaviour the lab needs."""
 
 import random
-import string
 import time
 
 from .. import errors
@@ -14,7 +13,7 @@ NODE_GVR = ("", "v1", "nodes")
 
 
 def _suffix(n=5):
-    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(n))
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _i in range(n))
 
 
 def _active(pod):
@@ -166,7 +165,7 @@ class DeploymentController(Controller):
                                        {"spec": {"replicas": target}})
             # history clean-up
             limit = spec.get("revisionHistoryLimit", 10)
-            idle = sorted([rs for rs, r, _ in olds if r == 0 and
+            idle = sorted([rs for rs, r, _ready in olds if r == 0 and
                            not (rs.get("status") or {}).get("replicas")],
                           key=lambda r: r["metadata"]["creationTimestamp"])
             for rs in idle[:max(0, len(idle) - limit)]:
@@ -174,7 +173,8 @@ class DeploymentController(Controller):
             self._status(dep_rt, dep, owned, new)
 
     def _status(self, dep_rt, dep, owned, new):
-        st = lambda rs, f: (rs.get("status") or {}).get(f, 0)  # noqa: E731
+        def st(rs, field):
+            return (rs.get("status") or {}).get(field, 0)
         desired = dep["spec"].get("replicas", 1)
         replicas = sum(st(rs, "replicas") for rs in owned)
         ready = sum(st(rs, "readyReplicas") for rs in owned)
@@ -234,7 +234,7 @@ class ReplicaSetController(Controller):
             active = [p for p in mine if _active(p)]
             want = rs["spec"].get("replicas", 1)
             if len(active) < want:
-                for _ in range(want - len(active)):
+                for _i in range(want - len(active)):
                     pod = pod_from_template(rs, rs["spec"]["template"],
                                             "%s-%s" % (rs["metadata"]["name"], _suffix()))
                     self.api.create(pod_rt, ns, pod)
@@ -385,12 +385,13 @@ class Scheduler(Controller):
                 if not any(c.get("type") == "PodScheduled" and c.get("status") == "False"
                            for c in conds):
                     cur = dc(p)
-                    cur["status"]["conditions"] = [c for c in conds
-                                                   if c.get("type") != "PodScheduled"] + [{
+                    unschedulable = {
                         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                         "message": "0/%d nodes are available: no node matches the pod's "
                                    "scheduling requirements." % len(nodes),
-                        "lastTransitionTime": now_iso()}]
+                        "lastTransitionTime": now_iso()}
+                    cur["status"]["conditions"] = [
+                        c for c in conds if c.get("type") != "PodScheduled"] + [unschedulable]
                     self.api.update(pod_rt, ns, name, cur, sub="status")
                 continue
             # spread: fewest pods of the same owner first, then fewest pods overall
@@ -682,7 +683,7 @@ class GarbageCollector(Controller):
         uids = {}
         everything = []
         for rt in api.registry.all():
-            if (rt.group, rt.plural) in {(r.group, r.plural) for r, _ in everything}:
+            if (rt.group, rt.plural) in {(r.group, r.plural) for r, _objs in everything}:
                 continue
             objs = api.list(rt, copy_objs=False)[0]
             everything.append((rt, objs))
@@ -763,6 +764,3 @@ def standard_controllers(api, runtime=None):
     return [DeploymentController(api), ReplicaSetController(api), DaemonSetController(api),
             Scheduler(api), Kubelet(api, runtime), DisruptionController(api),
             EndpointsController(api), GarbageCollector(api)]
-
-
-__all__ = ["standard_controllers", "string"]

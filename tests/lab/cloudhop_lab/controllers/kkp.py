@@ -49,8 +49,8 @@ def credentials_problem(seed_api, provider, block):
     secret_rt = seed_api.rt("", "v1", "secrets")
     secret = seed_api.try_get(secret_rt, ref.get("namespace") or "kubermatic", ref.get("name"))
     if secret is None:
-        return 'credential Secret %s/%s does not exist' % (ref.get("namespace") or "kubermatic",
-                                                          ref.get("name"))
+        return "credential Secret %s/%s does not exist" % (
+            ref.get("namespace") or "kubermatic", ref.get("name"))
     data = secret.get("data") or {}
     missing = [k for k in keys if not data.get(k)]
     if missing:

@@ -13,8 +13,7 @@ kubermatic/machine-controller the migration depends on:
 import ipaddress
 
 from .. import errors
-from ..api import dc, now_iso, pod_ready
-from ..selectors import selector_matches
+from ..api import dc, now_iso
 from .base import Controller, owned_by, owner_ref, rollout_plan, template_hash
 from .core import _suffix, node_ready
 
@@ -166,7 +165,7 @@ class MachineController(Controller):
             if want_new != new["spec"].get("replicas"):
                 self.api.patch(ms_rt, NS, new["metadata"]["name"], "merge",
                                {"spec": {"replicas": want_new}})
-            for ms, replicas, _ in olds:
+            for ms, replicas, _ready in olds:
                 target = plan.get(ms["metadata"]["name"], replicas)
                 if target != replicas:
                     self.api.patch(ms_rt, NS, ms["metadata"]["name"], "merge",
@@ -176,7 +175,8 @@ class MachineController(Controller):
             self._md_status(md_rt, md, owned, new)
 
     def _md_status(self, md_rt, md, owned, new):
-        st = lambda o, f: (o.get("status") or {}).get(f, 0)  # noqa: E731
+        def st(obj, field):
+            return (obj.get("status") or {}).get(field, 0)
         desired = (md.get("spec") or {}).get("replicas", 1)
         status = {"observedGeneration": md["metadata"].get("generation", 1),
                   "replicas": sum(st(ms, "replicas") for ms in owned),
@@ -203,7 +203,7 @@ class MachineController(Controller):
             active = [m for m in mine if not m["metadata"].get("deletionTimestamp")]
             want = ms["spec"].get("replicas", 1)
             if len(active) < want:
-                for _ in range(want - len(active)):
+                for _i in range(want - len(active)):
                     tmpl = dc(ms["spec"].get("template") or {})
                     meta = tmpl.get("metadata") or {}
                     name = "%s-%s" % (ms["metadata"]["name"], _suffix())
@@ -216,8 +216,6 @@ class MachineController(Controller):
                                      "finalizers": [FIN_INSTANCE, FIN_NODE]},
                         "spec": tmpl.get("spec") or {}})
             elif len(active) > want:
-                ordered = sorted(active, key=lambda m: (self._machine_ready(m, nodes),
-                                                        m["metadata"]["creationTimestamp"]))
                 # deletePolicy Oldest: unready first, then oldest
                 ordered = sorted(active, key=lambda m: (self._machine_ready(m, nodes),
                                                         m["metadata"]["creationTimestamp"]))
@@ -371,6 +369,3 @@ class MachineController(Controller):
                 if exc.code not in (404, 429):
                     raise
         return remaining == 0
-
-
-__all__ = ["MachineController", "FakeMachineBackend", "selector_matches", "pod_ready"]
