@@ -725,8 +725,8 @@ class Api:
         """Drop the watch history, as an etcd compaction does: older RVs get 410 Expired."""
         with self.cond:
             self.events.clear()
-            self.compacted = self.rv
             self._bump()
+            self.compacted = self.rv  # every resourceVersion before the compaction is gone
             self.cond.notify_all()
             return self.rv
 
