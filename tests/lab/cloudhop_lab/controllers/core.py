@@ -80,8 +80,22 @@ def _affinity_ok(spec, node):
     return False
 
 
-def fits(pod_spec, node):
+def host_ports(pod_spec):
+    """Host ports a pod claims (hostNetwork pods claim their container ports)."""
+    ports = set()
+    for c in pod_spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            port = p.get("hostPort") or (p.get("containerPort") if pod_spec.get("hostNetwork")
+                                         else None)
+            if port:
+                ports.add((p.get("protocol", "TCP"), port))
+    return ports
+
+
+def fits(pod_spec, node, used_ports=None):
     if not _affinity_ok(pod_spec, node):
+        return False
+    if used_ports and host_ports(pod_spec) & used_ports:
         return False
     for taint in node_taints(node):
         if taint.get("effect") in ("NoSchedule", "NoExecute") and \
@@ -369,16 +383,18 @@ class Scheduler(Controller):
         pod_rt = self.rt(*POD_GVR)
         nodes = [n for n in self.ls(*NODE_GVR) if not n["metadata"].get("deletionTimestamp")]
         pods = self.ls(*POD_GVR)
-        load = {}
+        load, ports = {}, {}
         for p in pods:
             if p["spec"].get("nodeName"):
                 load[p["spec"]["nodeName"]] = load.get(p["spec"]["nodeName"], 0) + 1
+                ports.setdefault(p["spec"]["nodeName"], set()).update(host_ports(p["spec"]))
         for p in pods:
             if p["spec"].get("nodeName") or p["metadata"].get("deletionTimestamp"):
                 continue
             if p["spec"].get("schedulerName", "default-scheduler") != "default-scheduler":
                 continue
-            candidates = [n for n in nodes if node_ready(n) and fits(p["spec"], n)]
+            candidates = [n for n in nodes if node_ready(n) and
+                          fits(p["spec"], n, ports.get(n["metadata"]["name"]))]
             ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
             if not candidates:
                 conds = (p.get("status") or {}).get("conditions") or []
@@ -412,6 +428,7 @@ class Scheduler(Controller):
                     raise
                 continue
             load[best["metadata"]["name"]] = load.get(best["metadata"]["name"], 0) + 1
+            ports.setdefault(best["metadata"]["name"], set()).update(host_ports(p["spec"]))
             same[best["metadata"]["name"]] = same.get(best["metadata"]["name"], 0) + 1
             p["spec"]["nodeName"] = best["metadata"]["name"]
 
@@ -424,8 +441,11 @@ class FakeRuntime:
 
     def __init__(self):
         self.ips = {}  # pod uid -> ip
+        self.stopping = {}  # pod uid -> monotonic time the kubelet began stopping it
+        self.started = {}  # pod uid -> monotonic start time
 
     def start(self, pod, node):
+        self.started.setdefault(pod["metadata"]["uid"], time.monotonic())
         if pod["spec"].get("hostNetwork"):
             return _internal_ip(node)
         cidr = (node.get("spec") or {}).get("podCIDR")
@@ -441,20 +461,29 @@ class FakeRuntime:
         return None
 
     def ready(self, pod):
-        del pod
-        return True
+        """Ready once every readiness probe's initialDelaySeconds has passed."""
+        started = self.started.get(pod["metadata"]["uid"])
+        if started is None:
+            return False
+        delay = max([(c.get("readinessProbe") or {}).get("initialDelaySeconds", 0)
+                     for c in pod["spec"].get("containers") or []] + [0])
+        return time.monotonic() >= started + delay
 
     def stopped(self, pod):
         """Stop the pod's containers; True once they are gone."""
-        self.ips.pop(pod["metadata"]["uid"], None)
+        uid = pod["metadata"]["uid"]
+        started = self.stopping.setdefault(uid, time.monotonic())
         shutdown = float((pod["metadata"].get("annotations") or {})
                          .get("lab.cloudhop.io/shutdown-seconds", 0))
-        started = parse_iso(pod["metadata"]["deletionTimestamp"]) - \
-            pod["metadata"].get("deletionGracePeriodSeconds", 0)
-        return time.time() >= started + shutdown
+        if time.monotonic() < started + shutdown:
+            return False
+        self.forget(uid)
+        return True
 
     def forget(self, uid):
         self.ips.pop(uid, None)
+        self.stopping.pop(uid, None)
+        self.started.pop(uid, None)
 
 
 def _internal_ip(node):
