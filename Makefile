@@ -57,10 +57,13 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
 
+# in-lab tests run inside clh-ctl; the lifecycle tests start and stop labs from the host
 integration: setup
 	@$(PY) -m cloudhop_lab up
 	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider \
-		tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; exit $$rc
+		--timeout 600 tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; \
+		[ $$rc -eq 0 ] || exit $$rc
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
 
 test: setup lint sanity unit integration
 

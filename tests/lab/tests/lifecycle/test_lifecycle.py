@@ -1,0 +1,91 @@
+"""lab-up / lab-down from the host: timing, idempotence, nothing left behind, legacy API.
+
+These tests start and stop the lab themselves, so they run outside clh-ctl (make integration
+runs them after the in-lab tests).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cloudhop_lab import cli
+
+REPO = cli.REPO
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def lab(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], cwd=REPO,
+                          capture_output=True, text=True, check=check, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab")))
+
+
+def in_lab(code):
+    proc = subprocess.run([os.path.join(REPO, "tests", "lab", "run"), sys.executable, "-c",
+                           code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def lab_processes():
+    out = []
+    for name in cli.lab_namespaces():
+        out += subprocess.run(["ip", "netns", "pids", name], capture_output=True,
+                              text=True, check=False).stdout.split()
+    return out
+
+
+READ_CLUSTER = """
+import json, os
+from kubernetes import client, config
+api = client.CustomObjectsApi(config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"]))
+groups = [g.name for g in client.ApisApi(api.api_client).get_api_versions().groups]
+group = "kubermatic.k8c.io" if "kubermatic.k8c.io" in groups else "kubermatic.k8s.io"
+c = api.list_cluster_custom_object(group, "v1", "clusters")["items"][0]
+print(json.dumps({"group": group, "conditions": c.get("status", {}).get("conditions")}))
+"""
+
+
+def test_up_twice_then_down_leaves_nothing():
+    started = time.monotonic()
+    lab("up")
+    first = time.monotonic() - started
+    pid_before = open(os.path.join(cli.lab_dir(), "labd.pid"), encoding="utf-8").read()
+    lab("up")  # removes the stale lab first
+    assert open(os.path.join(cli.lab_dir(), "labd.pid"), encoding="utf-8").read() != pid_before
+    assert cli.lab_namespaces() == ["clh-ctl"]
+    assert first < 60
+    recorded = json.load(open(os.path.join(cli.lab_dir(), "lab-up.json"), encoding="utf-8"))
+    assert recorded["seconds"] < 60
+    # the host's namespace got nothing: the API listens only inside clh-ctl
+    host = subprocess.run(["ss", "-ltn"], capture_output=True, text=True, check=False).stdout
+    assert ":6443 " not in host and ":7443 " not in host
+    lab("down")
+    assert cli.lab_namespaces() == []
+    assert not lab_processes()
+    assert subprocess.run(["pgrep", "-f", "cloudhop_lab.labd"], check=False,
+                          capture_output=True).returncode == 1
+    assert not os.path.exists("/run/netns/clh-ctl")
+    lab("down")  # twice is fine
+
+
+def test_legacy_api_group_serves_conditions_as_a_list():
+    lab("up", "--legacy-api")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            out = json.loads(in_lab(READ_CLUSTER))
+            if out["conditions"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert out["group"] == "kubermatic.k8s.io"
+        assert isinstance(out["conditions"], list)
+        assert {c["type"] for c in out["conditions"]} >= {
+            "CloudControllerReconcilledSuccessfully", "SeedResourcesUpToDate"}
+    finally:
+        lab("down")
+    assert cli.lab_namespaces() == []
