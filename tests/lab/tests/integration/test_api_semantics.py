@@ -23,12 +23,12 @@ def test_discovery_documents(raw):
     assert names["apps"]["preferredVersion"]["groupVersion"] == "apps/v1"
     code, group = raw("GET", "/apis/cluster.k8s.io")
     assert code == 200 and group["kind"] == "APIGroup"
-    code, _ = raw("GET", "/apis/no.such.group/v1")
+    code = raw("GET", "/apis/no.such.group/v1")[0]
     assert code == 404
 
 
 def test_discovery_resource_details(raw):
-    _, core_list = raw("GET", "/api/v1")
+    core_list = raw("GET", "/api/v1")[1]
     res = {r["name"]: r for r in core_list["resources"]}
     assert res["pods"]["namespaced"] is True and res["pods"]["kind"] == "Pod"
     assert res["nodes"]["namespaced"] is False and "no" in res["nodes"]["shortNames"]
@@ -37,12 +37,12 @@ def test_discovery_resource_details(raw):
     assert set(res["pods"]["verbs"]) >= {"create", "delete", "get", "list", "patch", "update",
                                          "watch", "deletecollection"}
     assert "pods/status" in res and "services/status" in res
-    _, apps_list = raw("GET", "/apis/apps/v1")
+    apps_list = raw("GET", "/apis/apps/v1")[1]
     res = {r["name"]: r for r in apps_list["resources"]}
     assert res["deployments/scale"]["kind"] == "Scale"
     assert res["deployments/scale"]["group"] == "autoscaling"
     assert "deploy" in res["deployments"]["shortNames"]
-    _, md_list = raw("GET", "/apis/cluster.k8s.io/v1alpha1")
+    md_list = raw("GET", "/apis/cluster.k8s.io/v1alpha1")[1]
     res = {r["name"]: r for r in md_list["resources"]}
     assert res["machinedeployments"]["kind"] == "MachineDeployment"
     assert {"machinedeployments/status", "machinedeployments/scale",
@@ -62,7 +62,7 @@ def test_created_crd_appears_in_discovery_and_deleting_it_removes_it(raw):
                                           "spec": {"type": "object", "properties": {
                                               "size": {"type": "integer"}},
                                               "required": ["size"]}}}}}]}}
-    code, _ = raw("GET", "/apis/example.cloudhop.io/v1")
+    code = raw("GET", "/apis/example.cloudhop.io/v1")[0]
     assert code == 404
     code, body = raw("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert code == 201, body
@@ -84,11 +84,11 @@ def test_created_crd_appears_in_discovery_and_deleting_it_removes_it(raw):
                                        "spec": {"size": 3, "colour": "red"}})
         assert code == 201 and obj["spec"] == {"size": 3}
     finally:
-        code, _ = raw("DELETE",
-                      "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
-                      "widgets.example.cloudhop.io")
+        code = raw("DELETE",
+                   "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                   "widgets.example.cloudhop.io")[0]
         assert code == 200
-    code, _ = raw("GET", "/apis/example.cloudhop.io/v1")
+    code = raw("GET", "/apis/example.cloudhop.io/v1")[0]
     assert code == 404
 
 
@@ -202,7 +202,7 @@ def test_malformed_bodies_get_status_errors_not_crashes(raw, ns, body, ctype):
     assert code == 400, resp
     assert resp["kind"] == "Status" and resp["reason"] == "BadRequest"
     # the server is still healthy afterwards
-    code, _ = raw("GET", "/api/v1/namespaces/%s/configmaps" % ns)
+    code = raw("GET", "/api/v1/namespaces/%s/configmaps" % ns)[0]
     assert code == 200
 
 
@@ -215,7 +215,7 @@ def test_malformed_patches(raw, core, ns, body):
         code, resp = raw("PATCH", path, raw=body, ctype=ctype)
         assert code in (400, 422), (ctype, body, code, resp)
         assert resp["kind"] == "Status"
-    code, _ = raw("PATCH", path, raw=b"{}", ctype="text/plain")
+    code = raw("PATCH", path, raw=b"{}", ctype="text/plain")[0]
     assert code == 415
 
 
@@ -338,8 +338,8 @@ def test_dry_run_never_stores(core, apps, ns, raw, user_audit):
     with pytest.raises(client.ApiException) as exc:
         core.create_namespaced_config_map(ns, {"metadata": {"name": "BAD"}}, dry_run="All")
     assert exc.value.status == 422
-    code, _ = raw("PATCH", "/apis/apps/v1/namespaces/%s/deployments/none?dryRun=All" % ns,
-                  {"spec": {}}, ctype="application/merge-patch+json")
+    code = raw("PATCH", "/apis/apps/v1/namespaces/%s/deployments/none?dryRun=All" % ns,
+               {"spec": {}}, ctype="application/merge-patch+json")[0]
     assert code == 404
     after = core.read_namespaced_config_map("dry", ns)
     assert after.metadata.resource_version == rv and after.data == {"a": "1"}
@@ -457,8 +457,8 @@ def test_watch_from_a_compacted_resource_version_is_expired(core, ns, raw, lab_a
     assert code == 410 and body["reason"] == "Expired"
     # a fresh resourceVersion works again
     new_rv = core.list_namespaced_config_map(ns).metadata.resource_version
-    code, _ = raw("GET", "/api/v1/namespaces/%s/configmaps?watch=1&resourceVersion=%s"
-                  "&timeoutSeconds=1" % (ns, new_rv))
+    code = raw("GET", "/api/v1/namespaces/%s/configmaps?watch=1&resourceVersion=%s"
+               "&timeoutSeconds=1" % (ns, new_rv))[0]
     assert code == 200
 
 
@@ -483,7 +483,7 @@ def test_status_subresource_rule(custom):
 def test_custom_resource_update_needs_resource_version(raw):
     path = "/apis/cluster.k8s.io/v1alpha1/namespaces/kube-system/machinedeployments/" \
            "to-migrate-vsphere-node"
-    _, md = raw("GET", path)
+    md = raw("GET", path)[1]
     del md["metadata"]["resourceVersion"]
     code, err = raw("PUT", path, md)
     assert code == 422 and "resourceVersion" in err["message"]

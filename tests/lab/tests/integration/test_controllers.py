@@ -117,9 +117,8 @@ def test_taints_and_tolerations(core, ns):
     core.patch_node(target, {"spec": {"taints": [{"key": "lab", "value": "x",
                                                   "effect": "NoSchedule"}]}})
     try:
-        for name, tol in (("plain", None), ("tolerant", [{"key": "lab", "operator": "Equal",
-                                                           "value": "x",
-                                                           "effect": "NoSchedule"}])):
+        tolerate = [{"key": "lab", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]
+        for name, tol in (("plain", None), ("tolerant", tolerate)):
             spec = {"nodeSelector": {"kubernetes.io/hostname": target},
                     "containers": [{"name": "c", "image": "x"}]}
             if tol:

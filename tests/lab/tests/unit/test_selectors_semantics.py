@@ -54,9 +54,9 @@ def _causes(kind, obj):
 
 def test_validation_field_paths():
     assert _causes("ConfigMap", {"metadata": {"name": "UPPER"}}) == ["metadata.name"]
-    assert _causes("Service", {"metadata": {"name": "a.b"}, "spec": {"ports": [{"port": 80}],
-                                                                   "type": "ClusterIP"}}) == \
-        ["metadata.name"]  # services need DNS labels
+    service = {"metadata": {"name": "a.b"},
+               "spec": {"ports": [{"port": 80}], "type": "ClusterIP"}}
+    assert _causes("Service", service) == ["metadata.name"]  # services need DNS labels
     assert "spec.ports[0].port" in _causes("Service", {"metadata": {"name": "s"}, "spec": {
         "type": "ClusterIP", "ports": [{"port": 70000}]}})
     assert "spec.selector" in _causes("Deployment", {"metadata": {"name": "d"}, "spec": {
