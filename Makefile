@@ -16,12 +16,13 @@ APT_PACKAGES := openvpn openssh-server openssh-client iproute2 iputils-ping hapr
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup test lint sanity unit integration demo lab-up lab-down lab-status \
-	changelog clean
+	bench bench-quick changelog clean
 
 help:
 	@echo "make demo   - bring the lab up, run the demo, bring it down"
 	@echo "make test   - setup + ansible-lint + ansible-test sanity + unit + lab integration"
 	@echo "make setup  - install everything (apt, .venv, collection link); idempotent"
+	@echo "make bench  - lab-up time and API latency (bench/results.json, bench/results.md)"
 	@echo "make lab-up / lab-down / lab-status"
 
 setup: $(STAMP) $(COLL_LINK) ~/.ansible/test/cache/get_pip_24_2.py
@@ -46,6 +47,7 @@ $(COLL_LINK):
 
 lint: setup
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
 
 sanity: setup
 	@rm -rf .cache/sanity && mkdir -p $(SANITY_TREE)
@@ -65,7 +67,14 @@ integration: setup
 		[ $$rc -eq 0 ] || exit $$rc
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
 
-test: setup lint sanity unit integration
+test: setup lint sanity unit integration bench-quick
+
+# benchmarks: figures go here, never into timed tests (results in bench/results.json + .md)
+bench: setup
+	$(PY) bench/run.py
+
+bench-quick: setup
+	BENCH_QUICK=1 BENCH_ROUNDS=2 $(PY) bench/run.py
 
 demo: setup
 	@$(PY) -m cloudhop_lab up

@@ -498,3 +498,42 @@ def test_deployment_scale_subresource(apps, ns):
     wait_for(lambda: apps.read_namespaced_deployment_scale("sc", ns).status.replicas == 3,
              what="scale status")
     assert "app=sc" in apps.read_namespaced_deployment_scale("sc", ns).status.selector
+
+
+BUILTIN = [("", "v1", "namespaces", False), ("", "v1", "nodes", False), ("", "v1", "pods", True),
+           ("", "v1", "services", True), ("", "v1", "endpoints", True),
+           ("", "v1", "configmaps", True), ("", "v1", "secrets", True),
+           ("", "v1", "serviceaccounts", True), ("", "v1", "events", True),
+           ("apps", "v1", "deployments", True), ("apps", "v1", "daemonsets", True),
+           ("apps", "v1", "replicasets", True), ("policy", "v1", "poddisruptionbudgets", True),
+           ("apiextensions.k8s.io", "v1", "customresourcedefinitions", False)]
+
+
+@pytest.mark.parametrize("group,version,plural,namespaced", BUILTIN)
+def test_builtin_kinds_are_served(raw, group, version, plural, namespaced):
+    base = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
+    code, lst = raw("GET", base)
+    entry = next(r for r in lst["resources"] if r["name"] == plural)
+    assert entry["namespaced"] is namespaced
+    code, items = raw("GET", "%s/%s" % (base, plural))
+    assert code == 200 and items["kind"] == entry["kind"] + "List"
+    assert "resourceVersion" in items["metadata"]
+
+
+def test_simple_builtin_objects_round_trip(core, ns):
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "sa"}})
+    core.create_namespaced_secret(ns, {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
+    secret = core.read_namespaced_secret("s", ns)
+    assert secret.type == "Opaque" and secret.data == {"k": "dg=="}  # stringData -> data
+    core.create_namespaced_event(ns, {"metadata": {"name": "e"}, "involvedObject": {
+        "kind": "Pod", "name": "p", "namespace": ns}, "reason": "Test", "message": "m",
+        "type": "Normal"})
+    assert [e.reason for e in core.list_namespaced_event(
+        ns, field_selector="involvedObject.name=p").items] == ["Test"]
+    svc = core.create_namespaced_service(ns, {"metadata": {"name": "svc"}, "spec": {
+        "type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}})
+    assert svc.spec.cluster_ip.startswith("10.240.") and svc.spec.ports[0].target_port == 80
+    assert 30000 <= svc.spec.ports[0].node_port <= 32767
+    with pytest.raises(client.ApiException) as exc:
+        core.patch_namespaced_service("svc", ns, {"spec": {"clusterIP": "10.240.16.99"}})
+    assert exc.value.status == 422 and "immutable" in exc.value.body

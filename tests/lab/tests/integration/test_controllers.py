@@ -208,6 +208,29 @@ def test_kkp_reports_missing_credentials(seed_custom):
             "CloudControllerReconcilledSuccessfully"]["status"] == "True", what="recovered")
 
 
+def test_kkp_requires_exactly_one_provider_block(seed_custom):
+    _pause(seed_custom, True)
+    try:
+        seed_custom.patch_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", CID, {
+            "spec": {"cloud": {"aws": {"credentialsReference": {
+                "name": "credential-aws-" + CID, "namespace": "kubermatic"}}}}})
+    finally:
+        _pause(seed_custom, False)
+    try:
+        cond = wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
+            "CloudControllerReconcilledSuccessfully"]["status"] == "False" and _cluster(
+                seed_custom)["status"]["conditions"]["CloudControllerReconcilledSuccessfully"],
+            what="cloud condition False")
+        assert "exactly one provider block" in cond["message"]
+        assert _cluster(seed_custom)["status"]["errorReason"] == "InvalidConfiguration"
+    finally:
+        seed_custom.patch_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", CID, {
+            "spec": {"cloud": {"aws": None}}})
+        wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
+            "CloudControllerReconcilledSuccessfully"]["status"] == "True", what="recovered")
+        assert "errorReason" not in _cluster(seed_custom)["status"]
+
+
 def test_kkp_strategic_patch_on_cluster_is_rejected(seed_raw):
     code, err = seed_raw("PATCH", "/apis/kubermatic.k8c.io/v1/clusters/" + CID,
                          {"spec": {"pause": True}},
@@ -253,6 +276,31 @@ def test_machine_deployment_scales_nodes_with_pod_cidrs(custom, core):
     # the app survived the scale-down (drains respect its PDB)
     wait_for(lambda: len([p for p in _pods(core, "echo", "app=echo") if _ready(p)]) == 3,
              timeout=30, what="echo ready")
+
+
+def test_machine_deployment_rolling_update_keeps_capacity(custom, core):
+    """A template change replaces every machine; maxSurge 1 / maxUnavailable 0 keeps 3 Ready."""
+    before = {n.metadata.name for n in _md_nodes(core)}
+    custom.patch_namespaced_custom_object(*MD_ARGS, MD, {"spec": {"template": {"spec": {
+        "providerSpec": {"value": {"cloudProviderSpec": {"memoryMB": 8192}}}}}}})
+    ready, totals = [], []
+
+    def done():
+        nodes = _md_nodes(core)
+        ready.append(sum(1 for n in nodes if any(
+            c.type == "Ready" and c.status == "True" for c in n.status.conditions)))
+        totals.append(len(nodes))
+        sets = custom.list_namespaced_custom_object("cluster.k8s.io", "v1alpha1",
+                                                    "kube-system", "machinesets")["items"]
+        return len(nodes) == 3 and not ({n.metadata.name for n in nodes} & before) and \
+            len(sets) == 1
+    wait_for(done, timeout=120, interval=0.05, what="rolling update of the workers")
+    assert min(ready) >= 3, ready
+    assert max(totals) <= 4, totals
+    status = _md(custom)["status"]
+    assert status["updatedReplicas"] == 3 and status["readyReplicas"] == 3
+    wait_for(lambda: len([p for p in _pods(core, "echo", "app=echo") if _ready(p)]) == 3,
+             timeout=30, what="echo ready after the node rollover")
 
 
 def test_paused_machine_deployment_is_left_alone(custom, core):
