@@ -133,7 +133,8 @@ def wait_for(fn, timeout=20, interval=0.05, what="condition"):
     while time.monotonic() < deadline:
         try:
             last = fn()
-        except client.ApiException as exc:
+        except (client.ApiException, AttributeError, KeyError, TypeError) as exc:
+            # status fields are absent until a controller writes them, as in a real cluster
             last = exc
         else:
             if last:
