@@ -789,7 +789,26 @@ class GarbageCollector(Controller):
                 self.api.update(ns_rt, None, name, cur)
 
 
+class ServiceAccountController(Controller):
+    """Every active namespace gets a ``default`` ServiceAccount."""
+
+    name = "serviceaccount-controller"
+
+    def reconcile(self):
+        sa_rt = self.rt("", "v1", "serviceaccounts")
+        have = {s["metadata"]["namespace"] for s in self.ls("", "v1", "serviceaccounts")
+                if s["metadata"]["name"] == "default"}
+        for ns in self.ls("", "v1", "namespaces"):
+            name = ns["metadata"]["name"]
+            if name not in have and not ns["metadata"].get("deletionTimestamp"):
+                try:
+                    self.api.create(sa_rt, name, {"metadata": {"name": "default"}})
+                except errors.ApiError as exc:
+                    if exc.code not in (403, 404, 409):
+                        raise
+
+
 def standard_controllers(api, runtime=None):
     return [DeploymentController(api), ReplicaSetController(api), DaemonSetController(api),
             Scheduler(api), Kubelet(api, runtime), DisruptionController(api),
-            EndpointsController(api), GarbageCollector(api)]
+            EndpointsController(api), GarbageCollector(api), ServiceAccountController(api)]

@@ -521,6 +521,8 @@ def test_builtin_kinds_are_served(raw, group, version, plural, namespaced):
 
 
 def test_simple_builtin_objects_round_trip(core, ns):
+    wait_for(lambda: core.read_namespaced_service_account("default", ns),
+             what="default service account")
     core.create_namespaced_service_account(ns, {"metadata": {"name": "sa"}})
     core.create_namespaced_secret(ns, {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
     secret = core.read_namespaced_secret("s", ns)
