@@ -183,8 +183,11 @@ def up(options):
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"),
                PYTHONUNBUFFERED="1")
+    # nsenter --net switches only the network namespace: `ip netns exec` would also give the
+    # daemon a private mount namespace, and the namespaces it creates would be invisible outside
     proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        ["ip", "netns", "exec", CTL_NS, sys.executable, "-m", "cloudhop_lab.labd", "--dir", d],
+        ["nsenter", "--net=/run/netns/" + CTL_NS, sys.executable, "-m", "cloudhop_lab.labd",
+         "--dir", d],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         cwd=REPO)
     with open(os.path.join(d, "labd.pid"), "w", encoding="utf-8") as fh:
@@ -231,6 +234,8 @@ def main(argv=None):
     p_up.add_argument("--workers", type=int)
     p_up.add_argument("--app-replicas", type=int)
     p_up.add_argument("--cluster-id")
+    p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
+                      help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
     sub.add_parser("status")
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
@@ -240,7 +245,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.cmd == "up":
         up({"legacy_api": args.legacy_api, "workers": args.workers,
-            "app_replicas": args.app_replicas, "cluster_id": args.cluster_id})
+            "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
+            "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()
     elif args.cmd == "status":

@@ -10,6 +10,7 @@ DEFAULTS = {
     "cluster_id": "x8p9sk2tzv",
     "project_id": "k7xz5qd2wm",
     "legacy_api": False,
+    "dataplane": True,
     "workers": 3,
     "app_replicas": 3,
     "ingress_replicas": 2,

@@ -18,6 +18,11 @@ from .api import Api
 from .controllers.core import standard_controllers
 from .controllers.kkp import KKPSeedController
 from .controllers.machines import FakeMachineBackend, MachineController
+from .dataplane.flannel import FlannelAgent
+from .dataplane.inventory import InventoryWriter
+from .dataplane.nodes import NetnsMachineBackend
+from .dataplane.runtime import NetnsPodRuntime
+from .dataplane.topology import Topology
 
 LOG = logging.getLogger("cloudhop_lab")
 
@@ -32,7 +37,17 @@ class Lab:
         self.user = Api("user", service_cidr=opts["service_cidr"])
         self.servers = []
         self.controllers = []
-        self.backend = FakeMachineBackend(opts["networks"], opts["pod_cidr"])
+        self.topology = None
+        self.flannel = None
+        self.user_runtime = None
+        if opts.get("dataplane", True):
+            self.topology = Topology(opts)
+            self.flannel = FlannelAgent(self.user)
+            self.user_runtime = NetnsPodRuntime(self.user, lab_dir, self.flannel)
+            self.backend = NetnsMachineBackend(opts["networks"], opts["pod_cidr"],
+                                               self.topology, lab_dir)
+        else:
+            self.backend = FakeMachineBackend(opts["networks"], opts["pod_cidr"])
 
     def load_fixture(self):
         with open(os.path.join(self.dir, "pki", "material.json"), encoding="utf-8") as fh:
@@ -68,9 +83,13 @@ class Lab:
                 os.path.join(self.dir, "audit-%s.jsonl" % api.name)))
         self.controllers += standard_controllers(self.seed)
         self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
-        self.controllers += standard_controllers(self.user)
+        if self.topology is not None:
+            self.topology.build()
+        self.controllers += standard_controllers(self.user, self.user_runtime)
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
                                                   self.backend))
+        if self.flannel is not None:
+            self.controllers += [self.flannel, InventoryWriter(self.user, self.dir)]
         for c in self.controllers:
             c.start()
 

@@ -5,6 +5,7 @@ after ``resync`` seconds) and reconciles everything it owns. Writes go through `
 resourceVersions, conflicts and watch events exactly as HTTP clients do.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,6 +59,19 @@ class Controller:
     def reconcile(self):
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def isolated(self, obj):
+        """One object's failure must not stop the pass for the others (work is per key)."""
+        try:
+            yield
+        except errors.ApiError as exc:
+            if exc.code not in (403, 404, 409):
+                self.errors += 1
+                LOG.warning("%s: %s: %s %s", self.name, _describe(obj), exc.code, exc.message)
+        except Exception:  # pylint: disable=broad-except
+            self.errors += 1
+            LOG.exception("%s: %s failed", self.name, _describe(obj))
+
     # -------------------------------------------------------------- helpers
 
     def rt(self, group, version, plural):
@@ -68,6 +82,13 @@ class Controller:
         if rt is None:
             return []
         return self.api.list(rt, ns, copy_objs=copy_objs)[0]
+
+
+def _describe(obj):
+    if isinstance(obj, dict) and "metadata" in obj:
+        meta = obj["metadata"]
+        return "%s %s/%s" % (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name"))
+    return str(obj)
 
 
 def template_hash(template):

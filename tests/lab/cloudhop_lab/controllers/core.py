@@ -126,65 +126,66 @@ class DeploymentController(Controller):
         dep_rt = self.rt("apps", "v1", "deployments")
         all_rs = self.ls("apps", "v1", "replicasets")
         for dep in self.ls("apps", "v1", "deployments"):
-            if dep["metadata"].get("deletionTimestamp"):
-                continue
-            ns = dep["metadata"]["namespace"]
-            spec = dep["spec"]
-            owned = [rs for rs in all_rs if rs["metadata"]["namespace"] == ns and owned_by(rs, dep)]
-            tmpl = dc(spec["template"])
-            h = template_hash(tmpl)
-            new = next((rs for rs in owned
-                        if rs["metadata"].get("labels", {}).get("pod-template-hash") == h), None)
-            revisions = [int(rs["metadata"].get("annotations", {})
-                             .get("deployment.kubernetes.io/revision", "0")) for rs in owned]
-            if new is None and not spec.get("paused"):
-                tmpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
-                sel = dc(spec["selector"])
-                sel.setdefault("matchLabels", {})["pod-template-hash"] = h
-                rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
-                    "name": "%s-%s" % (dep["metadata"]["name"], h), "namespace": ns,
-                    "labels": dict(tmpl["metadata"]["labels"]),
-                    "annotations": {"deployment.kubernetes.io/revision":
-                                    str(max(revisions + [0]) + 1),
-                                    "deployment.kubernetes.io/desired-replicas":
-                                    str(spec.get("replicas", 1))},
-                    "ownerReferences": [owner_ref(dep)]},
-                    "spec": {"replicas": 0, "selector": sel, "template": tmpl,
-                             "minReadySeconds": spec.get("minReadySeconds", 0)}}
-                try:
-                    new = self.api.create(rs_rt, ns, rs)
-                except errors.ApiError as exc:
-                    if exc.code != 409:
-                        raise
+            with self.isolated(dep):
+                if dep["metadata"].get("deletionTimestamp"):
                     continue
-                owned.append(new)
-            desired = spec.get("replicas", 1)
-            olds = [(rs, rs["spec"].get("replicas", 0),
-                     (rs.get("status") or {}).get("readyReplicas", 0))
-                    for rs in owned if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]]
-            if new is not None:
-                new_ready = (new.get("status") or {}).get("readyReplicas", 0)
-                if spec.get("paused"):
-                    want_new, plan = new["spec"].get("replicas", 0), {}
-                else:
-                    want_new, plan = rollout_plan(desired, spec.get("strategy"),
-                                                  new["spec"].get("replicas", 0), new_ready, olds)
-                if want_new != new["spec"].get("replicas"):
-                    self.api.patch(rs_rt, ns, new["metadata"]["name"], "merge",
-                                   {"spec": {"replicas": want_new}})
-                for rs, replicas, _ready in olds:
-                    target = plan.get(rs["metadata"]["name"], replicas)
-                    if target != replicas:
-                        self.api.patch(rs_rt, ns, rs["metadata"]["name"], "merge",
-                                       {"spec": {"replicas": target}})
-            # history clean-up
-            limit = spec.get("revisionHistoryLimit", 10)
-            idle = sorted([rs for rs, r, _ready in olds if r == 0 and
-                           not (rs.get("status") or {}).get("replicas")],
-                          key=lambda r: r["metadata"]["creationTimestamp"])
-            for rs in idle[:max(0, len(idle) - limit)]:
-                self.api.delete(rs_rt, ns, rs["metadata"]["name"])
-            self._status(dep_rt, dep, owned, new)
+                ns = dep["metadata"]["namespace"]
+                spec = dep["spec"]
+                owned = [rs for rs in all_rs if rs["metadata"]["namespace"] == ns and owned_by(rs, dep)]
+                tmpl = dc(spec["template"])
+                h = template_hash(tmpl)
+                new = next((rs for rs in owned
+                            if rs["metadata"].get("labels", {}).get("pod-template-hash") == h), None)
+                revisions = [int(rs["metadata"].get("annotations", {})
+                                 .get("deployment.kubernetes.io/revision", "0")) for rs in owned]
+                if new is None and not spec.get("paused"):
+                    tmpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
+                    sel = dc(spec["selector"])
+                    sel.setdefault("matchLabels", {})["pod-template-hash"] = h
+                    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
+                        "name": "%s-%s" % (dep["metadata"]["name"], h), "namespace": ns,
+                        "labels": dict(tmpl["metadata"]["labels"]),
+                        "annotations": {"deployment.kubernetes.io/revision":
+                                        str(max(revisions + [0]) + 1),
+                                        "deployment.kubernetes.io/desired-replicas":
+                                        str(spec.get("replicas", 1))},
+                        "ownerReferences": [owner_ref(dep)]},
+                        "spec": {"replicas": 0, "selector": sel, "template": tmpl,
+                                 "minReadySeconds": spec.get("minReadySeconds", 0)}}
+                    try:
+                        new = self.api.create(rs_rt, ns, rs)
+                    except errors.ApiError as exc:
+                        if exc.code != 409:
+                            raise
+                        continue
+                    owned.append(new)
+                desired = spec.get("replicas", 1)
+                olds = [(rs, rs["spec"].get("replicas", 0),
+                         (rs.get("status") or {}).get("readyReplicas", 0))
+                        for rs in owned if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]]
+                if new is not None:
+                    new_ready = (new.get("status") or {}).get("readyReplicas", 0)
+                    if spec.get("paused"):
+                        want_new, plan = new["spec"].get("replicas", 0), {}
+                    else:
+                        want_new, plan = rollout_plan(desired, spec.get("strategy"),
+                                                      new["spec"].get("replicas", 0), new_ready, olds)
+                    if want_new != new["spec"].get("replicas"):
+                        self.api.patch(rs_rt, ns, new["metadata"]["name"], "merge",
+                                       {"spec": {"replicas": want_new}})
+                    for rs, replicas, _ready in olds:
+                        target = plan.get(rs["metadata"]["name"], replicas)
+                        if target != replicas:
+                            self.api.patch(rs_rt, ns, rs["metadata"]["name"], "merge",
+                                           {"spec": {"replicas": target}})
+                # history clean-up
+                limit = spec.get("revisionHistoryLimit", 10)
+                idle = sorted([rs for rs, r, _ready in olds if r == 0 and
+                               not (rs.get("status") or {}).get("replicas")],
+                              key=lambda r: r["metadata"]["creationTimestamp"])
+                for rs in idle[:max(0, len(idle) - limit)]:
+                    self.api.delete(rs_rt, ns, rs["metadata"]["name"])
+                self._status(dep_rt, dep, owned, new)
 
     def _status(self, dep_rt, dep, owned, new):
         def st(rs, field):
@@ -241,37 +242,38 @@ class ReplicaSetController(Controller):
         rs_rt = self.rt("apps", "v1", "replicasets")
         pods = self.ls(*POD_GVR)
         for rs in self.ls("apps", "v1", "replicasets"):
-            if rs["metadata"].get("deletionTimestamp"):
-                continue
-            ns = rs["metadata"]["namespace"]
-            mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
-            active = [p for p in mine if _active(p)]
-            want = rs["spec"].get("replicas", 1)
-            if len(active) < want:
-                for _i in range(want - len(active)):
-                    pod = pod_from_template(rs, rs["spec"]["template"],
-                                            "%s-%s" % (rs["metadata"]["name"], _suffix()))
-                    self.api.create(pod_rt, ns, pod)
-            elif len(active) > want:
-                def rank(p):
-                    return (bool(p["spec"].get("nodeName")), pod_ready(p),
-                            p["metadata"]["creationTimestamp"])
-                for p in sorted(active, key=rank)[:len(active) - want]:
-                    try:
-                        self.api.delete(pod_rt, ns, p["metadata"]["name"])
-                    except errors.ApiError as exc:
-                        if exc.code != 404:
-                            raise
-            ready = sum(1 for p in active if pod_ready(p))
-            status = {"replicas": len(active),
-                      "fullyLabeledReplicas": len(active),
-                      "readyReplicas": ready, "availableReplicas": ready,
-                      "observedGeneration": rs["metadata"].get("generation", 1)}
-            status = {k: v for k, v in status.items() if v or k in ("replicas",)}
-            if status != (rs.get("status") or {}):
-                cur = dc(rs)
-                cur["status"] = status
-                self.api.update(rs_rt, ns, rs["metadata"]["name"], cur, sub="status")
+            with self.isolated(rs):
+                if rs["metadata"].get("deletionTimestamp"):
+                    continue
+                ns = rs["metadata"]["namespace"]
+                mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
+                active = [p for p in mine if _active(p)]
+                want = rs["spec"].get("replicas", 1)
+                if len(active) < want:
+                    for _i in range(want - len(active)):
+                        pod = pod_from_template(rs, rs["spec"]["template"],
+                                                "%s-%s" % (rs["metadata"]["name"], _suffix()))
+                        self.api.create(pod_rt, ns, pod)
+                elif len(active) > want:
+                    def rank(p):
+                        return (bool(p["spec"].get("nodeName")), pod_ready(p),
+                                p["metadata"]["creationTimestamp"])
+                    for p in sorted(active, key=rank)[:len(active) - want]:
+                        try:
+                            self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                        except errors.ApiError as exc:
+                            if exc.code != 404:
+                                raise
+                ready = sum(1 for p in active if pod_ready(p))
+                status = {"replicas": len(active),
+                          "fullyLabeledReplicas": len(active),
+                          "readyReplicas": ready, "availableReplicas": ready,
+                          "observedGeneration": rs["metadata"].get("generation", 1)}
+                status = {k: v for k, v in status.items() if v or k in ("replicas",)}
+                if status != (rs.get("status") or {}):
+                    cur = dc(rs)
+                    cur["status"] = status
+                    self.api.update(rs_rt, ns, rs["metadata"]["name"], cur, sub="status")
 
 
 class DaemonSetController(Controller):
@@ -283,73 +285,74 @@ class DaemonSetController(Controller):
         nodes = self.ls(*NODE_GVR)
         pods = self.ls(*POD_GVR)
         for ds in self.ls("apps", "v1", "daemonsets"):
-            if ds["metadata"].get("deletionTimestamp"):
-                continue
-            ns = ds["metadata"]["namespace"]
-            tmpl = ds["spec"]["template"]
-            h = template_hash(tmpl)
-            spec = tmpl.get("spec") or {}
-            ds_spec = dict(spec, tolerations=list(spec.get("tolerations") or []) + [
-                {"key": k, "operator": "Exists", "effect": e} for k, e in (
-                    ("node.kubernetes.io/not-ready", "NoExecute"),
-                    ("node.kubernetes.io/unreachable", "NoExecute"),
-                    ("node.kubernetes.io/disk-pressure", "NoSchedule"),
-                    ("node.kubernetes.io/unschedulable", "NoSchedule"),
-                    ("node.kubernetes.io/not-ready", "NoSchedule"))])
-            eligible = {n["metadata"]["name"]: n for n in nodes
-                        if not n["metadata"].get("deletionTimestamp") and fits(ds_spec, n)}
-            mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, ds)]
-            active = [p for p in mine if _active(p)]
-            by_node = {}
-            for p in active:
-                by_node.setdefault(p["spec"].get("nodeName"), []).append(p)
-            strategy = ds["spec"].get("updateStrategy") or {}
-            max_unavail = resolve((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
-                                  len(eligible), True) or 1
-            # misscheduled pods go
-            for node_name, plist in by_node.items():
-                if node_name not in eligible:
-                    for p in plist:
-                        self.api.delete(pod_rt, ns, p["metadata"]["name"])
-            unavailable = 0
-            old_pods = []
-            for node_name in eligible:
-                plist = by_node.get(node_name, [])
-                if not plist:
-                    terminating = [p for p in mine if p["spec"].get("nodeName") == node_name]
-                    if not terminating:
-                        tmpl_l = dict(tmpl)
-                        tmpl_l["spec"] = dict(ds_spec, affinity={"nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [{"matchFields": [{
-                                    "key": "metadata.name", "operator": "In",
-                                    "values": [node_name]}]}]}}})
-                        pod = pod_from_template(ds, tmpl_l, "%s-%s" % (ds["metadata"]["name"],
-                                                                       _suffix()),
-                                                {"controller-revision-hash": h,
-                                                 "pod-template-generation":
-                                                 str(ds["metadata"].get("generation", 1))},
-                                                node_name=node_name)
-                        self.api.create(pod_rt, ns, pod)
-                    unavailable += 1
+            with self.isolated(ds):
+                if ds["metadata"].get("deletionTimestamp"):
                     continue
-                p = plist[0]
-                for extra in plist[1:]:
-                    self.api.delete(pod_rt, ns, extra["metadata"]["name"])
-                if not pod_ready(p):
-                    unavailable += 1
-                if p["metadata"].get("labels", {}).get("controller-revision-hash") != h:
-                    old_pods.append(p)
-            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-                budget = max_unavail - unavailable
-                # unready old pods first, then ready ones within the budget
-                for p in sorted(old_pods, key=pod_ready):
+                ns = ds["metadata"]["namespace"]
+                tmpl = ds["spec"]["template"]
+                h = template_hash(tmpl)
+                spec = tmpl.get("spec") or {}
+                ds_spec = dict(spec, tolerations=list(spec.get("tolerations") or []) + [
+                    {"key": k, "operator": "Exists", "effect": e} for k, e in (
+                        ("node.kubernetes.io/not-ready", "NoExecute"),
+                        ("node.kubernetes.io/unreachable", "NoExecute"),
+                        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+                        ("node.kubernetes.io/unschedulable", "NoSchedule"),
+                        ("node.kubernetes.io/not-ready", "NoSchedule"))])
+                eligible = {n["metadata"]["name"]: n for n in nodes
+                            if not n["metadata"].get("deletionTimestamp") and fits(ds_spec, n)}
+                mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, ds)]
+                active = [p for p in mine if _active(p)]
+                by_node = {}
+                for p in active:
+                    by_node.setdefault(p["spec"].get("nodeName"), []).append(p)
+                strategy = ds["spec"].get("updateStrategy") or {}
+                max_unavail = resolve((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
+                                      len(eligible), True) or 1
+                # misscheduled pods go
+                for node_name, plist in by_node.items():
+                    if node_name not in eligible:
+                        for p in plist:
+                            self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                unavailable = 0
+                old_pods = []
+                for node_name in eligible:
+                    plist = by_node.get(node_name, [])
+                    if not plist:
+                        terminating = [p for p in mine if p["spec"].get("nodeName") == node_name]
+                        if not terminating:
+                            tmpl_l = dict(tmpl)
+                            tmpl_l["spec"] = dict(ds_spec, affinity={"nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [{"matchFields": [{
+                                        "key": "metadata.name", "operator": "In",
+                                        "values": [node_name]}]}]}}})
+                            pod = pod_from_template(ds, tmpl_l, "%s-%s" % (ds["metadata"]["name"],
+                                                                           _suffix()),
+                                                    {"controller-revision-hash": h,
+                                                     "pod-template-generation":
+                                                     str(ds["metadata"].get("generation", 1))},
+                                                    node_name=node_name)
+                            self.api.create(pod_rt, ns, pod)
+                        unavailable += 1
+                        continue
+                    p = plist[0]
+                    for extra in plist[1:]:
+                        self.api.delete(pod_rt, ns, extra["metadata"]["name"])
                     if not pod_ready(p):
-                        self.api.delete(pod_rt, ns, p["metadata"]["name"])
-                    elif budget > 0:
-                        self.api.delete(pod_rt, ns, p["metadata"]["name"])
-                        budget -= 1
-            self._status(ds_rt, ds, eligible, active, h)
+                        unavailable += 1
+                    if p["metadata"].get("labels", {}).get("controller-revision-hash") != h:
+                        old_pods.append(p)
+                if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                    budget = max_unavail - unavailable
+                    # unready old pods first, then ready ones within the budget
+                    for p in sorted(old_pods, key=pod_ready):
+                        if not pod_ready(p):
+                            self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                        elif budget > 0:
+                            self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                            budget -= 1
+                self._status(ds_rt, ds, eligible, active, h)
 
     def _status(self, ds_rt, ds, eligible, active, h):
         on_eligible = [p for p in active if p["spec"].get("nodeName") in eligible]
@@ -446,6 +449,8 @@ class FakeRuntime:
 
     def start(self, pod, node):
         self.started.setdefault(pod["metadata"]["uid"], time.monotonic())
+        if pod["metadata"]["uid"] in self.ips:
+            return self.ips[pod["metadata"]["uid"]]
         if pod["spec"].get("hostNetwork"):
             return _internal_ip(node)
         cidr = (node.get("spec") or {}).get("podCIDR")
@@ -508,36 +513,37 @@ class Kubelet(Controller):
         pod_rt = self.rt(*POD_GVR)
         nodes = {n["metadata"]["name"]: n for n in self.ls(*NODE_GVR)}
         for p in self.ls(*POD_GVR):
-            node_name = p["spec"].get("nodeName")
-            if not node_name:
-                continue
-            ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
-            node = nodes.get(node_name)
-            if node is None:
-                # pod GC: pods bound to a node that no longer exists are force-deleted
-                self.runtime.forget(p["metadata"]["uid"])
-                self.api.finalize_delete(pod_rt, ns, name)
-                continue
-            if p["metadata"].get("deletionTimestamp"):
-                deadline = parse_iso(p["metadata"]["deletionTimestamp"])
-                if self.runtime.stopped(p) or time.time() >= deadline:
-                    if not p["metadata"].get("finalizers"):
-                        self.api.finalize_delete(pod_rt, ns, name)
-                continue
-            if not node_ready(node):
-                continue
-            status = p.get("status") or {}
-            if status.get("phase") == "Pending":
-                ip = self.runtime.start(p, node)
-                if ip is None:
+            with self.isolated(p):
+                node_name = p["spec"].get("nodeName")
+                if not node_name:
                     continue
-                ready = self.runtime.ready(p)
-                self._write_status(pod_rt, p, ip, _internal_ip(node), ready)
-            elif status.get("phase") == "Running":
-                ready = self.runtime.ready(p)
-                if ready != pod_ready(p):
-                    self._write_status(pod_rt, p, status.get("podIP"), status.get("hostIP"),
-                                       ready)
+                ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+                node = nodes.get(node_name)
+                if node is None:
+                    # pod GC: pods bound to a node that no longer exists are force-deleted
+                    self.runtime.forget(p["metadata"]["uid"])
+                    self.api.finalize_delete(pod_rt, ns, name)
+                    continue
+                if p["metadata"].get("deletionTimestamp"):
+                    deadline = parse_iso(p["metadata"]["deletionTimestamp"])
+                    if self.runtime.stopped(p) or time.time() >= deadline:
+                        if not p["metadata"].get("finalizers"):
+                            self.api.finalize_delete(pod_rt, ns, name)
+                    continue
+                if not node_ready(node):
+                    continue
+                status = p.get("status") or {}
+                if status.get("phase") == "Pending":
+                    ip = self.runtime.start(p, node)
+                    if ip is None:
+                        continue
+                    ready = self.runtime.ready(p)
+                    self._write_status(pod_rt, p, ip, _internal_ip(node), ready)
+                elif status.get("phase") == "Running":
+                    ready = self.runtime.ready(p)
+                    if ready != pod_ready(p):
+                        self._write_status(pod_rt, p, status.get("podIP"), status.get("hostIP"),
+                                           ready)
 
     def _write_status(self, pod_rt, pod, ip, host_ip, ready):
         cur = dc(pod)
@@ -577,58 +583,59 @@ class DisruptionController(Controller):
         deps = {d["metadata"]["uid"]: d for d in self.ls("apps", "v1", "deployments")}
         now = time.time()
         for pdb in self.ls("policy", "v1", "poddisruptionbudgets"):
-            ns = pdb["metadata"]["namespace"]
-            spec = pdb.get("spec") or {}
-            sel = spec.get("selector")
-            matching = [p for p in pods if p["metadata"]["namespace"] == ns and sel is not None
-                        and selector_matches(sel, p["metadata"].get("labels"))]
-            old = pdb.get("status") or {}
-            disrupted = {}
-            for pname, ts in (old.get("disruptedPods") or {}).items():
-                pod = next((p for p in matching if p["metadata"]["name"] == pname), None)
-                if pod is not None and not pod["metadata"].get("deletionTimestamp") and \
-                        now - parse_iso(ts) < 120:
-                    disrupted[pname] = ts
-            healthy = sum(1 for p in matching if _active(p) and pod_ready(p)
-                          and p["metadata"]["name"] not in disrupted)
-            expected = len(matching)
-            if "maxUnavailable" in spec or isinstance(spec.get("minAvailable"), str):
-                scales = {}
-                for p in matching:
-                    for ref in p["metadata"].get("ownerReferences") or []:
-                        rs = rss.get(ref.get("uid"))
-                        if rs is None:
-                            continue
-                        top = next((deps[r["uid"]] for r in rs["metadata"].get("ownerReferences")
-                                    or [] if r.get("uid") in deps), rs)
-                        scales[top["metadata"]["uid"]] = top["spec"].get("replicas", 1)
-                expected = sum(scales.values()) if scales else len(matching)
-            if "maxUnavailable" in spec:
-                desired = max(0, expected - resolve(spec["maxUnavailable"], expected, True))
-            elif "minAvailable" in spec:
-                desired = resolve(spec["minAvailable"], expected, True)
-            else:
-                desired = expected
-            allowed = max(0, healthy - desired)
-            status = {"observedGeneration": pdb["metadata"].get("generation", 1),
-                      "currentHealthy": healthy, "desiredHealthy": desired,
-                      "expectedPods": expected, "disruptionsAllowed": allowed}
-            if disrupted:
-                status["disruptedPods"] = disrupted
-            prev = {c["type"]: c for c in old.get("conditions") or []}.get("DisruptionAllowed")
-            flag = "True" if allowed > 0 else "False"
-            if prev and prev.get("status") == flag:
-                status["conditions"] = [prev]
-            else:
-                status["conditions"] = [{
-                    "type": "DisruptionAllowed", "status": flag,
-                    "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
-                    "message": "", "observedGeneration": pdb["metadata"].get("generation", 1),
-                    "lastTransitionTime": now_iso()}]
-            if status != old:
-                cur = dc(pdb)
-                cur["status"] = status
-                self.api.update(pdb_rt, ns, pdb["metadata"]["name"], cur, sub="status")
+            with self.isolated(pdb):
+                ns = pdb["metadata"]["namespace"]
+                spec = pdb.get("spec") or {}
+                sel = spec.get("selector")
+                matching = [p for p in pods if p["metadata"]["namespace"] == ns and sel is not None
+                            and selector_matches(sel, p["metadata"].get("labels"))]
+                old = pdb.get("status") or {}
+                disrupted = {}
+                for pname, ts in (old.get("disruptedPods") or {}).items():
+                    pod = next((p for p in matching if p["metadata"]["name"] == pname), None)
+                    if pod is not None and not pod["metadata"].get("deletionTimestamp") and \
+                            now - parse_iso(ts) < 120:
+                        disrupted[pname] = ts
+                healthy = sum(1 for p in matching if _active(p) and pod_ready(p)
+                              and p["metadata"]["name"] not in disrupted)
+                expected = len(matching)
+                if "maxUnavailable" in spec or isinstance(spec.get("minAvailable"), str):
+                    scales = {}
+                    for p in matching:
+                        for ref in p["metadata"].get("ownerReferences") or []:
+                            rs = rss.get(ref.get("uid"))
+                            if rs is None:
+                                continue
+                            top = next((deps[r["uid"]] for r in rs["metadata"].get("ownerReferences")
+                                        or [] if r.get("uid") in deps), rs)
+                            scales[top["metadata"]["uid"]] = top["spec"].get("replicas", 1)
+                    expected = sum(scales.values()) if scales else len(matching)
+                if "maxUnavailable" in spec:
+                    desired = max(0, expected - resolve(spec["maxUnavailable"], expected, True))
+                elif "minAvailable" in spec:
+                    desired = resolve(spec["minAvailable"], expected, True)
+                else:
+                    desired = expected
+                allowed = max(0, healthy - desired)
+                status = {"observedGeneration": pdb["metadata"].get("generation", 1),
+                          "currentHealthy": healthy, "desiredHealthy": desired,
+                          "expectedPods": expected, "disruptionsAllowed": allowed}
+                if disrupted:
+                    status["disruptedPods"] = disrupted
+                prev = {c["type"]: c for c in old.get("conditions") or []}.get("DisruptionAllowed")
+                flag = "True" if allowed > 0 else "False"
+                if prev and prev.get("status") == flag:
+                    status["conditions"] = [prev]
+                else:
+                    status["conditions"] = [{
+                        "type": "DisruptionAllowed", "status": flag,
+                        "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
+                        "message": "", "observedGeneration": pdb["metadata"].get("generation", 1),
+                        "lastTransitionTime": now_iso()}]
+                if status != old:
+                    cur = dc(pdb)
+                    cur["status"] = status
+                    self.api.update(pdb_rt, ns, pdb["metadata"]["name"], cur, sub="status")
 
 
 class EndpointsController(Controller):
@@ -640,49 +647,50 @@ class EndpointsController(Controller):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}
         for svc in self.ls("", "v1", "services"):
-            sel = (svc.get("spec") or {}).get("selector")
-            if not sel:
-                continue
-            ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
-            ready, not_ready = [], []
-            ports = None
-            for p in pods:
-                if p["metadata"]["namespace"] != ns or p["metadata"].get("deletionTimestamp"):
+            with self.isolated(svc):
+                sel = (svc.get("spec") or {}).get("selector")
+                if not sel:
                     continue
-                if not selector_matches({"matchLabels": sel}, p["metadata"].get("labels")):
-                    continue
-                ip = (p.get("status") or {}).get("podIP")
-                if not ip:
-                    continue
-                addr = {"ip": ip, "nodeName": p["spec"].get("nodeName"),
-                        "targetRef": {"kind": "Pod", "namespace": ns,
-                                      "name": p["metadata"]["name"],
-                                      "uid": p["metadata"]["uid"]}}
-                (ready if pod_ready(p) else not_ready).append(addr)
-                if ports is None:
-                    ports = self._ports(svc, p)
-            subsets = []
-            if ready or not_ready:
-                subset = {"ports": ports or []}
-                if ready:
-                    subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
-                if not_ready:
-                    subset["notReadyAddresses"] = sorted(not_ready, key=lambda a: a["ip"])
-                subsets.append(subset)
-            body = {"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": name, "namespace": ns,
-                                 "labels": dict(svc["metadata"].get("labels") or {})}}
-            if subsets:
-                body["subsets"] = subsets
-            cur = eps.get((ns, name))
-            if cur is None:
-                self.api.create(ep_rt, ns, body)
-            elif cur.get("subsets") != body.get("subsets"):
-                new = dc(cur)
-                new["subsets"] = body.get("subsets")
-                if new["subsets"] is None:
-                    new.pop("subsets")
-                self.api.update(ep_rt, ns, name, new)
+                ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+                ready, not_ready = [], []
+                ports = None
+                for p in pods:
+                    if p["metadata"]["namespace"] != ns or p["metadata"].get("deletionTimestamp"):
+                        continue
+                    if not selector_matches({"matchLabels": sel}, p["metadata"].get("labels")):
+                        continue
+                    ip = (p.get("status") or {}).get("podIP")
+                    if not ip:
+                        continue
+                    addr = {"ip": ip, "nodeName": p["spec"].get("nodeName"),
+                            "targetRef": {"kind": "Pod", "namespace": ns,
+                                          "name": p["metadata"]["name"],
+                                          "uid": p["metadata"]["uid"]}}
+                    (ready if pod_ready(p) else not_ready).append(addr)
+                    if ports is None:
+                        ports = self._ports(svc, p)
+                subsets = []
+                if ready or not_ready:
+                    subset = {"ports": ports or []}
+                    if ready:
+                        subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
+                    if not_ready:
+                        subset["notReadyAddresses"] = sorted(not_ready, key=lambda a: a["ip"])
+                    subsets.append(subset)
+                body = {"apiVersion": "v1", "kind": "Endpoints",
+                        "metadata": {"name": name, "namespace": ns,
+                                     "labels": dict(svc["metadata"].get("labels") or {})}}
+                if subsets:
+                    body["subsets"] = subsets
+                cur = eps.get((ns, name))
+                if cur is None:
+                    self.api.create(ep_rt, ns, body)
+                elif cur.get("subsets") != body.get("subsets"):
+                    new = dc(cur)
+                    new["subsets"] = body.get("subsets")
+                    if new["subsets"] is None:
+                        new.pop("subsets")
+                    self.api.update(ep_rt, ns, name, new)
 
     @staticmethod
     def _ports(svc, pod):
@@ -771,22 +779,23 @@ class GarbageCollector(Controller):
     def _namespaces(self, everything):
         ns_rt = self.rt("", "v1", "namespaces")
         for ns in self.api.list(ns_rt, copy_objs=False)[0]:
-            if not ns["metadata"].get("deletionTimestamp"):
-                continue
-            name = ns["metadata"]["name"]
-            left = 0
-            for rt, objs in everything:
-                if not rt.namespaced:
+            with self.isolated(ns):
+                if not ns["metadata"].get("deletionTimestamp"):
                     continue
-                for o in objs:
-                    if o["metadata"].get("namespace") == name:
-                        left += 1
-                        if not o["metadata"].get("deletionTimestamp"):
-                            self._delete(rt, o)
-            if left == 0 and (ns.get("spec") or {}).get("finalizers"):
-                cur = dc(ns)
-                cur["spec"]["finalizers"] = []
-                self.api.update(ns_rt, None, name, cur)
+                name = ns["metadata"]["name"]
+                left = 0
+                for rt, objs in everything:
+                    if not rt.namespaced:
+                        continue
+                    for o in objs:
+                        if o["metadata"].get("namespace") == name:
+                            left += 1
+                            if not o["metadata"].get("deletionTimestamp"):
+                                self._delete(rt, o)
+                if left == 0 and (ns.get("spec") or {}).get("finalizers"):
+                    cur = dc(ns)
+                    cur["spec"]["finalizers"] = []
+                    self.api.update(ns_rt, None, name, cur)
 
 
 class ServiceAccountController(Controller):
@@ -799,13 +808,14 @@ class ServiceAccountController(Controller):
         have = {s["metadata"]["namespace"] for s in self.ls("", "v1", "serviceaccounts")
                 if s["metadata"]["name"] == "default"}
         for ns in self.ls("", "v1", "namespaces"):
-            name = ns["metadata"]["name"]
-            if name not in have and not ns["metadata"].get("deletionTimestamp"):
-                try:
-                    self.api.create(sa_rt, name, {"metadata": {"name": "default"}})
-                except errors.ApiError as exc:
-                    if exc.code not in (403, 404, 409):
-                        raise
+            with self.isolated(ns):
+                name = ns["metadata"]["name"]
+                if name not in have and not ns["metadata"].get("deletionTimestamp"):
+                    try:
+                        self.api.create(sa_rt, name, {"metadata": {"name": "default"}})
+                    except errors.ApiError as exc:
+                        if exc.code not in (403, 404, 409):
+                            raise
 
 
 def standard_controllers(api, runtime=None):

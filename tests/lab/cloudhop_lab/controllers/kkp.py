@@ -151,12 +151,13 @@ class KKPSeedController(Controller):
             if rt is None:
                 continue
             for cluster in self.api.list(rt)[0]:
-                if (cluster.get("spec") or {}).get("pause"):
-                    continue
-                if cluster["metadata"].get("deletionTimestamp"):
-                    self._delete(rt, cluster)
-                    continue
-                self._reconcile(rt, cluster, legacy=group == "kubermatic.k8s.io")
+                with self.isolated(cluster):
+                    if (cluster.get("spec") or {}).get("pause"):
+                        continue
+                    if cluster["metadata"].get("deletionTimestamp"):
+                        self._delete(rt, cluster)
+                        continue
+                    self._reconcile(rt, cluster, legacy=group == "kubermatic.k8s.io")
 
     def _delete(self, rt, cluster):
         ns_rt = self.rt("", "v1", "namespaces")

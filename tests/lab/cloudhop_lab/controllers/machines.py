@@ -39,12 +39,19 @@ class FakeMachineBackend:
         self.cluster_cidr = ipaddress.ip_network(cluster_cidr)
         self.node_mask = node_mask
         self.instances = {}  # name -> dict(cloud, ip, podCIDR)
+        self.cursor = {}  # cloud -> index of the next address to try
 
     def _free_ip(self, cloud):
+        """Next free address after the last one handed out: like a cloud's DHCP, a freed
+        address is not given to the next machine at once (neighbours still cache its MAC)."""
         used = {i["ip"] for i in self.instances.values()}
-        for host in list(self.networks[cloud].hosts())[9:]:
-            if str(host) not in used:
-                return str(host)
+        hosts = list(self.networks[cloud].hosts())[9:]
+        start = self.cursor.get(cloud, 0)
+        for k in range(len(hosts)):
+            host = str(hosts[(start + k) % len(hosts)])
+            if host not in used:
+                self.cursor[cloud] = (start + k + 1) % len(hosts)
+                return host
         raise RuntimeError("cloud %s has no free addresses" % cloud)
 
     def _free_pod_cidr(self, taken):
@@ -53,7 +60,8 @@ class FakeMachineBackend:
                 return str(sub)
         raise RuntimeError("clusterCIDR %s is exhausted" % self.cluster_cidr)
 
-    def create(self, name, cloud, taken_cidrs):
+    def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None):
+        del ssh_keys, hostname  # no machine to log in to
         inst = self.instances.get(name)
         if inst is None:
             inst = {"cloud": cloud, "ip": self._free_ip(cloud),
@@ -131,48 +139,49 @@ class MachineController(Controller):
         ms_rt = self.rt(GROUP, VERSION, "machinesets")
         sets = self.ls(GROUP, VERSION, "machinesets", NS)
         for md in self.ls(GROUP, VERSION, "machinedeployments", NS):
-            owned = [ms for ms in sets if owned_by(ms, md)]
-            spec = md.get("spec") or {}
-            if md["metadata"].get("deletionTimestamp") or spec.get("paused"):
-                self._md_status(md_rt, md, owned, None)
-                continue
-            tmpl = dc(spec.get("template") or {})
-            h = template_hash(tmpl)
-            new = next((ms for ms in owned
-                        if ms["metadata"].get("labels", {}).get("machine-template-hash") == h),
-                       None)
-            if new is None:
-                tmpl.setdefault("metadata", {}).setdefault("labels", {})[
-                    "machine-template-hash"] = h
-                sel = dc(spec.get("selector") or {})
-                sel.setdefault("matchLabels", {})["machine-template-hash"] = h
-                ms = {"apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "MachineSet",
-                      "metadata": {"name": "%s-%s" % (md["metadata"]["name"], h[:9]),
-                                   "namespace": NS,
-                                   "labels": dict(tmpl["metadata"]["labels"]),
-                                   "ownerReferences": [owner_ref(md)]},
-                      "spec": {"replicas": 0, "selector": sel, "template": tmpl,
-                               "deletePolicy": "Oldest"}}
-                new = self.api.create(ms_rt, NS, ms)
-                owned.append(new)
-            desired = spec.get("replicas", 1)
-            olds = [(ms, ms["spec"].get("replicas", 0),
-                     (ms.get("status") or {}).get("readyReplicas", 0))
-                    for ms in owned if ms["metadata"]["uid"] != new["metadata"]["uid"]]
-            want_new, plan = rollout_plan(desired, spec.get("strategy"),
-                                          new["spec"].get("replicas", 0),
-                                          (new.get("status") or {}).get("readyReplicas", 0), olds)
-            if want_new != new["spec"].get("replicas"):
-                self.api.patch(ms_rt, NS, new["metadata"]["name"], "merge",
-                               {"spec": {"replicas": want_new}})
-            for ms, replicas, _ready in olds:
-                target = plan.get(ms["metadata"]["name"], replicas)
-                if target != replicas:
-                    self.api.patch(ms_rt, NS, ms["metadata"]["name"], "merge",
-                                   {"spec": {"replicas": target}})
-                elif replicas == 0 and not (ms.get("status") or {}).get("replicas"):
-                    self.api.delete(ms_rt, NS, ms["metadata"]["name"])
-            self._md_status(md_rt, md, owned, new)
+            with self.isolated(md):
+                owned = [ms for ms in sets if owned_by(ms, md)]
+                spec = md.get("spec") or {}
+                if md["metadata"].get("deletionTimestamp") or spec.get("paused"):
+                    self._md_status(md_rt, md, owned, None)
+                    continue
+                tmpl = dc(spec.get("template") or {})
+                h = template_hash(tmpl)
+                new = next((ms for ms in owned
+                            if ms["metadata"].get("labels", {}).get("machine-template-hash") == h),
+                           None)
+                if new is None:
+                    tmpl.setdefault("metadata", {}).setdefault("labels", {})[
+                        "machine-template-hash"] = h
+                    sel = dc(spec.get("selector") or {})
+                    sel.setdefault("matchLabels", {})["machine-template-hash"] = h
+                    ms = {"apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "MachineSet",
+                          "metadata": {"name": "%s-%s" % (md["metadata"]["name"], h[:9]),
+                                       "namespace": NS,
+                                       "labels": dict(tmpl["metadata"]["labels"]),
+                                       "ownerReferences": [owner_ref(md)]},
+                          "spec": {"replicas": 0, "selector": sel, "template": tmpl,
+                                   "deletePolicy": "Oldest"}}
+                    new = self.api.create(ms_rt, NS, ms)
+                    owned.append(new)
+                desired = spec.get("replicas", 1)
+                olds = [(ms, ms["spec"].get("replicas", 0),
+                         (ms.get("status") or {}).get("readyReplicas", 0))
+                        for ms in owned if ms["metadata"]["uid"] != new["metadata"]["uid"]]
+                want_new, plan = rollout_plan(desired, spec.get("strategy"),
+                                              new["spec"].get("replicas", 0),
+                                              (new.get("status") or {}).get("readyReplicas", 0), olds)
+                if want_new != new["spec"].get("replicas"):
+                    self.api.patch(ms_rt, NS, new["metadata"]["name"], "merge",
+                                   {"spec": {"replicas": want_new}})
+                for ms, replicas, _ready in olds:
+                    target = plan.get(ms["metadata"]["name"], replicas)
+                    if target != replicas:
+                        self.api.patch(ms_rt, NS, ms["metadata"]["name"], "merge",
+                                       {"spec": {"replicas": target}})
+                    elif replicas == 0 and not (ms.get("status") or {}).get("replicas"):
+                        self.api.delete(ms_rt, NS, ms["metadata"]["name"])
+                self._md_status(md_rt, md, owned, new)
 
     def _md_status(self, md_rt, md, owned, new):
         def st(obj, field):
@@ -197,39 +206,40 @@ class MachineController(Controller):
         machines = self.ls(GROUP, VERSION, "machines", NS)
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
         for ms in self.ls(GROUP, VERSION, "machinesets", NS):
-            if ms["metadata"].get("deletionTimestamp"):
-                continue
-            mine = [m for m in machines if owned_by(m, ms)]
-            active = [m for m in mine if not m["metadata"].get("deletionTimestamp")]
-            want = ms["spec"].get("replicas", 1)
-            if len(active) < want:
-                for _i in range(want - len(active)):
-                    tmpl = dc(ms["spec"].get("template") or {})
-                    meta = tmpl.get("metadata") or {}
-                    name = "%s-%s" % (ms["metadata"]["name"], _suffix())
-                    self.api.create(m_rt, NS, {
-                        "apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
-                        "metadata": {"name": name, "namespace": NS,
-                                     "labels": dict(meta.get("labels") or {}),
-                                     "annotations": dict(meta.get("annotations") or {}),
-                                     "ownerReferences": [owner_ref(ms)],
-                                     "finalizers": [FIN_INSTANCE, FIN_NODE]},
-                        "spec": tmpl.get("spec") or {}})
-            elif len(active) > want:
-                # deletePolicy Oldest: unready first, then oldest
-                ordered = sorted(active, key=lambda m: (self._machine_ready(m, nodes),
-                                                        m["metadata"]["creationTimestamp"]))
-                for m in ordered[:len(active) - want]:
-                    self.api.delete(m_rt, NS, m["metadata"]["name"])
-            ready = sum(1 for m in active if self._machine_ready(m, nodes))
-            status = {"replicas": len(active), "fullyLabeledReplicas": len(active),
-                      "readyReplicas": ready, "availableReplicas": ready,
-                      "observedGeneration": ms["metadata"].get("generation", 1)}
-            status = {k: v for k, v in status.items() if v or k == "replicas"}
-            if status != (ms.get("status") or {}):
-                cur = dc(ms)
-                cur["status"] = status
-                self.api.update(ms_rt, NS, ms["metadata"]["name"], cur, sub="status")
+            with self.isolated(ms):
+                if ms["metadata"].get("deletionTimestamp"):
+                    continue
+                mine = [m for m in machines if owned_by(m, ms)]
+                active = [m for m in mine if not m["metadata"].get("deletionTimestamp")]
+                want = ms["spec"].get("replicas", 1)
+                if len(active) < want:
+                    for _i in range(want - len(active)):
+                        tmpl = dc(ms["spec"].get("template") or {})
+                        meta = tmpl.get("metadata") or {}
+                        name = "%s-%s" % (ms["metadata"]["name"], _suffix())
+                        self.api.create(m_rt, NS, {
+                            "apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
+                            "metadata": {"name": name, "namespace": NS,
+                                         "labels": dict(meta.get("labels") or {}),
+                                         "annotations": dict(meta.get("annotations") or {}),
+                                         "ownerReferences": [owner_ref(ms)],
+                                         "finalizers": [FIN_INSTANCE, FIN_NODE]},
+                            "spec": tmpl.get("spec") or {}})
+                elif len(active) > want:
+                    # deletePolicy Oldest: unready first, then oldest
+                    ordered = sorted(active, key=lambda m: (self._machine_ready(m, nodes),
+                                                            m["metadata"]["creationTimestamp"]))
+                    for m in ordered[:len(active) - want]:
+                        self.api.delete(m_rt, NS, m["metadata"]["name"])
+                ready = sum(1 for m in active if self._machine_ready(m, nodes))
+                status = {"replicas": len(active), "fullyLabeledReplicas": len(active),
+                          "readyReplicas": ready, "availableReplicas": ready,
+                          "observedGeneration": ms["metadata"].get("generation", 1)}
+                status = {k: v for k, v in status.items() if v or k == "replicas"}
+                if status != (ms.get("status") or {}):
+                    cur = dc(ms)
+                    cur["status"] = status
+                    self.api.update(ms_rt, NS, ms["metadata"]["name"], cur, sub="status")
 
     @staticmethod
     def _machine_ready(machine, nodes):
@@ -243,52 +253,54 @@ class MachineController(Controller):
         provider, creds_ok, problem = None, False, None
         checked = False
         for m in self.ls(GROUP, VERSION, "machines", NS):
-            name = m["metadata"]["name"]
-            if m["metadata"].get("deletionTimestamp"):
-                self._delete_machine(m_rt, node_rt, m, nodes)
-                continue
-            if (m.get("status") or {}).get("nodeRef"):
-                continue
-            if not checked:
-                provider, creds_ok, problem = self.cluster_cloud()
-                checked = True
-            value = ((m.get("spec") or {}).get("providerSpec") or {}).get("value") or {}
-            want = PROVIDER_TO_CLOUD.get(value.get("cloudProvider"))
-            if want is None:
-                self._error(m_rt, m, "InvalidConfiguration",
-                            'failed to get cloud provider "%s": unknown cloud provider'
-                            % value.get("cloudProvider"))
-                continue
-            if want != provider:
-                self._error(m_rt, m, "InvalidConfiguration",
-                            'failed to create machine at cloudprovider: the machine\'s cloud '
-                            'provider "%s" does not match the cluster\'s cloud "%s"; '
-                            'machine-controller provisions with the cluster\'s cloud '
-                            'configuration' % (value.get("cloudProvider"), provider))
-                continue
-            if not creds_ok:
-                self._error(m_rt, m, "InvalidConfiguration",
-                            "failed to get cloud provider credentials: %s" % problem)
-                continue
-            taken = {(n.get("spec") or {}).get("podCIDR") for n in nodes.values()}
-            inst = self.backend.create(name, want, taken)
-            node = self._node(name, m, inst, want, value)
-            try:
-                created = self.api.create(node_rt, None, node)
-            except errors.ApiError as exc:
-                if exc.code != 409:
-                    raise
-                created = self.api.get(node_rt, None, name)
-            nodes[name] = created
-            cur = dc(m)
-            cur["status"] = {"nodeRef": {"kind": "Node", "name": name,
-                                         "uid": created["metadata"]["uid"],
-                                         "apiVersion": "v1"},
-                             "addresses": created["status"]["addresses"],
-                             "versions": {"kubelet": (m["spec"].get("versions") or {})
-                                          .get("kubelet", "")},
-                             "lastUpdated": now_iso()}
-            self.api.update(m_rt, NS, name, cur, sub="status")
+            with self.isolated(m):
+                name = m["metadata"]["name"]
+                if m["metadata"].get("deletionTimestamp"):
+                    self._delete_machine(m_rt, node_rt, m, nodes)
+                    continue
+                if (m.get("status") or {}).get("nodeRef"):
+                    continue
+                if not checked:
+                    provider, creds_ok, problem = self.cluster_cloud()
+                    checked = True
+                value = ((m.get("spec") or {}).get("providerSpec") or {}).get("value") or {}
+                want = PROVIDER_TO_CLOUD.get(value.get("cloudProvider"))
+                if want is None:
+                    self._error(m_rt, m, "InvalidConfiguration",
+                                'failed to get cloud provider "%s": unknown cloud provider'
+                                % value.get("cloudProvider"))
+                    continue
+                if want != provider:
+                    self._error(m_rt, m, "InvalidConfiguration",
+                                'failed to create machine at cloudprovider: the machine\'s cloud '
+                                'provider "%s" does not match the cluster\'s cloud "%s"; '
+                                'machine-controller provisions with the cluster\'s cloud '
+                                'configuration' % (value.get("cloudProvider"), provider))
+                    continue
+                if not creds_ok:
+                    self._error(m_rt, m, "InvalidConfiguration",
+                                "failed to get cloud provider credentials: %s" % problem)
+                    continue
+                taken = {(n.get("spec") or {}).get("podCIDR") for n in nodes.values()}
+                inst = self.backend.create(name, want, taken,
+                                           ssh_keys=value.get("sshPublicKeys") or [], hostname=name)
+                node = self._node(name, m, inst, want, value)
+                try:
+                    created = self.api.create(node_rt, None, node)
+                except errors.ApiError as exc:
+                    if exc.code != 409:
+                        raise
+                    created = self.api.get(node_rt, None, name)
+                nodes[name] = created
+                cur = dc(m)
+                cur["status"] = {"nodeRef": {"kind": "Node", "name": name,
+                                             "uid": created["metadata"]["uid"],
+                                             "apiVersion": "v1"},
+                                 "addresses": created["status"]["addresses"],
+                                 "versions": {"kubelet": (m["spec"].get("versions") or {})
+                                              .get("kubelet", "")},
+                                 "lastUpdated": now_iso()}
+                self.api.update(m_rt, NS, name, cur, sub="status")
 
     def _node(self, name, machine, inst, cloud, value):
         labels = dict(((machine["spec"].get("metadata") or {}).get("labels")) or {})

@@ -1,0 +1,174 @@
+"""A flannel (VXLAN backend, kube-subnet-mgr) agent for every node that runs a canal pod.
+
+What it does on a node, as flanneld does:
+- pick the underlay interface: FLANNELD_IFACE as the canal container saw it when it started,
+  or the default-route interface when that is empty;
+- create ``flannel.1`` (VXLAN VNI 1, UDP 8472, local = the interface's IPv4, MTU = its MTU - 50)
+  with the podCIDR's network address /32; re-create it (new ifindex and MAC) when the
+  underlay changes;
+- publish ``flannel.alpha.coreos.com/public-ip`` and ``backend-data`` (VtepMAC) on the Node;
+- for every peer with those annotations: ``<podCIDR> via <network> dev flannel.1 onlink``, a
+  permanent neighbour entry and an FDB entry to the peer's public IP; stale peers are removed.
+If the named interface does not exist, flanneld fails and the canal pod is not Ready.
+"""
+
+import ipaddress
+import json
+import logging
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..controllers.base import Controller
+from . import netns as nsx
+from .nodes import node_ns
+
+LOG = logging.getLogger("cloudhop_lab")
+ANN = "flannel.alpha.coreos.com/"
+VNI, PORT = 1, 8472
+
+
+class FlannelAgent(Controller):
+    name = "flannel"
+    resync = 0.5
+
+    def __init__(self, api):
+        super().__init__(api)
+        self.canal = {}  # node -> (iface setting, pod uid)
+        self.state = {}  # node -> dict(iface, local, mac, index, peers={peer: tuple})
+
+    # called by the pod runtime
+    def canal_started(self, node, iface, uid):
+        self.canal[node] = (iface, uid)
+
+    def canal_stopped(self, node, uid):
+        if self.canal.get(node, (None, None))[1] == uid:
+            del self.canal[node]
+
+    def node_ready(self, node):
+        st = self.state.get(node)
+        want = self.canal.get(node)
+        return bool(st and want and st.get("setting") == want[0])
+
+    # -------------------------------------------------------------- reconcile
+
+    def reconcile(self):
+        node_rt = self.rt("", "v1", "nodes")
+        nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
+        for gone in set(self.state) - set(nodes):
+            self.state.pop(gone, None)
+        for name, (setting, _uid) in list(self.canal.items()):
+            with self.isolated(name):
+                node = nodes.get(name)
+                if node is None or not nsx.ns_exists(node_ns(name)):
+                    continue
+                try:
+                    st = self._device(name, node, setting)
+                except (NetlinkError, OSError, RuntimeError) as exc:
+                    LOG.warning("flannel on %s: %s", name, exc)
+                    self.state.pop(name, None)
+                    continue
+                want = {ANN + "public-ip": st["local"],
+                        ANN + "backend-data": json.dumps({"VNI": VNI, "VtepMAC": st["mac"]},
+                                                         separators=(",", ":")),
+                        ANN + "backend-type": "vxlan", ANN + "kube-subnet-manager": "true"}
+                have = node["metadata"].get("annotations") or {}
+                if any(have.get(k) != v for k, v in want.items()):
+                    node = self.api.patch(node_rt, None, name, "merge",
+                                          {"metadata": {"annotations": want}})
+                    nodes[name] = node
+        for name in list(self.state):
+            if name in nodes:
+                self._peers(name, nodes)
+
+    def _underlay(self, ns, setting):
+        ipr = nsx.handle(ns)
+        if setting:
+            idx = nsx.index(ipr, setting)
+            if idx is None:
+                raise RuntimeError("failed to find interface %s" % setting)
+        else:
+            routes = [r for r in ipr.get_routes(family=2, table=254)
+                      if r["dst_len"] == 0 and r.get_attr("RTA_OIF")]
+            if not routes:
+                raise RuntimeError("no default route")
+            idx = routes[0].get_attr("RTA_OIF")
+        addrs = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=idx)]
+        if not addrs:
+            raise RuntimeError("interface %s has no IPv4 address" % (setting or idx))
+        link = ipr.get_links(idx)[0]
+        return idx, link.get_attr("IFLA_IFNAME"), addrs[0], link.get_attr("IFLA_MTU")
+
+    def _device(self, name, node, setting):
+        ns = node_ns(name)
+        with nsx.LOCK:
+            ipr = nsx.handle(ns)
+            idx, ifname, local, mtu = self._underlay(ns, setting)
+            st = self.state.get(name)
+            cur = nsx.index(ipr, "flannel.1")
+            if cur is not None and (st is None or st["local"] != local or
+                                    st["underlay"] != idx or st["index"] != cur):
+                ipr.link("del", index=cur)
+                cur = None
+            if cur is None:
+                ipr.link("add", ifname="flannel.1", kind="vxlan", vxlan_id=VNI,
+                         vxlan_port=PORT, vxlan_local=local, vxlan_link=idx,
+                         vxlan_learning=0, mtu=mtu - 50)
+                cur = nsx.index(ipr, "flannel.1")
+                net = ipaddress.ip_network(node["spec"]["podCIDR"])
+                ipr.addr("add", index=cur, address=str(net.network_address), prefixlen=32)
+                ipr.link("set", index=cur, state="up")
+                st = {"peers": {}}
+            mac = ipr.get_links(cur)[0].get_attr("IFLA_ADDRESS")
+            st.update(setting=setting, underlay=idx, ifname=ifname, local=local, mac=mac,
+                      index=cur)
+            self.state[name] = st
+            return st
+
+    def _peers(self, name, nodes):
+        st = self.state[name]
+        ns = node_ns(name)
+        want = {}
+        for peer, node in nodes.items():
+            if peer == name:
+                continue
+            ann = node["metadata"].get("annotations") or {}
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if not cidr or ANN + "public-ip" not in ann:
+                continue
+            try:
+                mac = json.loads(ann[ANN + "backend-data"])["VtepMAC"]
+            except (KeyError, ValueError, TypeError):
+                continue
+            want[peer] = (cidr, mac, ann[ANN + "public-ip"])
+        if want == st["peers"]:
+            return
+        with nsx.LOCK:
+            ipr = nsx.handle(ns)
+            dev = st["index"]
+            for peer, entry in st["peers"].items():
+                if want.get(peer) != entry:
+                    self._program(ipr, dev, entry, "del")
+            for peer, entry in want.items():
+                if st["peers"].get(peer) != entry:
+                    self._program(ipr, dev, entry, "add")
+            st["peers"] = want
+
+    @staticmethod
+    def _program(ipr, dev, entry, op):
+        cidr, mac, public_ip = entry
+        net = ipaddress.ip_network(cidr)
+        gw = str(net.network_address)
+        calls = [
+            lambda: ipr.neigh(op if op == "del" else "replace", dst=gw, lladdr=mac,
+                              ifindex=dev, state=0x80),
+            lambda: ipr.fdb("del" if op == "del" else "append", ifindex=dev, lladdr=mac,
+                            dst=public_ip),
+            lambda: ipr.route(op, dst=gw, dst_len=net.prefixlen, gateway=gw, oif=dev,
+                              flags=4, proto=nsx.PROTO_BOOT),  # RTNH_F_ONLINK
+        ]
+        for call in calls if op == "add" else reversed(calls):
+            try:
+                call()
+            except NetlinkError as exc:
+                if exc.code not in (2, 3, 17, 19):  # ENOENT, ESRCH, EEXIST, ENODEV
+                    raise

@@ -1,0 +1,175 @@
+"""Network-namespace plumbing for the lab's data plane (pyroute2 for netlink).
+
+Every namespace the lab creates is named ``clh-*``; nothing here touches the host namespace.
+pyroute2 sockets are not thread-safe, so all netlink work goes through one lock.
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+
+from pyroute2 import NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+
+LOG = logging.getLogger("cloudhop_lab")
+LOCK = threading.RLock()
+PROTO_BOOT = 3  # what `ip route add` uses; not printed by `ip route`
+PROTO_DHCP = 16
+_HANDLES = {}
+
+
+def ns_exists(name):
+    return os.path.exists(os.path.join("/run/netns", name))
+
+
+def create(name):
+    """Create a namespace (lo up, forwarding as asked later). Idempotent."""
+    assert name.startswith("clh-"), name
+    with LOCK:
+        if not ns_exists(name):
+            # `ip netns add` makes /run/netns a shared mount, so every process sees it
+            subprocess.run(["ip", "netns", "add", name], check=True)
+        ipr = handle(name)
+        lo = ipr.link_lookup(ifname="lo")[0]
+        ipr.link("set", index=lo, state="up")
+        return ipr
+
+
+def handle(name):
+    with LOCK:
+        ipr = _HANDLES.get(name)
+        if ipr is None:
+            ipr = NetNS(name)
+            _HANDLES[name] = ipr
+        return ipr
+
+
+def remove(name):
+    """Kill every process in the namespace, then delete it."""
+    with LOCK:
+        ipr = _HANDLES.pop(name, None)
+        if ipr is not None:
+            try:
+                ipr.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+        kill_all(name)
+        if ns_exists(name):
+            proc = subprocess.run(["ip", "netns", "delete", name], capture_output=True,
+                                  text=True, check=False)
+            if proc.returncode != 0:
+                LOG.warning("netns %s: %s", name, proc.stderr.strip())
+
+
+def pids(name):
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                         check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def kill_all(name, sig=signal.SIGKILL):
+    for pid in pids(name):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def sysctl(name, key, value):
+    """Write a sysctl inside a namespace (net.* sysctls are per namespace)."""
+    subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "%s=%s" % (key, value)],
+                   check=True)
+
+
+def sysctls(name, pairs):
+    args = ["ip", "netns", "exec", name, "sysctl", "-qw"]
+    args += ["%s=%s" % kv for kv in pairs]
+    subprocess.run(args, check=True)
+
+
+def index(ipr, ifname):
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def veth(ns_a, name_a, ns_b, name_b, mtu=1500):
+    """A veth pair from ns_a/name_a to ns_b/name_b, both up. Idempotent on name_a."""
+    with LOCK:
+        a = handle(ns_a)
+        if index(a, name_a) is None:
+            tmp = "t%x" % (abs(hash((ns_b, name_b))) % 0xFFFFFFF)
+            a.link("add", ifname=name_a, kind="veth", peer={"ifname": tmp, "net_ns_fd": ns_b},
+                   mtu=mtu)
+            b = handle(ns_b)
+            idx = index(b, tmp)
+            b.link("set", index=idx, ifname=name_b)
+        a.link("set", index=index(a, name_a), state="up")
+        b = handle(ns_b)
+        b.link("set", index=index(b, name_b), state="up")
+
+
+def bridge(ns, name, addr=None, prefix=None):
+    with LOCK:
+        ipr = handle(ns)
+        if index(ipr, name) is None:
+            ipr.link("add", ifname=name, kind="bridge")
+        idx = index(ipr, name)
+        if addr:
+            add_addr(ns, name, addr, prefix)
+        ipr.link("set", index=idx, state="up")
+        return idx
+
+
+def enslave(ns, ifname, bridge_name):
+    with LOCK:
+        ipr = handle(ns)
+        ipr.link("set", index=index(ipr, ifname), master=index(ipr, bridge_name))
+
+
+def add_addr(ns, ifname, addr, prefix, **kw):
+    with LOCK:
+        ipr = handle(ns)
+        try:
+            ipr.addr("add", index=index(ipr, ifname), address=addr, prefixlen=prefix, **kw)
+        except NetlinkError as exc:
+            if exc.code != 17:  # EEXIST
+                raise
+
+
+def route(ns, op, **kw):
+    kw.setdefault("proto", PROTO_BOOT)
+    with LOCK:
+        try:
+            handle(ns).route(op, **kw)
+        except NetlinkError as exc:
+            if not (op == "add" and exc.code == 17) and not (op == "del" and exc.code in (3,)):
+                raise
+
+
+def run(ns, *cmd, check=True):
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
+                          check=check)
+
+
+def nft(ns, ruleset):
+    """Load an nftables ruleset inside a namespace."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=ruleset,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("nft in %s: %s" % (ns, proc.stderr.strip()))
+
+
+def spawn(ns, cmd, log_path, env=None, uts_hostname=None):
+    """Start a long-running process inside a namespace (its own session, logs to a file)."""
+    argv = ["ip", "netns", "exec", ns]
+    if uts_hostname:
+        argv += ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', uts_hostname]
+    argv += list(cmd)
+    log = open(log_path, "ab")  # pylint: disable=consider-using-with
+    try:
+        return subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    finally:
+        log.close()

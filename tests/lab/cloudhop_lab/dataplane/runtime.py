@@ -1,0 +1,206 @@
+"""Pod runtime of the data plane: pods realized by image/role inside real namespaces.
+
+- app pods (image ``cloudhop/echo:*``): their own namespace, a ``cali*`` veth to the node with a
+  /32 route on the node side (calico style: ``default via 169.254.1.1`` + proxy ARP), an IP from
+  the node's podCIDR, and a real HTTP server (``echo.py``);
+- canal pods (hostNetwork): the flannel agent (``flannel.py``) runs for the node; the pod's
+  ``FLANNELD_IFACE`` is read from ``canal-config`` when the container starts, as an env var from
+  a ConfigMap is, so a ConfigMap change takes effect only after a restart;
+- other images: a Running pod with no process, and a warning in the lab log.
+Nodes without a namespace (the seed's node) fall back to the process-less runtime.
+"""
+
+import hashlib
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import time
+
+from ..controllers.core import FakeRuntime
+from . import netns as nsx
+from .nodes import node_ns
+
+LOG = logging.getLogger("cloudhop_lab")
+ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py")
+
+
+def pod_ns(uid):
+    return "clh-p-" + uid[:12]
+
+
+def cali_name(ns, name):
+    return "cali" + hashlib.sha1(("%s.%s" % (ns, name)).encode()).hexdigest()[:11]
+
+
+def role(pod):
+    images = [c.get("image", "") for c in pod["spec"].get("containers") or []]
+    if any(i.startswith("cloudhop/echo") for i in images):
+        return "echo"
+    if any("flannel" in i or "calico/node" in i for i in images):
+        return "canal"
+    return None
+
+
+class NetnsPodRuntime(FakeRuntime):
+    def __init__(self, api, lab_dir, flannel=None):
+        super().__init__()
+        self.api = api
+        self.dir = os.path.join(lab_dir, "pods")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        self.flannel = flannel
+        self.procs = {}  # uid -> Popen
+        self.meta = {}  # uid -> dict(kind, ns, node, ip, cali, ready_file)
+        self.warned = set()
+
+    # -------------------------------------------------------------- start
+
+    def start(self, pod, node):
+        node_name = node["metadata"]["name"]
+        if not nsx.ns_exists(node_ns(node_name)):
+            return super().start(pod, node)
+        uid = pod["metadata"]["uid"]
+        if uid in self.meta:
+            # the sandbox exists already (a status write after the first start lost a race):
+            # like a CRI runtime, never start a pod twice
+            return self.meta[uid].get("ip") or _internal_ip(node)
+        self.started.setdefault(uid, time.monotonic())
+        kind = role(pod)
+        if kind == "canal":
+            iface = self._env_from_configmap(pod, "FLANNELD_IFACE")
+            self.meta[uid] = {"kind": "canal", "node": node_name}
+            if self.flannel is not None:
+                self.flannel.canal_started(node_name, iface or "", uid)
+            return _internal_ip(node)
+        if pod["spec"].get("hostNetwork"):
+            self._warn(pod)
+            self.meta[uid] = {"kind": "none", "node": node_name}
+            return _internal_ip(node)
+        ip = self._allocate(pod, node)
+        if ip is None:
+            return None
+        if kind == "echo":
+            self._start_echo(pod, node, ip)
+        else:
+            self._warn(pod)
+            self._plumb(pod, node, ip)
+        return ip
+
+    def _warn(self, pod):
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key not in self.warned:
+            self.warned.add(key)
+            LOG.warning("pod %s/%s: image %s is not realized by the lab; it runs with no "
+                        "process", key[0], key[1],
+                        ",".join(c.get("image", "") for c in pod["spec"]["containers"]))
+
+    def _env_from_configmap(self, pod, env_name):
+        for c in pod["spec"].get("containers") or []:
+            for env in c.get("env") or []:
+                if env.get("name") != env_name:
+                    continue
+                if "value" in env:
+                    return env["value"]
+                ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+                if ref:
+                    cm = self.api.try_get(self.api.rt("", "v1", "configmaps"),
+                                          pod["metadata"]["namespace"], ref["name"])
+                    return ((cm or {}).get("data") or {}).get(ref["key"], "")
+        return ""
+
+    def _allocate(self, pod, node):
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            return None
+        used = {m.get("ip") for m in self.meta.values()} | set(self.ips.values())
+        for host in list(ipaddress.ip_network(cidr).hosts())[1:]:
+            if str(host) not in used:
+                self.ips[pod["metadata"]["uid"]] = str(host)
+                return str(host)
+        return None
+
+    def _plumb(self, pod, node, ip):
+        uid = pod["metadata"]["uid"]
+        nns, pns = node_ns(node["metadata"]["name"]), pod_ns(uid)
+        cali = cali_name(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        nsx.create(pns)
+        nsx.veth(nns, cali, pns, "eth0", mtu=1450)
+        nsx.add_addr(pns, "eth0", ip, 32)
+        ipr = nsx.handle(pns)
+        eth0 = nsx.index(ipr, "eth0")
+        nsx.route(pns, "add", dst="169.254.1.1", dst_len=32, oif=eth0, scope=253)
+        nsx.route(pns, "add", dst="0.0.0.0", dst_len=0, gateway="169.254.1.1", oif=eth0)
+        nsx.sysctl(nns, "net.ipv4.conf.%s.proxy_arp" % cali, 1)
+        nnode = nsx.handle(nns)
+        nsx.route(nns, "add", dst=ip, dst_len=32, oif=nsx.index(nnode, cali), scope=253)
+        self.meta[uid] = {"kind": "pod", "node": node["metadata"]["name"], "ip": ip,
+                          "cali": cali, "netns": pns}
+        return pns
+
+    def _start_echo(self, pod, node, ip):
+        uid = pod["metadata"]["uid"]
+        pns = self._plumb(pod, node, ip)
+        port = 8080
+        for c in pod["spec"].get("containers") or []:
+            for p in c.get("ports") or []:
+                port = p.get("containerPort", port)
+        ready_file = os.path.join(self.dir, uid + ".ready")
+        if os.path.exists(ready_file):
+            os.unlink(ready_file)
+        cloud = (node["metadata"].get("annotations") or {}).get("lab.cloudhop.io/cloud", "")
+        self.procs[uid] = nsx.spawn(pns, [
+            sys.executable, ECHO, "--port", str(port), "--pod", pod["metadata"]["name"],
+            "--namespace", pod["metadata"]["namespace"], "--node", node["metadata"]["name"],
+            "--cloud", cloud, "--ready-file", ready_file],
+            os.path.join(self.dir, uid + ".log"))
+        self.meta[uid]["ready_file"] = ready_file
+
+    # -------------------------------------------------------------- ready / stop
+
+    def ready(self, pod):
+        uid = pod["metadata"]["uid"]
+        meta = self.meta.get(uid)
+        if meta is None:
+            return super().ready(pod)
+        if meta["kind"] == "canal":
+            return self.flannel is None or self.flannel.node_ready(meta["node"])
+        if not super().ready(pod):
+            return False
+        proc = self.procs.get(uid)
+        if proc is not None:
+            return proc.poll() is None and os.path.exists(meta.get("ready_file", ""))
+        return True
+
+    def stopped(self, pod):
+        uid = pod["metadata"]["uid"]
+        meta = self.meta.get(uid)
+        proc = self.procs.get(uid)
+        if proc is not None and proc.poll() is None and uid not in self.stopping:
+            proc.send_signal(signal.SIGTERM)
+        del meta
+        # FakeRuntime.stopped honours the shutdown time, then forget() tears the pod down
+        return super().stopped(pod)
+
+    def forget(self, uid):
+        self._teardown(uid, self.meta.get(uid), self.procs.get(uid))
+        super().forget(uid)
+
+    def _teardown(self, uid, meta, proc):
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=5)
+            self.procs.pop(uid, None)
+        if meta and meta.get("kind") == "pod":
+            nsx.remove(meta["netns"])  # the cali veth and its /32 route go with it
+        if meta and meta.get("kind") == "canal" and self.flannel is not None:
+            self.flannel.canal_stopped(meta["node"], uid)
+        self.meta.pop(uid, None)
+
+
+def _internal_ip(node):
+    for a in (node.get("status") or {}).get("addresses") or []:
+        if a.get("type") == "InternalIP":
+            return a.get("address")
+    return None

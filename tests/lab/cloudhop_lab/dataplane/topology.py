@@ -1,0 +1,86 @@
+"""The lab's networks: an "internet" segment, one private network per cloud behind its router.
+
+    clh-inet   bridge br-inet, 198.18.0.0/24 (public addresses: routers, seed VPN endpoint,
+               load balancers, DNS, probe client, clh-ctl)
+    clh-rt-X   router of cloud X: public leg on br-inet, private bridge br-X with the cloud's
+               gateway address, forwarding on, source NAT to its public address
+    nodes      veth into br-X, default route via the gateway (like a DHCP-configured VM)
+    clh-ctl    the operator's machine: a leg on the internet and a management leg in every
+               cloud network (a bastion's view), forwarding off
+
+Private networks of different clouds cannot reach each other: no router knows another cloud's
+private prefix, and the internet segment has no route to any of them.
+"""
+
+import ipaddress
+
+from . import netns as nsx
+
+INET_NS = "clh-inet"
+CTL_NS = "clh-ctl"
+CLOUD_IFACES = {"vsphere": "ens192", "aws": "ens5", "gcp": "ens4"}
+ROUTER_PUBLIC = {"vsphere": 2, "aws": 3, "gcp": 4}
+CTL_PUBLIC_HOST = 5
+
+
+def router_ns(cloud):
+    return "clh-rt-" + cloud
+
+
+class Topology:
+    def __init__(self, opts):
+        self.opts = opts
+        self.public = ipaddress.ip_network(opts["public_cidr"])
+        self.networks = {c: ipaddress.ip_network(n) for c, n in opts["networks"].items()}
+
+    def public_ip(self, host):
+        return str(self.public.network_address + host)
+
+    def gateway(self, cloud):
+        return str(self.networks[cloud].network_address + 1)
+
+    def ctl_ip(self, cloud):
+        return str(self.networks[cloud].network_address + 5)
+
+    def build(self):
+        plen = self.public.prefixlen
+        nsx.create(INET_NS)
+        nsx.bridge(INET_NS, "br-inet")
+        nsx.create(CTL_NS)
+        nsx.veth(INET_NS, "ctl0", CTL_NS, "inet0")
+        nsx.enslave(INET_NS, "ctl0", "br-inet")
+        nsx.add_addr(CTL_NS, "inet0", self.public_ip(CTL_PUBLIC_HOST), plen)
+        for cloud, net in self.networks.items():
+            rns = router_ns(cloud)
+            nsx.create(rns)
+            nsx.veth(INET_NS, "rt-" + cloud[:6], rns, "inet0")
+            nsx.enslave(INET_NS, "rt-" + cloud[:6], "br-inet")
+            nsx.add_addr(rns, "inet0", self.public_ip(ROUTER_PUBLIC[cloud]), plen)
+            nsx.bridge(rns, "br-" + cloud[:6], self.gateway(cloud), net.prefixlen)
+            nsx.sysctls(rns, [("net.ipv4.ip_forward", 1)])
+            # source NAT to the router's public address, as a cloud NAT gateway does
+            nsx.nft(rns, "table ip nat {\n chain postrouting {\n"
+                         "  type nat hook postrouting priority 100;\n"
+                         "  ip saddr %s oifname \"inet0\" masquerade\n }\n}\n" % net)
+            # management leg of the operator's machine (no forwarding in clh-ctl)
+            nsx.veth(rns, "ctl", CTL_NS, "mgmt-" + cloud[:6])
+            nsx.enslave(rns, "ctl", "br-" + cloud[:6])
+            nsx.add_addr(CTL_NS, "mgmt-" + cloud[:6], self.ctl_ip(cloud), net.prefixlen)
+        nsx.sysctls(CTL_NS, [("net.ipv4.ip_forward", 0)])
+
+    def attach_node(self, node_ns, cloud, ip, port_name):
+        """Plug a node namespace into its cloud network as a DHCP-configured VM."""
+        iface = CLOUD_IFACES[cloud]
+        rns = router_ns(cloud)
+        net = self.networks[cloud]
+        nsx.veth(rns, port_name, node_ns, iface)
+        nsx.enslave(rns, port_name, "br-" + cloud[:6])
+        nsx.add_addr(node_ns, iface, ip, net.prefixlen)
+        ipr = nsx.handle(node_ns)
+        idx = nsx.index(ipr, iface)
+        gw = self.gateway(cloud)
+        nsx.route(node_ns, "add", dst=gw, dst_len=32, oif=idx, proto=nsx.PROTO_DHCP,
+                  scope=253, prefsrc=ip, priority=100)
+        nsx.route(node_ns, "add", dst="0.0.0.0", dst_len=0, gateway=gw, oif=idx,
+                  proto=nsx.PROTO_DHCP, prefsrc=ip, priority=100)
+        return iface

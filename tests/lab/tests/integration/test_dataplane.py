@@ -1,0 +1,146 @@
+"""The data plane with real packets: namespaces, sshd, routes, flannel VXLAN, isolation."""
+
+import json
+import os
+import subprocess
+import time
+
+from .conftest import LAB, wait_for
+
+MD = "to-migrate-vsphere-node"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+
+
+def netns_run(ns, *cmd, timeout=15):
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def http_from(ns, url, timeout=3):
+    code = ("import urllib.request,sys\n"
+            "print(urllib.request.urlopen(sys.argv[1], timeout=%d).read().decode())" % timeout)
+    return netns_run(ns, "python3", "-c", code, url, timeout=timeout + 10)
+
+
+def ssh(ip, command):
+    return subprocess.run(
+        ["ssh", "-i", os.path.join(LAB, "ssh", "id_ed25519"), "-o", "BatchMode=yes",
+         "-o", "UserKnownHostsFile=" + os.path.join(LAB, "ssh", "known_hosts"),
+         "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5", "root@" + ip, command],
+        capture_output=True, text=True, timeout=30, check=False)
+
+
+def _nodes(core):
+    """Ready, schedulable fixture nodes (earlier tests may leave some draining)."""
+    def ok(n):
+        return n.metadata.name.startswith(MD) and not n.metadata.deletion_timestamp and \
+            not n.spec.unschedulable and any(c.type == "Ready" and c.status == "True"
+                                             for c in n.status.conditions or [])
+    return sorted((n for n in core.list_node().items if ok(n)), key=lambda n: n.metadata.name)
+
+
+def _ip(node):
+    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
+
+
+def _echo_pod(core, ns, name, node):
+    core.create_namespaced_pod(ns, {"metadata": {"name": name, "labels": {"app": name}},
+                                    "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                                             "containers": [{"name": "echo",
+                                                             "image": "cloudhop/echo:lab",
+                                                             "ports": [{"containerPort": 8080}]}]}})
+
+    def ready():
+        p = core.read_namespaced_pod(name, ns)
+        return p if any(c.type == "Ready" and c.status == "True"
+                        for c in p.status.conditions or []) else None
+    return wait_for(ready, what="pod %s ready" % name)
+
+
+def test_nodes_answer_ssh_like_cloud_vms(core):
+    for node in _nodes(core):
+        out = ssh(_ip(node), "hostname; ip -j addr show ens192; command -v python3 ip")
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0] == node.metadata.name
+        addr = json.loads(lines[1])[0]
+        assert addr["ifname"] == "ens192" and addr["operstate"] == "UP"
+        assert any(a["local"] == _ip(node) and a["prefixlen"] == 17 for a in addr["addr_info"])
+        assert "/python3" in out.stdout and "/ip" in out.stdout
+
+
+def test_ansible_reaches_every_node_through_the_lab_inventory(core):
+    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i",
+                           os.path.join(LAB, "inventory.yml"), "all", "-m",
+                           "ansible.builtin.ping", "-o"], capture_output=True, text=True,
+                          timeout=120, check=False,
+                          env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for node in _nodes(core):
+        assert "%s | SUCCESS" % node.metadata.name in proc.stdout
+    with open(os.path.join(LAB, "inventory.yml"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert "md_to_migrate_vsphere_node:" in text and "vsphere:" in text
+    assert "StrictHostKeyChecking=yes" in text
+
+
+def test_node_routes_look_like_the_seed_document(core):
+    nodes = _nodes(core)
+    node = nodes[0]
+    out = ssh(_ip(node), "ip route show; ip -d link show flannel.1")
+    routes = out.stdout
+    assert "default via 10.2.0.1 dev ens192 proto dhcp src %s metric 100" % _ip(node) in routes
+    assert "10.2.0.0/17 dev ens192 proto kernel scope link src %s" % _ip(node) in routes
+    assert "10.2.0.1 dev ens192 proto dhcp scope link src %s metric 100" % _ip(node) in routes
+    assert "172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown" in routes
+    for peer in nodes[1:]:
+        net = peer.spec.pod_cidr
+        assert "%s via %s dev flannel.1 onlink" % (net, net.split("/")[0]) in routes
+    assert "vxlan id 1 local %s dev ens192" % _ip(node) in routes
+    assert "dstport 8472" in routes and "mtu 1450" in routes
+    ann = node.metadata.annotations
+    assert ann["flannel.alpha.coreos.com/public-ip"] == _ip(node)
+    assert json.loads(ann["flannel.alpha.coreos.com/backend-data"])["VtepMAC"]
+
+
+def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
+    nodes = _nodes(core)
+    a = _echo_pod(core, ns, "pa", nodes[0].metadata.name)
+    b = _echo_pod(core, ns, "pb", nodes[1].metadata.name)
+    assert a.status.pod_ip.startswith(nodes[0].spec.pod_cidr.rsplit(".", 2)[0])
+    node_ns = "clh-n-" + nodes[1].metadata.name
+    capture = subprocess.Popen(["ip", "netns", "exec", node_ns, "tcpdump", "-c", "1", "-nli",
+                                "ens192", "udp port 8472"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.5)
+    out = http_from("clh-p-" + a.metadata.uid[:12], "http://%s:8080/hello" % b.status.pod_ip)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["pod"] == "pb" and body["node"] == nodes[1].metadata.name
+    assert body["cloud"] == "vsphere" and body["client"] == a.status.pod_ip
+    captured, _err = capture.communicate(timeout=10)
+    assert "8472" in captured  # the request crossed the underlay as VXLAN
+    # the node has a /32 route to its local pod on a cali* veth
+    routes = netns_run("clh-n-" + nodes[0].metadata.name, "ip", "route").stdout
+    assert any(line.startswith(a.status.pod_ip + " dev cali") for line in routes.splitlines())
+
+
+def test_cloud_private_networks_are_isolated(core):
+    # a vSphere node cannot reach the AWS router's private gateway, but reaches public addresses
+    ns = "clh-n-" + _nodes(core)[0].metadata.name
+    assert netns_run(ns, "ping", "-c1", "-W1", "172.31.0.1").returncode != 0
+    assert netns_run(ns, "ping", "-c1", "-W1", "10.156.0.1").returncode != 0
+    assert netns_run(ns, "ping", "-c1", "-W1", "198.18.0.3").returncode == 0  # aws router
+    # clh-ctl does not forward between its legs
+    assert netns_run("clh-ctl", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+
+
+def test_deleted_pod_leaves_no_namespace(core, ns):
+    node = _nodes(core)[0].metadata.name
+    pod = _echo_pod(core, ns, "gone", node)
+    pns = "clh-p-" + pod.metadata.uid[:12]
+    assert os.path.exists("/run/netns/" + pns)
+    core.delete_namespaced_pod("gone", ns)
+    wait_for(lambda: not os.path.exists("/run/netns/" + pns), what="pod namespace removed")
+    routes = netns_run("clh-n-" + node, "ip", "route").stdout
+    assert pod.status.pod_ip + " dev" not in routes
