@@ -21,7 +21,8 @@ from .controllers.machines import FakeMachineBackend, MachineController
 from .dataplane.flannel import FlannelAgent
 from .dataplane.inventory import InventoryWriter
 from .dataplane.nodes import NetnsMachineBackend
-from .dataplane.runtime import NetnsPodRuntime
+from .dataplane.openvpn import SeedNetwork
+from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
 from .dataplane.topology import Topology
 
 LOG = logging.getLogger("cloudhop_lab")
@@ -42,7 +43,7 @@ class Lab:
         self.user_runtime = None
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
-            self.flannel = FlannelAgent(self.user)
+            self.flannel = FlannelAgent(self.user, opts["pod_cidr"])
             self.user_runtime = NetnsPodRuntime(self.user, lab_dir, self.flannel)
             self.backend = NetnsMachineBackend(opts["networks"], opts["pod_cidr"],
                                                self.topology, lab_dir)
@@ -81,10 +82,13 @@ class Lab:
                 api, cfg["bind"], port, os.path.join(pki, "apiserver.crt"),
                 os.path.join(pki, "apiserver.key"), tokens,
                 os.path.join(self.dir, "audit-%s.jsonl" % api.name)))
-        self.controllers += standard_controllers(self.seed)
-        self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
+        seed_runtime = None
         if self.topology is not None:
             self.topology.build()
+            SeedNetwork(self.topology, self.opts).build()
+            seed_runtime = SeedRuntime(self.seed, self.dir)
+        self.controllers += standard_controllers(self.seed, seed_runtime)
+        self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
         self.controllers += standard_controllers(self.user, self.user_runtime)
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
                                                   self.backend))

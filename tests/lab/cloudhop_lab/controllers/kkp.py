@@ -85,7 +85,7 @@ def openvpn_args(cluster, vpn_cidr="10.20.0.0/24", node_net="10.254.0.0/16"):
             "--key", "/etc/openvpn/pki/server/server.key",
             "--dh", "none", "--duplicate-cn", "--client-config-dir", "/etc/openvpn/clients",
             "--status", "/run/openvpn/openvpn-status", "--status-version", "3",
-            "--cipher", "AES-256-GCM", "--auth", "SHA1", "--keysize", "256",
+            "--cipher", "AES-256-GCM", "--auth", "SHA1",
             "--script-security", "2", "--ping", "5", "--verb", "3", "--log", "/dev/stdout"]
     for cidr in routes:
         args += ["--route", *_route(cidr).split(), "--push", "route " + _route(cidr)]

@@ -31,8 +31,9 @@ class FlannelAgent(Controller):
     name = "flannel"
     resync = 0.5
 
-    def __init__(self, api):
+    def __init__(self, api, cluster_cidr):
         super().__init__(api)
+        self.cluster_cidr = cluster_cidr
         self.canal = {}  # node -> (iface setting, pod uid)
         self.state = {}  # node -> dict(iface, local, mac, index, peers={peer: tuple})
 
@@ -92,7 +93,9 @@ class FlannelAgent(Controller):
             if not routes:
                 raise RuntimeError("no default route")
             idx = routes[0].get_attr("RTA_OIF")
-        addrs = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=idx)]
+        # on point-to-point links (tun) IFA_ADDRESS is the peer; IFA_LOCAL is ours
+        addrs = [a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+                 for a in ipr.get_addr(family=2, index=idx)]
         if not addrs:
             raise RuntimeError("interface %s has no IPv4 address" % (setting or idx))
         link = ipr.get_links(idx)[0]
@@ -109,6 +112,8 @@ class FlannelAgent(Controller):
                                     st["underlay"] != idx or st["index"] != cur):
                 ipr.link("del", index=cur)
                 cur = None
+            if st is None:
+                self._ip_masq(ns)
             if cur is None:
                 ipr.link("add", ifname="flannel.1", kind="vxlan", vxlan_id=VNI,
                          vxlan_port=PORT, vxlan_local=local, vxlan_link=idx,
@@ -123,6 +128,14 @@ class FlannelAgent(Controller):
                       index=cur)
             self.state[name] = st
             return st
+
+    def _ip_masq(self, ns):
+        """flanneld --ip-masq: pod traffic leaving the cluster network is masqueraded."""
+        net = self.cluster_cidr
+        nsx.nft(ns, "table ip flannel-masq\ndelete table ip flannel-masq\n"
+                    "table ip flannel-masq {\n chain postrouting {\n"
+                    "  type nat hook postrouting priority 100;\n"
+                    "  ip saddr %s ip daddr != %s masquerade\n }\n}\n" % (net, net))
 
     def _peers(self, name, nodes):
         st = self.state[name]

@@ -21,6 +21,7 @@ import time
 from ..controllers.core import FakeRuntime
 from . import netns as nsx
 from .nodes import node_ns
+from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
 
 LOG = logging.getLogger("cloudhop_lab")
 ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py")
@@ -51,6 +52,7 @@ class NetnsPodRuntime(FakeRuntime):
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.flannel = flannel
         self.procs = {}  # uid -> Popen
+        self.vpn = {}  # uid -> OpenVPNProcess
         self.meta = {}  # uid -> dict(kind, ns, node, ip, cali, ready_file)
         self.warned = set()
 
@@ -73,19 +75,30 @@ class NetnsPodRuntime(FakeRuntime):
             if self.flannel is not None:
                 self.flannel.canal_started(node_name, iface or "", uid)
             return _internal_ip(node)
+        vpn = next((c for c in pod["spec"].get("containers") or [] if is_openvpn(c)), None)
         if pod["spec"].get("hostNetwork"):
-            self._warn(pod)
-            self.meta[uid] = {"kind": "none", "node": node_name}
+            self.meta[uid] = {"kind": "host", "node": node_name}
+            if vpn is not None:
+                self._start_vpn(pod, vpn, node_ns(node_name))
+            else:
+                self._warn(pod)
             return _internal_ip(node)
         ip = self._allocate(pod, node)
         if ip is None:
             return None
         if kind == "echo":
             self._start_echo(pod, node, ip)
+        elif vpn is not None:
+            self._start_vpn(pod, vpn, self._plumb(pod, node, ip))
         else:
             self._warn(pod)
             self._plumb(pod, node, ip)
         return ip
+
+    def _start_vpn(self, pod, container, netns):
+        proc = OpenVPNProcess(self.api, pod, container, netns, self.dir)
+        self.vpn[pod["metadata"]["uid"]] = proc
+        proc.start()
 
     def _warn(self, pod):
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -165,6 +178,8 @@ class NetnsPodRuntime(FakeRuntime):
             return super().ready(pod)
         if meta["kind"] == "canal":
             return self.flannel is None or self.flannel.node_ready(meta["node"])
+        if uid in self.vpn:
+            return self.vpn[uid].tun_up()
         if not super().ready(pod):
             return False
         proc = self.procs.get(uid)
@@ -187,6 +202,9 @@ class NetnsPodRuntime(FakeRuntime):
         super().forget(uid)
 
     def _teardown(self, uid, meta, proc):
+        vpn = self.vpn.pop(uid, None)
+        if vpn is not None:
+            vpn.stop()
         if proc is not None:
             if proc.poll() is None:
                 proc.kill()
@@ -197,6 +215,43 @@ class NetnsPodRuntime(FakeRuntime):
         if meta and meta.get("kind") == "canal" and self.flannel is not None:
             self.flannel.canal_stopped(meta["node"], uid)
         self.meta.pop(uid, None)
+
+
+class SeedRuntime(FakeRuntime):
+    """The seed node's runtime: openvpn-server pods run for real in clh-seed, one at a time
+    (they share the node's port, as pods behind one NodePort share the Service)."""
+
+    def __init__(self, api, lab_dir):
+        super().__init__()
+        self.api = api
+        self.dir = os.path.join(lab_dir, "seed-pods")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        self.vpn = {}
+
+    def start(self, pod, node):
+        uid = pod["metadata"]["uid"]
+        container = next((c for c in pod["spec"].get("containers") or [] if is_openvpn(c)), None)
+        if container is None or not nsx.ns_exists(SEED_NS):
+            return super().start(pod, node)
+        if uid in self.vpn:
+            return self.ips.get(uid)
+        if any(p.alive() for u, p in self.vpn.items() if u != uid):
+            return None  # the old server still holds the port
+        ip = super().start(pod, node)
+        proc = OpenVPNProcess(self.api, pod, container, SEED_NS, self.dir)
+        self.vpn[uid] = proc
+        proc.start()
+        return ip
+
+    def ready(self, pod):
+        proc = self.vpn.get(pod["metadata"]["uid"])
+        return proc.tun_up() if proc is not None else super().ready(pod)
+
+    def forget(self, uid):
+        proc = self.vpn.pop(uid, None)
+        if proc is not None:
+            proc.stop()
+        super().forget(uid)
 
 
 def _internal_ip(node):

@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import os
 import time
 
 import pytest
@@ -267,6 +268,11 @@ def test_machine_deployment_scales_nodes_with_pod_cidrs(custom, core):
             assert n.status.addresses[0].address.startswith("10.2.")
         wait_for(lambda: (_md(custom).get("status") or {}).get("readyReplicas") == 5,
                  what="MD status")
+        # every one of them is a real machine that answers SSH with its own name
+        from .test_dataplane import ssh  # pylint: disable=import-outside-toplevel
+        for n in nodes:
+            out = ssh(n.status.addresses[0].address, "hostname")
+            assert out.returncode == 0 and out.stdout.strip() == n.metadata.name, out.stderr
     finally:
         _scale(custom, 3)
     wait_for(lambda: len(_md_nodes(core)) == 3 and
@@ -394,6 +400,8 @@ def test_scale_to_zero_removes_all_nodes_then_back(custom, core, replicas):
         _scale(custom, replicas)
         wait_for(lambda: not _md_nodes(core), timeout=60, what="no nodes")
         assert _md(custom)["spec"]["replicas"] == 0
+        wait_for(lambda: not [n for n in os.listdir("/run/netns") if n.startswith("clh-n-" + MD)],
+                 what="no node namespaces left")
     finally:
         _scale(custom, 3)
         pdb_api.create_namespaced_pod_disruption_budget("echo", {

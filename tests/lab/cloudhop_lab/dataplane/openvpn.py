@@ -1,0 +1,112 @@
+"""Real OpenVPN for the lab: the seed's server and the user cluster's clients.
+
+Server: the ``openvpn-server`` pod of namespace ``cluster-<id>`` runs ``openvpn`` with the pod's
+own command line inside ``clh-seed`` (the seed node, on the internet segment). The Service's
+NodePort is realized by an nftables redirect to the container port. When the Deployment changes,
+the Deployment controller replaces the pod and the new pod's process starts once the old one is
+gone, so the server always runs the args the API shows.
+
+Clients: any pod whose container runs ``openvpn --config ...`` - the in-cluster client or the
+migration's hostNetwork DaemonSet - runs it in the pod's network namespace (the node's, for
+hostNetwork pods). Ready = the tun device has its address.
+"""
+
+import logging
+import os
+import shutil
+import signal
+
+from . import netns as nsx
+from .volumes import command_line, materialize
+
+LOG = logging.getLogger("cloudhop_lab")
+SEED_NS = "clh-seed"
+
+
+def is_openvpn(container):
+    cmd = " ".join((container.get("command") or []) + (container.get("args") or []))
+    return "openvpn" in container.get("image", "") and "openvpn" in cmd
+
+
+def tun_name(argv):
+    for i, arg in enumerate(argv):
+        if arg == "--dev" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+class OpenVPNProcess:
+    """One openvpn process of a pod, started from the pod's container spec."""
+
+    def __init__(self, api, pod, container, netns, base_dir):
+        self.api = api
+        self.pod = pod
+        self.container = container
+        self.netns = netns
+        self.dir = os.path.join(base_dir, pod["metadata"]["uid"])
+        self.proc = None
+        self.dev = None
+
+    def start(self):
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        mounts = materialize(self.api, self.pod, self.dir)
+        argv = command_line(self.container, mounts, self.dir)
+        argv = [a.replace("/run/openvpn/", self.dir + "/") for a in argv]
+        if "--status" in argv:
+            os.makedirs(self.dir, exist_ok=True)
+        self.dev = tun_name(argv) or self._dev_from_config(argv)
+        self.proc = nsx.spawn(self.netns, argv, os.path.join(self.dir, "openvpn.log"))
+
+    def _dev_from_config(self, argv):
+        if "--config" in argv:
+            with open(argv[argv.index("--config") + 1], encoding="utf-8") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == "dev":
+                        return parts[1]
+        return None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tun_up(self):
+        """The tun device exists and has an IPv4 address."""
+        if not self.alive():
+            return False
+        with nsx.LOCK:
+            ipr = nsx.handle(self.netns)
+            name = self.dev if self.dev not in (None, "tun") else "tun0"
+            idx = nsx.index(ipr, name)
+            return idx is not None and bool(ipr.get_addr(family=2, index=idx))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except Exception:  # pylint: disable=broad-except
+                self.proc.kill()
+                self.proc.wait(timeout=3)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SeedNetwork:
+    """The seed node: namespace clh-seed on the internet segment, NodePorts redirected."""
+
+    def __init__(self, topology, opts):
+        self.topology = topology
+        self.opts = opts
+
+    def build(self):
+        from .topology import INET_NS  # pylint: disable=import-outside-toplevel
+        nsx.create(SEED_NS)
+        nsx.veth(INET_NS, "seed0", SEED_NS, "eth0")
+        nsx.enslave(INET_NS, "seed0", "br-inet")
+        nsx.add_addr(SEED_NS, "eth0", self.opts["seed_public_ip"],
+                     self.topology.public.prefixlen)
+        # a pod's namespace does not forward: without --client-to-client, clients cannot
+        # reach each other through the server
+        nsx.sysctls(SEED_NS, [("net.ipv4.ip_forward", 0)])
+        nsx.nft(SEED_NS, "table ip nat {\n chain prerouting {\n"
+                         "  type nat hook prerouting priority -100;\n"
+                         "  tcp dport %d redirect to :1194\n }\n}\n" % self.opts["vpn_node_port"])
