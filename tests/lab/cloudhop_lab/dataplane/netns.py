@@ -41,7 +41,11 @@ def handle(name):
     with LOCK:
         ipr = _HANDLES.get(name)
         if ipr is None:
-            ipr = NetNS(name)
+            if not ns_exists(name):
+                raise RuntimeError("network namespace %s does not exist" % name)
+            # flags=0: pyroute2 would otherwise (O_CREAT) create a namespace that is gone,
+            # resurrecting a deleted node as an empty namespace
+            ipr = NetNS(name, flags=0)
             _HANDLES[name] = ipr
         return ipr
 

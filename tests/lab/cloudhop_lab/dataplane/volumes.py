@@ -10,7 +10,6 @@ import base64
 import os
 
 
-
 def materialize(api, pod, base_dir):
     """Write the pod's secret/configMap volumes; return {mountPath: local directory}."""
     ns = pod["metadata"]["namespace"]

@@ -70,6 +70,11 @@ def test_nodes_answer_ssh_like_cloud_vms(core):
 
 
 def test_ansible_reaches_every_node_through_the_lab_inventory(core):
+    def listed():
+        with open(os.path.join(LAB, "inventory.yml"), encoding="utf-8") as fh:
+            text = fh.read()
+        return all(n.metadata.name + ":" in text for n in _nodes(core))
+    wait_for(listed, what="the inventory lists every node")
     proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i",
                            os.path.join(LAB, "inventory.yml"), "all", "-m",
                            "ansible.builtin.ping", "-o"], capture_output=True, text=True,
