@@ -5,6 +5,8 @@ import os
 import subprocess
 import time
 
+from cloudhop_lab.dataplane.runtime import cali_name
+
 from .conftest import LAB, wait_for
 
 MD = "to-migrate-vsphere-node"
@@ -148,4 +150,7 @@ def test_deleted_pod_leaves_no_namespace(core, ns):
     core.delete_namespaced_pod("gone", ns)
     wait_for(lambda: not os.path.exists("/run/netns/" + pns), what="pod namespace removed")
     routes = netns_run("clh-n-" + node, "ip", "route").stdout
-    assert pod.status.pod_ip + " dev" not in routes
+    # (its IP may already belong to a new pod; its own veth and route are gone)
+    assert "%s dev %s " % (pod.status.pod_ip, cali_name(ns, "gone")) not in routes
+    links = netns_run("clh-n-" + node, "ip", "-br", "link").stdout
+    assert cali_name(ns, "gone") not in links
