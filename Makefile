@@ -16,7 +16,7 @@ APT_PACKAGES := openvpn openssh-server openssh-client iproute2 iputils-ping hapr
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup test lint sanity unit integration demo lab-up lab-down lab-status \
-	bench bench-quick changelog clean
+	bench bench-quick lab-probe lab-probe-stop changelog clean
 
 help:
 	@echo "make demo   - bring the lab up, run the demo, bring it down"
@@ -90,6 +90,13 @@ lab-down:
 
 lab-status:
 	@$(PY) -m cloudhop_lab status
+
+# traffic probe from the internet: start it, then `make lab-probe-stop` prints the summary
+lab-probe:
+	@$(PY) -m cloudhop_lab probe start
+
+lab-probe-stop:
+	@$(PY) -m cloudhop_lab probe stop
 
 changelog: setup
 	$(BIN)/antsibull-changelog lint

@@ -81,7 +81,7 @@ def down(quiet=False):
         etc = os.path.join("/etc/netns", name)
         if os.path.isdir(etc):
             shutil.rmtree(etc, ignore_errors=True)
-    for f in ("labd.pid", "labd.ready", "labd.sock"):
+    for f in ("labd.pid", "labd.ready", "labd.sock", "probe.pid"):
         try:
             os.unlink(os.path.join(d, f))
         except FileNotFoundError:
@@ -218,6 +218,43 @@ def admin(request):
     return json.loads(buf)
 
 
+def probe(action, rate=None):
+    """Start/stop the traffic probe (in clh-client, on the internet segment)."""
+    d = lab_dir()
+    pidfile = os.path.join(d, "probe.pid")
+    summary = os.path.join(d, "probe-summary.json")
+    if action == "start":
+        if os.path.exists(pidfile):
+            raise SystemExit("the probe is already running (pid file %s)" % pidfile)
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
+        proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
+             "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
+             "--log", os.path.join(d, "probe.jsonl"), "--summary", summary],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(d, "probe.log"), "ab"),  # pylint: disable=R1732
+            start_new_session=True, env=env, cwd=REPO)
+        with open(pidfile, "w", encoding="utf-8") as fh:
+            fh.write(str(proc.pid))
+        print("probe started (pid %d): %s" % (proc.pid, os.path.join(d, "probe.jsonl")))
+        return
+    if action == "stop" and os.path.exists(pidfile):
+        with open(pidfile, encoding="utf-8") as fh:
+            pid = int(fh.read())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+        except ProcessLookupError:
+            pass
+        os.unlink(pidfile)
+    if os.path.exists(summary):
+        with open(summary, encoding="utf-8") as fh:
+            print(fh.read())
+
+
 def run_env():
     d = lab_dir()
     return {"CLH_LAB_DIR": d,
@@ -238,6 +275,9 @@ def main(argv=None):
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
     sub.add_parser("status")
+    p_probe = sub.add_parser("probe", help="traffic probe: start | stop | summary")
+    p_probe.add_argument("action", choices=["start", "stop", "summary"])
+    p_probe.add_argument("--rate", type=float, default=20.0)
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
     p_admin.add_argument("json")
     p_run = sub.add_parser("run", help="run a command inside clh-ctl with the lab environment")
@@ -249,6 +289,8 @@ def main(argv=None):
             "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()
+    elif args.cmd == "probe":
+        probe(args.action, args.rate)
     elif args.cmd == "status":
         print(json.dumps({"namespaces": lab_namespaces(),
                           "daemon": admin({"cmd": "stats"})

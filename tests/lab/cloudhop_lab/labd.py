@@ -19,8 +19,10 @@ from .controllers.core import standard_controllers
 from .controllers.kkp import KKPSeedController
 from .controllers.machines import FakeMachineBackend, MachineController
 from .dataplane.flannel import FlannelAgent
+from .dataplane.ingress import IngressAgent, LoadBalancerController
 from .dataplane.inventory import InventoryWriter
 from .dataplane.nodes import NetnsMachineBackend
+from .dataplane.dns import DnsServer
 from .dataplane.openvpn import SeedNetwork
 from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
 from .dataplane.topology import Topology
@@ -39,12 +41,14 @@ class Lab:
         self.servers = []
         self.controllers = []
         self.topology = None
+        self.dns = None
         self.flannel = None
         self.user_runtime = None
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
             self.flannel = FlannelAgent(self.user, opts["pod_cidr"])
-            self.user_runtime = NetnsPodRuntime(self.user, lab_dir, self.flannel)
+            self.ingress = IngressAgent(self.user, lab_dir)
+            self.user_runtime = NetnsPodRuntime(self.user, lab_dir, self.flannel, self.ingress)
             self.backend = NetnsMachineBackend(opts["networks"], opts["pod_cidr"],
                                                self.topology, lab_dir)
         else:
@@ -86,6 +90,10 @@ class Lab:
         if self.topology is not None:
             self.topology.build()
             SeedNetwork(self.topology, self.opts).build()
+            self.dns = DnsServer(self.topology, self.dir)
+            self.dns.build()
+            threading.Thread(target=self._bootstrap_dns, name="dns-bootstrap",
+                             daemon=True).start()
             seed_runtime = SeedRuntime(self.seed, self.dir)
         self.controllers += standard_controllers(self.seed, seed_runtime)
         self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
@@ -93,9 +101,28 @@ class Lab:
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
                                                   self.backend))
         if self.flannel is not None:
-            self.controllers += [self.flannel, InventoryWriter(self.user, self.dir)]
+            self.controllers += [
+                self.flannel, self.ingress, InventoryWriter(self.user, self.dir),
+                LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
+                                       self.topology, self.dir)]
         for c in self.controllers:
             c.start()
+
+    def _bootstrap_dns(self):
+        """The fixture's DNS record: app.example.test -> the vSphere load balancer, TTL 300."""
+        svc_rt = self.user.rt("", "v1", "services")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            svc = self.user.try_get(svc_rt, "ingress-nginx", "ingress-nginx-controller")
+            ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get(
+                "ingress") or []
+            if ingress:
+                self.dns.update(self.opts["app_host"] + ".", ingress[0]["ip"], 300)
+                LOG.info("dns: %s -> %s (TTL 300)", self.opts["app_host"], ingress[0]["ip"])
+                return
+            time.sleep(0.1)
+        LOG.error("dns: the vSphere load balancer got no address; %s has no record",
+                  self.opts["app_host"])
 
     def stop(self):
         for c in self.controllers:

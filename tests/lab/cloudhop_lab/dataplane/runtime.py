@@ -41,12 +41,15 @@ def role(pod):
         return "echo"
     if any("flannel" in i or "calico/node" in i for i in images):
         return "canal"
+    if any("ingress-nginx/controller" in i for i in images):
+        return "ingress"
     return None
 
 
 class NetnsPodRuntime(FakeRuntime):
-    def __init__(self, api, lab_dir, flannel=None):
+    def __init__(self, api, lab_dir, flannel=None, ingress=None):
         super().__init__()
+        self.ingress = ingress
         self.api = api
         self.dir = os.path.join(lab_dir, "pods")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
@@ -78,7 +81,9 @@ class NetnsPodRuntime(FakeRuntime):
         vpn = next((c for c in pod["spec"].get("containers") or [] if is_openvpn(c)), None)
         if pod["spec"].get("hostNetwork"):
             self.meta[uid] = {"kind": "host", "node": node_name}
-            if vpn is not None:
+            if kind == "ingress" and self.ingress is not None:
+                self.ingress.pod_started(uid, node_name)
+            elif vpn is not None:
                 self._start_vpn(pod, vpn, node_ns(node_name))
             else:
                 self._warn(pod)
@@ -180,6 +185,8 @@ class NetnsPodRuntime(FakeRuntime):
             return self.flannel is None or self.flannel.node_ready(meta["node"])
         if uid in self.vpn:
             return self.vpn[uid].tun_up()
+        if self.ingress is not None and uid in self.ingress.pods:
+            return self.ingress.pod_ready(uid)
         if not super().ready(pod):
             return False
         proc = self.procs.get(uid)
@@ -205,6 +212,8 @@ class NetnsPodRuntime(FakeRuntime):
         vpn = self.vpn.pop(uid, None)
         if vpn is not None:
             vpn.stop()
+        if self.ingress is not None:
+            self.ingress.pod_stopped(uid)
         if proc is not None:
             if proc.poll() is None:
                 proc.kill()

@@ -21,6 +21,8 @@ CTL_NS = "clh-ctl"
 CLOUD_IFACES = {"vsphere": "ens192", "aws": "ens5", "gcp": "ens4"}
 ROUTER_PUBLIC = {"vsphere": 2, "aws": 3, "gcp": 4}
 CTL_PUBLIC_HOST = 5
+CLIENT_NS = "clh-client"
+CLIENT_PUBLIC_HOST = 200
 
 
 def router_ns(cloud):
@@ -67,6 +69,11 @@ class Topology:
             nsx.enslave(rns, "ctl", "br-" + cloud[:6])
             nsx.add_addr(CTL_NS, "mgmt-" + cloud[:6], self.ctl_ip(cloud), net.prefixlen)
         nsx.sysctls(CTL_NS, [("net.ipv4.ip_forward", 0)])
+        # the probe's client, somewhere on the internet
+        nsx.create(CLIENT_NS)
+        nsx.veth(INET_NS, "client0", CLIENT_NS, "eth0")
+        nsx.enslave(INET_NS, "client0", "br-inet")
+        nsx.add_addr(CLIENT_NS, "eth0", self.public_ip(CLIENT_PUBLIC_HOST), plen)
 
     def attach_node(self, node_ns, cloud, ip, port_name):
         """Plug a node namespace into its cloud network as a DHCP-configured VM."""

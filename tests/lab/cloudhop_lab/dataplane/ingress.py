@@ -1,0 +1,242 @@
+"""ingress-nginx pods and cloud load balancers of the lab.
+
+Ingress: every running ingress-nginx pod (hostNetwork) is a real HAProxy in its node's namespace
+on port 80, routing by Host header to the *pod IPs* of the backend Service's ready Endpoints, as
+ingress-nginx does (it bypasses the Service's cluster IP). Configuration follows Endpoints and
+Ingress changes; failed upstream connections are retried on another pod, like nginx's
+``proxy_next_upstream error timeout``. An ingress on an AWS node reaching an app pod on a vSphere
+node crosses the pod overlay, as it must.
+
+Load balancers: a ``type: LoadBalancer`` Service gets one from the cloud its backends live in:
+- vSphere: MetalLB's role, for Services while the cluster is on vSphere or annotated with a
+  MetalLB address pool;
+- AWS / GCP: the cloud controller manager's role, for the other Services once the cluster's cloud
+  is switched and nodes of that cloud run ready endpoints.
+A load balancer is an HAProxy namespace ``clh-lb-*`` with a public address on the internet
+segment and a leg in its cloud's network, balancing TCP to the Service's ready hostNetwork
+endpoints in that cloud, with health checks. ``status.loadBalancer.ingress`` gets its address.
+Simplification: there is no kube-proxy in the lab, so only hostNetwork endpoints (the ingress)
+can be load-balancer targets.
+"""
+
+import logging
+import os
+
+from ..api import dc
+from ..controllers.base import Controller
+from . import netns as nsx
+from .haproxy import GLOBAL, HAProxy
+from .nodes import node_ns
+from .topology import INET_NS, router_ns
+
+LOG = logging.getLogger("cloudhop_lab")
+METALLB_POOL = "metallb.universe.tf/address-pool"
+LB_PUBLIC_FIRST = 100
+
+
+def _ready_endpoints(ep):
+    out = []
+    for subset in (ep or {}).get("subsets") or []:
+        ports = {p.get("name", ""): p["port"] for p in subset.get("ports") or []}
+        for addr in subset.get("addresses") or []:
+            out.append((addr, ports))
+    return out
+
+
+class IngressAgent(Controller):
+    name = "ingress-nginx"
+    resync = 0.5
+
+    def __init__(self, api, lab_dir):
+        super().__init__(api)
+        self.dir = os.path.join(lab_dir, "ingress")
+        self.pods = {}  # uid -> (node, HAProxy)
+
+    # runtime hooks
+    def pod_started(self, uid, node):
+        self.pods[uid] = (node, HAProxy(node_ns(node), os.path.join(self.dir, uid)))
+
+    def pod_ready(self, uid):
+        entry = self.pods.get(uid)
+        return bool(entry and entry[1].alive())
+
+    def pod_stopped(self, uid):
+        entry = self.pods.pop(uid, None)
+        if entry is not None:
+            entry[1].stop()
+
+    def config(self, node_ip):
+        eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
+               for e in self.ls("", "v1", "endpoints")}
+        svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
+                for s in self.ls("", "v1", "services")}
+        rules, backends = [], []
+        for ing in self.ls("networking.k8s.io", "v1", "ingresses"):
+            if (ing.get("spec") or {}).get("ingressClassName", "nginx") != "nginx":
+                continue
+            ns = ing["metadata"]["namespace"]
+            for r_i, rule in enumerate(ing["spec"].get("rules") or []):
+                for p_i, path in enumerate((rule.get("http") or {}).get("paths") or []):
+                    svc_ref = path["backend"]["service"]
+                    svc = svcs.get((ns, svc_ref["name"]))
+                    port_ref = svc_ref.get("port") or {}
+                    sport = next((p for p in (svc or {}).get("spec", {}).get("ports") or []
+                                  if p.get("port") == port_ref.get("number") or
+                                  (port_ref.get("name") and p.get("name") == port_ref["name"])),
+                                 None)
+                    name = "be_%s_%s_%d_%d" % (ns, ing["metadata"]["name"], r_i, p_i)
+                    servers = []
+                    for addr, ports in _ready_endpoints(eps.get((ns, svc_ref["name"]))):
+                        port = ports.get((sport or {}).get("name", ""), None) or \
+                            next(iter(ports.values()), None)
+                        if port:
+                            servers.append("  server %s %s:%d" % (
+                                addr["targetRef"]["name"] if addr.get("targetRef") else
+                                addr["ip"], addr["ip"], port))
+                    acl = "acl %s hdr(host),field(1,:) -i %s" % (name, rule.get("host", ""))
+                    rules.append("  %s\n  use_backend %s if %s%s" % (
+                        acl, name, name,
+                        " { path_beg %s }" % path.get("path", "/")
+                        if path.get("path", "/") != "/" else ""))
+                    backends.append("backend %s\n  mode http\n  balance roundrobin\n%s\n"
+                                    % (name, "\n".join(sorted(servers)) or
+                                       "  http-request return status 503"))
+        return GLOBAL + ("frontend http\n  mode http\n  bind %s:80\n%s\n"
+                         "  default_backend default_404\n" % (node_ip, "\n".join(rules)) +
+                         "".join(backends) +
+                         "backend default_404\n  mode http\n  http-request return status 404\n")
+
+    def reconcile(self):
+        nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
+        for node, proxy in list(self.pods.values()):
+            with self.isolated(node):
+                n = nodes.get(node)
+                if n is None or not nsx.ns_exists(node_ns(node)):
+                    continue
+                ip = next(a["address"] for a in n["status"]["addresses"]
+                          if a["type"] == "InternalIP")
+                proxy.apply(self.config(ip))
+
+
+class LoadBalancerController(Controller):
+    name = "load-balancers"
+    resync = 0.5
+
+    def __init__(self, api, seed_api, cluster_name, topology, lab_dir):
+        super().__init__(api)
+        self.seed = seed_api
+        self.cluster_name = cluster_name
+        self.topology = topology
+        self.dir = os.path.join(lab_dir, "lb")
+        self.lbs = {}  # (ns, name, cloud) -> dict(ip, netns, proxy, index)
+        self.next_index = 0
+
+    def cluster_cloud(self):
+        for group in ("kubermatic.k8c.io", "kubermatic.k8s.io"):
+            rt = self.seed.rt(group, "v1", "clusters")
+            obj = self.seed.try_get(rt, None, self.cluster_name) if rt else None
+            if obj is not None:
+                cloud = (obj.get("spec") or {}).get("cloud") or {}
+                return next((k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)),
+                            None)
+        return None
+
+    def reconcile(self):
+        cloud_now = self.cluster_cloud()
+        nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
+        eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
+               for e in self.ls("", "v1", "endpoints")}
+        wanted = set()
+        for svc in self.ls("", "v1", "services"):
+            if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+                continue
+            with self.isolated(svc):
+                key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
+                cloud = self._cloud_for(svc, cloud_now)
+                if cloud is None:
+                    continue
+                targets = self._targets(svc, eps.get(key), nodes, cloud)
+                lb = self.lbs.get(key + (cloud,))
+                if lb is None and not targets:
+                    continue  # a cloud LB appears once the cloud has backends
+                wanted.add(key + (cloud,))
+                if lb is None:
+                    lb = self._create(key, cloud)
+                lb["proxy"].apply(self._config(svc, lb, targets))
+                self._status(svc, lb["ip"])
+        for key in set(self.lbs) - wanted:
+            self._delete(key)
+
+    @staticmethod
+    def _cloud_for(svc, cloud_now):
+        ann = svc["metadata"].get("annotations") or {}
+        if METALLB_POOL in ann or cloud_now == "vsphere":
+            return "vsphere"
+        return cloud_now if cloud_now in ("aws", "gcp") else None
+
+    @staticmethod
+    def _targets(svc, ep, nodes, cloud):
+        out = []
+        for addr, ports in _ready_endpoints(ep):
+            node = nodes.get(addr.get("nodeName") or "")
+            if node is None or (node["metadata"].get("annotations") or {}).get(
+                    "lab.cloudhop.io/cloud") != cloud:
+                continue
+            node_ip = next(a["address"] for a in node["status"]["addresses"]
+                           if a["type"] == "InternalIP")
+            if addr["ip"] != node_ip:
+                continue  # no kube-proxy in the lab: only hostNetwork endpoints
+            out.append((addr["nodeName"], addr["ip"], ports))
+        return out
+
+    def _create(self, key, cloud):
+        index = self.next_index
+        self.next_index += 1
+        ns = "clh-lb-%s-%d" % (cloud[:6], index)
+        public = self.topology.public_ip(LB_PUBLIC_FIRST + index)
+        net = self.topology.networks[cloud]
+        private = str(list(net.hosts())[-(index + 2)])
+        nsx.create(ns)
+        nsx.veth(INET_NS, "lb%d" % index, ns, "pub0")
+        nsx.enslave(INET_NS, "lb%d" % index, "br-inet")
+        nsx.add_addr(ns, "pub0", public, self.topology.public.prefixlen)
+        rns = router_ns(cloud)
+        nsx.veth(rns, "lb%d" % index, ns, "priv0")
+        nsx.enslave(rns, "lb%d" % index, "br-" + cloud[:6])
+        nsx.add_addr(ns, "priv0", private, net.prefixlen)
+        lb = {"ip": public, "netns": ns, "cloud": cloud, "private": private,
+              "proxy": HAProxy(ns, os.path.join(self.dir, ns))}
+        self.lbs[key + (cloud,)] = lb
+        LOG.info("load balancer %s for %s/%s in %s at %s", ns, key[0], key[1], cloud, public)
+        return lb
+
+    def _delete(self, key):
+        lb = self.lbs.pop(key)
+        lb["proxy"].stop()
+        nsx.remove(lb["netns"])
+
+    @staticmethod
+    def _config(svc, lb, targets):
+        out = [GLOBAL]
+        for port in svc["spec"].get("ports") or []:
+            name = port.get("name") or str(port["port"])
+            servers = []
+            for node, ip, ports in sorted(targets):
+                tport = ports.get(port.get("name", ""), None) or port.get("targetPort")
+                if isinstance(tport, int):
+                    servers.append("  server %s %s:%d check inter 1s fall 2 rise 1"
+                                   % (node, ip, tport))
+            out.append("frontend fe_%s\n  mode tcp\n  bind %s:%d\n  default_backend be_%s\n"
+                       "backend be_%s\n  mode tcp\n  balance roundrobin\n%s\n"
+                       % (name, lb["ip"], port["port"], name, name,
+                          "\n".join(servers) or "  # no targets"))
+        return "".join(out)
+
+    def _status(self, svc, ip):
+        want = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
+        if (svc.get("status") or {}) != want:
+            cur = dc(svc)
+            cur["status"] = want
+            self.api.update(self.rt("", "v1", "services"), svc["metadata"]["namespace"],
+                            svc["metadata"]["name"], cur, sub="status")
+

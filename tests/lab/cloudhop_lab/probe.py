@@ -1,0 +1,151 @@
+"""Traffic probe: HTTP requests to http://app.example.test/ at a fixed rate, from the internet.
+
+Runs in namespace clh-client. Resolves through the lab's DNS server and caches answers for
+their TTL, as a caching resolver does (so a DNS change is seen only after the old TTL runs out).
+Every request goes to .lab/probe.jsonl; .lab/probe-summary.json is rewritten every second and at
+exit: total, failed, longest gap without a success, latency p50/p99, per answering cloud.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+
+class Resolver:
+    def __init__(self, server):
+        self.server = server
+        self.cache = {}  # name -> (ip, expires)
+        self.lock = threading.Lock()
+
+    def resolve(self, name):
+        with self.lock:
+            hit = self.cache.get(name)
+            if hit and hit[1] > time.monotonic():
+                return hit[0]
+        resp = dns.query.udp(dns.message.make_query(name, dns.rdatatype.A), self.server,
+                             timeout=1)
+        for rrset in resp.answer:
+            if rrset.rdtype == dns.rdatatype.A:
+                ip = rrset[0].address
+                with self.lock:
+                    self.cache[name] = (ip, time.monotonic() + rrset.ttl)
+                return ip
+        raise RuntimeError("no A record for %s" % name)
+
+
+def pct(values, q):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(round(q / 100.0 * (len(values) - 1))))]
+
+
+class Probe:
+    def __init__(self, args):
+        self.args = args
+        self.resolver = Resolver(args.dns)
+        self.lock = threading.Lock()
+        self.records = []
+        self.last_success = None
+        self.longest_gap = 0.0
+        self.started = time.time()
+        self.log = open(args.log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+        self.stop = threading.Event()
+
+    def one(self, scheduled):
+        rec = {"t": round(scheduled, 3)}
+        t0 = time.monotonic()
+        try:
+            ip = self.resolver.resolve(self.args.host)
+            rec["ip"] = ip
+            conn = http.client.HTTPConnection(ip, 80, timeout=self.args.timeout)
+            conn.request("GET", "/", headers={"Host": self.args.host,
+                                              "User-Agent": "cloudhop-lab-probe"})
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            rec["status"] = resp.status
+            if resp.status == 200:
+                try:
+                    rec.update({k: v for k, v in json.loads(body).items()
+                                if k in ("pod", "node", "cloud")})
+                except ValueError:
+                    pass
+        except Exception as exc:  # pylint: disable=broad-except
+            rec["error"] = "%s: %s" % (type(exc).__name__, exc)
+        rec["ms"] = round((time.monotonic() - t0) * 1000, 2)
+        ok = rec.get("status") == 200
+        with self.lock:
+            self.records.append(rec)
+            self.log.write(json.dumps(rec) + "\n")
+            self.log.flush()
+            if ok:
+                if self.last_success is not None:
+                    self.longest_gap = max(self.longest_gap, scheduled - self.last_success)
+                self.last_success = max(self.last_success or 0, scheduled)
+
+    def summary(self):
+        with self.lock:
+            recs = list(self.records)
+            gap = self.longest_gap
+        ok = [r for r in recs if r.get("status") == 200]
+        per_cloud = {}
+        for r in ok:
+            per_cloud[r.get("cloud", "?")] = per_cloud.get(r.get("cloud", "?"), 0) + 1
+        return {"total": len(recs), "failed": len(recs) - len(ok),
+                "longest_gap_s": round(gap, 3),
+                "latency_ms": {"p50": pct([r["ms"] for r in ok], 50),
+                               "p99": pct([r["ms"] for r in ok], 99)},
+                "per_cloud": per_cloud, "rate": self.args.rate,
+                "seconds": round(time.time() - self.started, 1)}
+
+    def write_summary(self):
+        tmp = self.args.summary + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.summary(), fh, indent=2)
+        os.replace(tmp, self.args.summary)
+
+    def run(self):
+        interval = 1.0 / self.args.rate
+        nxt = time.time()
+        last_summary = 0
+        with ThreadPoolExecutor(max_workers=max(4, int(self.args.rate))) as pool:
+            while not self.stop.is_set():
+                if self.args.duration and time.time() - self.started >= self.args.duration:
+                    break
+                pool.submit(self.one, nxt)
+                nxt += interval
+                if time.time() - last_summary >= 1:
+                    self.write_summary()
+                    last_summary = time.time()
+                self.stop.wait(max(0, nxt - time.time()))
+        self.write_summary()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="app.example.test")
+    parser.add_argument("--dns", required=True)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=0)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--summary", required=True)
+    args = parser.parse_args(argv)
+    probe = Probe(args)
+    signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: probe.stop.set())
+    probe.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Load balancers, DNS with RFC 2136 updates, and the traffic probe - from the internet side."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import dns.query
+import dns.tsigkeyring
+import dns.update
+
+from .conftest import LAB, wait_for
+
+INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx",
+                  "app.kubernetes.io/component": "controller"}
+
+
+def _lb_ip(core, ns, name):
+    svc = core.read_namespaced_service(name, ns)
+    ingress = (svc.status.load_balancer.ingress or []) if svc.status.load_balancer else []
+    return ingress[0].ip if ingress else None
+
+
+def _get(url_ip, host="app.example.test"):
+    code = ("import urllib.request,sys\n"
+            "r = urllib.request.Request('http://%s/', headers={'Host': '%s'})\n"
+            "print(urllib.request.urlopen(r, timeout=3).read().decode())" % (url_ip, host))
+    return subprocess.run(["ip", "netns", "exec", "clh-client", "python3", "-c", code],
+                          capture_output=True, text=True, timeout=20, check=False)
+
+
+def _dns_update(name, address, ttl):
+    with open(os.path.join(LAB, "dns", "tsig.json"), encoding="utf-8") as fh:
+        key = json.load(fh)
+    ring = dns.tsigkeyring.from_text({key["name"]: (key["algorithm"], key["secret"])})
+    upd = dns.update.Update(key["zone"], keyring=ring, keyname=key["name"])
+    upd.replace(name, ttl, "A", address)
+    assert dns.query.tcp(upd, key["server"], timeout=5).rcode() == 0
+
+
+def _probe(action):
+    out = subprocess.run([sys.executable, "-m", "cloudhop_lab", "probe", action],
+                         capture_output=True, text=True, timeout=30, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__))))))
+    return out.stdout
+
+
+def _records():
+    with open(os.path.join(LAB, "probe.jsonl"), encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_vsphere_load_balancer_serves_the_app(core):
+    ip = wait_for(lambda: _lb_ip(core, "ingress-nginx", "ingress-nginx-controller"),
+                  what="LB address")
+    assert ip.startswith("198.18.0.")
+    out = _get(ip)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["cloud"] == "vsphere" and body["pod"].startswith("echo-")
+    # an unknown Host is the ingress' 404, not the app
+    assert "404" in _get(ip, host="other.example.test").stderr
+    # the record the fixture created
+    answer = subprocess.run(["ip", "netns", "exec", "clh-client", "dig", "+noall", "+answer",
+                             "@198.18.0.53", "app.example.test"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert answer[1] == "300" and answer[-1] == ip
+
+
+def test_ingress_reaches_pods_on_other_nodes_over_the_overlay(core):
+    """ingress-nginx routes to pod IPs: a pod on a node without an ingress is reached through
+    another node's ingress, across flannel."""
+    ingress_nodes = {p.spec.node_name for p in core.list_namespaced_pod("ingress-nginx").items}
+    target = next(n.metadata.name for n in core.list_node().items
+                  if n.metadata.name not in ingress_nodes and not n.spec.unschedulable)
+    core.create_namespaced_pod("echo", {
+        "metadata": {"name": "echo-remote", "labels": {"app": "echo"}},
+        "spec": {"nodeName": target, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "echo", "image": "cloudhop/echo:lab",
+                                 "ports": [{"containerPort": 8080, "name": "http"}]}]}})
+    try:
+        wait_for(lambda: any(a.target_ref.name == "echo-remote" for a in
+                             core.read_namespaced_endpoints("echo", "echo").subsets[0].addresses),
+                 what="echo-remote in the endpoints")
+        lb = _lb_ip(core, "ingress-nginx", "ingress-nginx-controller")
+        served = []
+        for _i in range(16):
+            out = _get(lb)
+            assert out.returncode == 0, out.stderr
+            served.append(json.loads(out.stdout))
+        remote = [b for b in served if b["pod"] == "echo-remote"]
+        assert remote and remote[0]["node"] == target
+        assert remote[0]["client"] not in ("", None)
+    finally:
+        core.delete_namespaced_pod("echo-remote", "echo")
+
+
+def test_dns_change_reaches_the_probe_after_the_ttl(core):
+    old_ip = _lb_ip(core, "ingress-nginx", "ingress-nginx-controller")
+    core.create_namespaced_service("ingress-nginx", {
+        "metadata": {"name": "ingress-second"},
+        "spec": {"type": "LoadBalancer", "selector": INGRESS_LABELS,
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    try:
+        new_ip = wait_for(lambda: _lb_ip(core, "ingress-nginx", "ingress-second"),
+                          what="second LB")
+        assert new_ip != old_ip
+        wait_for(lambda: _get(new_ip).returncode == 0, what="second LB serving")
+        _dns_update("app.example.test.", old_ip, 1)
+        time.sleep(1.2)  # nothing cached the 300 s answer yet: the probe starts now
+        _probe("start")
+        try:
+            time.sleep(1.5)
+            switched = time.time()
+            _dns_update("app.example.test.", new_ip, 1)
+            time.sleep(3.5)
+        finally:
+            summary = json.loads(_probe("stop"))
+        recs = _records()
+        assert summary["failed"] == 0 and summary["total"] >= 60
+        before = [r for r in recs if r["t"] < switched]
+        after = [r for r in recs if r["t"] > switched + 2.0]  # TTL 1 s + slack
+        assert before and all(r["ip"] == old_ip for r in before)
+        assert after and all(r["ip"] == new_ip for r in after)
+    finally:
+        _dns_update("app.example.test.", old_ip, 300)
+        core.delete_namespaced_service("ingress-second", "ingress-nginx")
+        if os.path.exists(os.path.join(LAB, "probe.pid")):
+            _probe("stop")
+
+
+def test_probe_counts_a_stopped_backend_as_failures(core, apps):
+    _probe("start")
+    try:
+        time.sleep(1.0)
+        apps.patch_namespaced_deployment_scale("echo", "echo", {"spec": {"replicas": 0}})
+        wait_for(lambda: any(r.get("status") != 200 for r in _records()[-5:]),
+                 what="failures seen by the probe")
+        apps.patch_namespaced_deployment_scale("echo", "echo", {"spec": {"replicas": 3}})
+        wait_for(lambda: all(r.get("status") == 200 for r in _records()[-5:]), timeout=30,
+                 what="the app answers again")
+    finally:
+        summary = json.loads(_probe("stop"))
+        apps.patch_namespaced_deployment_scale("echo", "echo", {"spec": {"replicas": 3}})
+    assert summary["failed"] > 0
+    assert summary["longest_gap_s"] > 0.2
+    assert summary["per_cloud"].get("vsphere", 0) > 0
+    assert summary["latency_ms"]["p50"] is not None
