@@ -239,4 +239,3 @@ class LoadBalancerController(Controller):
             cur["status"] = want
             self.api.update(self.rt("", "v1", "services"), svc["metadata"]["namespace"],
                             svc["metadata"]["name"], cur, sub="status")
-
