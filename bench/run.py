@@ -17,7 +17,82 @@ def lab(*args):
                    stdout=subprocess.DEVNULL)
 
 
+def in_fresh_lab(script, env=None):
+    lab("up")
+    time.sleep(3)
+    try:
+        out = subprocess.run([os.path.join(REPO, "tests", "lab", "run"), sys.executable] + script,
+                             check=True, cwd=REPO, capture_output=True, text=True,
+                             env=dict(os.environ, **(env or {}))).stdout
+    finally:
+        lab("down")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def probe_overhead(seconds=10):
+    """CPU the traffic probe uses at its default rate (20 requests/s)."""
+    lab("up")
+    time.sleep(4)
+    try:
+        subprocess.run([sys.executable, "-m", "cloudhop_lab", "probe", "start"], check=True,
+                       cwd=REPO, stdout=subprocess.DEVNULL)
+        with open(os.path.join(REPO, ".lab", "probe.pid"), encoding="utf-8") as fh:
+            pid = fh.read().strip()
+        time.sleep(2)
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu():
+            total = 0
+            for child in [pid] + subprocess.run(["pgrep", "-P", pid], capture_output=True,
+                                                text=True, check=False).stdout.split():
+                with open("/proc/%s/stat" % child, encoding="utf-8") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            return total / ticks
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(seconds)
+        used = cpu() - c0
+        elapsed = time.monotonic() - t0
+        out = subprocess.run([sys.executable, "-m", "cloudhop_lab", "probe", "stop"],
+                             check=True, cwd=REPO, capture_output=True, text=True).stdout
+        summary = json.loads(out)
+    finally:
+        lab("down")
+    return {"rate": summary["rate"], "cpu_percent": round(100 * used / elapsed, 1),
+            "failed": summary["failed"], "latency_ms": summary["latency_ms"]}
+
+
+CONVERGED = """
+import json, socket, subprocess, sys, time, urllib.request
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    ip = subprocess.run(["dig", "+short", "@198.18.0.53", "app.example.test"],
+                        capture_output=True, text=True).stdout.strip()
+    if ip:
+        try:
+            req = urllib.request.Request("http://%s/" % ip, headers={"Host": "app.example.test"})
+            if json.loads(urllib.request.urlopen(req, timeout=1).read())["cloud"] == "vsphere":
+                sys.exit(0)
+        except (OSError, ValueError):
+            pass
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+def fixture_converged():
+    """lab-up until the app answers through DNS, the vSphere LB and the ingress."""
+    t = time.monotonic()
+    lab("up")
+    subprocess.run(["ip", "netns", "exec", "clh-client", sys.executable, "-c", CONVERGED],
+                   check=True)
+    elapsed = time.monotonic() - t
+    lab("down")
+    return elapsed
+
+
 def main():
+    converged = [fixture_converged() for _i in range(1 if QUICK else 3)]
     ups = []
     for _i in range(2 if QUICK else 5):
         t = time.monotonic()
@@ -31,6 +106,12 @@ def main():
     finally:
         lab("down")
     api = json.loads(out)
+    scale = in_fresh_lab([os.path.join(HERE, "scale_nodes.py"), "10" if QUICK else "100"])
+    pings = "20" if QUICK else "500"
+    vpn = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")], {"BENCH_PINGS": pings})
+    vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
+                               {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
+    probe = probe_overhead()
     path = os.path.join(HERE, "results.json")
     results = {}
     if os.path.exists(path):
@@ -38,7 +119,13 @@ def main():
             results = json.load(fh)
     results["lab_up_seconds"] = {"median": round(statistics.median(ups), 3),
                                  "runs": [round(u, 3) for u in ups]}
+    results["fixture_converged_seconds"] = {"median": round(statistics.median(converged), 2),
+                                            "runs": [round(c, 2) for c in converged]}
     results["api_latency_ms"] = api
+    results["scale_nodes"] = scale
+    results["vpn_latency"] = vpn
+    results["vpn_latency_tcp_nodelay"] = vpn_nodelay
+    results["probe_overhead"] = probe
     results["quick"] = QUICK
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
@@ -47,6 +134,19 @@ def main():
         rows.append("| API %s | %.2f ms | %.2f ms |" % (name, r["p50_ms"], r["p99_ms"]))
     rows.append("| lab-up (fixture) | %.2f s (median of %d) | |"
                 % (results["lab_up_seconds"]["median"], len(ups)))
+    rows.append("| lab-up until the app answers via DNS + LB | %.2f s (median of %d) | |"
+                % (results["fixture_converged_seconds"]["median"], len(converged)))
+    rows.append("| %d nodes Ready (flannel on all) | %.1f s | |"
+                % (scale["nodes"], scale["seconds_to_ready"]))
+    rows.append("| memory per node (PSS) | %.2f MiB | |" % scale["pss_mib_per_node"])
+    rows.append("| pod RTT flannel / over VPN | %.3f ms / %.3f ms | %.3f ms (VPN) |"
+                % (vpn["rtt_ms_p50_flannel_on_ens192"], vpn["rtt_ms_p50_flannel_over_vpn"],
+                   vpn["rtt_ms_p99_over_vpn"]))
+    rows.append("| one-way latency added by the VPN | %.3f ms | |" % vpn["one_way_added_ms_p50"])
+    rows.append("| same, server with --tcp-nodelay | %.3f ms | %.3f ms (RTT) |"
+                % (vpn_nodelay["one_way_added_ms_p50"], vpn_nodelay["rtt_ms_p99_over_vpn"]))
+    rows.append("| probe at %d req/s: CPU | %.1f %% of one core | |"
+                % (probe["rate"], probe["cpu_percent"]))
     table = "\n".join(rows)
     with open(os.path.join(HERE, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(table + "\n")

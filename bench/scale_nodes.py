@@ -1,0 +1,78 @@
+"""Scale the lab's vSphere MachineDeployment to N nodes (runs inside clh-ctl).
+
+Measures the time until N nodes are Ready with flannel configured (canal pods Ready on every
+node) and the memory of the lab's processes (sum of PSS, so shared pages count once: the lab daemon and every
+process in a clh-* namespace) and the machine's used memory, at 3 nodes and at N. Prints JSON.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from kubernetes import client, config
+
+MD = ("cluster.k8s.io", "v1alpha1", "kube-system", "machinedeployments",
+      "to-migrate-vsphere-node")
+
+
+def lab_pss_mib():
+    pids = set()
+    for ns in os.listdir("/run/netns"):
+        if ns.startswith("clh-"):
+            out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                                 check=False).stdout
+            pids.update(out.split())
+    out = subprocess.run(["pgrep", "-f", "cloudhop_lab.labd"], capture_output=True, text=True,
+                         check=False).stdout
+    pids.update(out.split())
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%s/smaps_rollup" % pid, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return round(total / 1024.0, 1), len(pids)
+
+
+def used_mib():
+    with open("/proc/meminfo", encoding="utf-8") as fh:
+        info = {line.split(":")[0]: int(line.split()[1]) for line in fh}
+    return (info["MemTotal"] - info["MemAvailable"]) // 1024
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    api = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
+    custom = client.CustomObjectsApi(api)
+    apps = client.AppsV1Api(api)
+    base_mem, base_procs = lab_pss_mib()
+    base_used = used_mib()
+    t0 = time.monotonic()
+    custom.patch_namespaced_custom_object(*MD, {"spec": {"replicas": n}})
+    while True:
+        md = custom.get_namespaced_custom_object(*MD)
+        canal = apps.read_namespaced_daemon_set("canal", "kube-system").status
+        if (md.get("status") or {}).get("readyReplicas") == n and canal.number_ready == n:
+            break
+        if time.monotonic() - t0 > 900:
+            raise SystemExit("timed out at %s nodes" % (md.get("status") or {}).get(
+                "readyReplicas"))
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    time.sleep(2)
+    mem, procs = lab_pss_mib()
+    used = used_mib()
+    print(json.dumps({"nodes": n, "seconds_to_ready": round(elapsed, 1),
+                      "pss_mib_at_3": base_mem, "pss_mib_at_n": mem,
+                      "pss_mib_per_node": round((mem - base_mem) / (n - 3), 2),
+                      "machine_used_mib_delta": used - base_used,
+                      "processes_at_3": base_procs, "processes_at_n": procs}))
+
+
+if __name__ == "__main__":
+    main()
