@@ -84,9 +84,12 @@ def main():
     apps.patch_namespaced_daemon_set("canal", "kube-system", {"spec": {"template": {
         "metadata": {"annotations": {"restartedAt": str(time.time())}}}}})
     gen = apps.read_namespaced_daemon_set("canal", "kube-system").metadata.generation
-    wait(lambda: (lambda s: s.observed_generation == gen and s.number_ready ==
-                  s.updated_number_scheduled == s.desired_number_scheduled)(
-        apps.read_namespaced_daemon_set("canal", "kube-system").status))
+
+    def canal_restarted():
+        st = apps.read_namespaced_daemon_set("canal", "kube-system").status
+        return st.observed_generation == gen and \
+            st.number_ready == st.updated_number_scheduled == st.desired_number_scheduled
+    wait(canal_restarted)
     link = subprocess.run(["ip", "-n", "clh-n-" + nodes[0], "-d", "link", "show", "flannel.1"],
                           capture_output=True, text=True, check=True).stdout
     assert " local 10.20.0." in link, link
