@@ -22,6 +22,7 @@ from .dataplane.flannel import FlannelAgent
 from .dataplane.ingress import IngressAgent, LoadBalancerController
 from .dataplane.inventory import InventoryWriter
 from .dataplane.nodes import NetnsMachineBackend
+from .dataplane.cloudapi import AwsApi
 from .dataplane.dns import DnsServer
 from .dataplane.openvpn import SeedNetwork
 from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
@@ -42,6 +43,7 @@ class Lab:
         self.controllers = []
         self.topology = None
         self.dns = None
+        self.aws = None
         self.flannel = None
         self.user_runtime = None
         if opts.get("dataplane", True):
@@ -101,10 +103,12 @@ class Lab:
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
                                                   self.backend))
         if self.flannel is not None:
+            self.aws = AwsApi(self.dir)
+            self.aws.start()
             self.controllers += [
                 self.flannel, self.ingress, InventoryWriter(self.user, self.dir),
                 LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
-                                       self.topology, self.dir)]
+                                       self.topology, self.dir, self.aws)]
         for c in self.controllers:
             c.start()
 
@@ -127,6 +131,8 @@ class Lab:
     def stop(self):
         for c in self.controllers:
             c.stop()
+        if self.aws is not None:
+            self.aws.stop()
         for s in self.servers:
             s.shutdown()
 

@@ -78,8 +78,12 @@ class FlannelAgent(Controller):
                                           {"metadata": {"annotations": want}})
                     nodes[name] = node
         for name in list(self.state):
+            if not nsx.ns_exists(node_ns(name)):
+                self.state.pop(name, None)  # the machine is gone
+                continue
             if name in nodes:
-                self._peers(name, nodes)
+                with self.isolated(name):
+                    self._peers(name, nodes)
 
     def _underlay(self, ns, setting):
         ipr = nsx.handle(ns)

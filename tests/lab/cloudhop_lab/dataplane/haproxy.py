@@ -35,13 +35,7 @@ class HAProxy:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except Exception:  # pylint: disable=broad-except
-                self.proc.kill()
-                self.proc.wait(timeout=3)
+        nsx.terminate(self.proc)
         self.proc = None
         self.text = None
 

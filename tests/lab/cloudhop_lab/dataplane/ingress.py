@@ -122,8 +122,9 @@ class LoadBalancerController(Controller):
     name = "load-balancers"
     resync = 0.5
 
-    def __init__(self, api, seed_api, cluster_name, topology, lab_dir):
+    def __init__(self, api, seed_api, cluster_name, topology, lab_dir, aws=None):
         super().__init__(api)
+        self.aws = aws
         self.seed = seed_api
         self.cluster_name = cluster_name
         self.topology = topology
@@ -206,6 +207,10 @@ class LoadBalancerController(Controller):
         nsx.add_addr(ns, "priv0", private, net.prefixlen)
         lb = {"ip": public, "netns": ns, "cloud": cloud, "private": private,
               "proxy": HAProxy(ns, os.path.join(self.dir, ns))}
+        if cloud == "aws" and self.aws is not None:
+            # the CCM role: the cloud's own record of the LB, with the cluster's tags
+            lb["arn"] = self.aws.create_lb("a%s-%d" % (self.cluster_name, index),
+                                           self.cluster_name, "%s/%s" % key)
         self.lbs[key + (cloud,)] = lb
         LOG.info("load balancer %s for %s/%s in %s at %s", ns, key[0], key[1], cloud, public)
         return lb
@@ -213,6 +218,8 @@ class LoadBalancerController(Controller):
     def _delete(self, key):
         lb = self.lbs.pop(key)
         lb["proxy"].stop()
+        if lb.get("arn") and self.aws is not None:
+            self.aws.delete_lb(lb["arn"])
         nsx.remove(lb["netns"])
 
     @staticmethod

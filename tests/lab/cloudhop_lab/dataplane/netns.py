@@ -165,6 +165,18 @@ def nft(ns, ruleset):
         raise RuntimeError("nft in %s: %s" % (ns, proc.stderr.strip()))
 
 
+def terminate(proc, timeout=3):
+    """SIGTERM a spawned process, SIGKILL it if it does not exit in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def spawn(ns, cmd, log_path, env=None, uts_hostname=None):
     """Start a long-running process inside a namespace (its own session, logs to a file)."""
     argv = ["ip", "netns", "exec", ns]

@@ -14,7 +14,6 @@ hostNetwork pods). Ready = the tun device has its address.
 import logging
 import os
 import shutil
-import signal
 
 from . import netns as nsx
 from .volumes import command_line, materialize
@@ -80,13 +79,7 @@ class OpenVPNProcess:
             return idx is not None and bool(ipr.get_addr(family=2, index=idx))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except Exception:  # pylint: disable=broad-except
-                self.proc.kill()
-                self.proc.wait(timeout=3)
+        nsx.terminate(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -151,6 +151,14 @@ def _pause(seed_custom, value):
                                             {"spec": {"pause": value}})
 
 
+def _wait_cloud_condition(seed_custom, status):
+    """Wait until KKP reports the cloud condition with this status; return the condition."""
+    def cond():
+        c = _cluster(seed_custom)["status"]["conditions"]["CloudControllerReconcilledSuccessfully"]
+        return c if c["status"] == status else None
+    return wait_for(cond, what="cloud condition %s" % status)
+
+
 def _vpn_args(seed_client):
     dep = client.AppsV1Api(seed_client).read_namespaced_deployment("openvpn-server",
                                                                    "cluster-" + CID)
@@ -194,10 +202,7 @@ def test_kkp_reports_missing_credentials(seed_custom):
     finally:
         _pause(seed_custom, False)
     try:
-        cond = wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
-            "CloudControllerReconcilledSuccessfully"]["status"] == "False" and _cluster(
-                seed_custom)["status"]["conditions"]["CloudControllerReconcilledSuccessfully"],
-            what="cloud condition False")
+        cond = _wait_cloud_condition(seed_custom, "False")
         assert "credential-vsphere-missing" in cond["message"]
         assert _cluster(seed_custom)["status"]["extendedHealth"][
             "cloudProviderInfrastructure"] == "HealthStatusDown"
@@ -205,8 +210,7 @@ def test_kkp_reports_missing_credentials(seed_custom):
         seed_custom.patch_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", CID, {
             "spec": {"cloud": {"vsphere": {"credentialsReference": {
                 "name": "credential-vsphere-" + CID, "namespace": "kubermatic"}}}}})
-        wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
-            "CloudControllerReconcilledSuccessfully"]["status"] == "True", what="recovered")
+        _wait_cloud_condition(seed_custom, "True")
 
 
 def test_kkp_requires_exactly_one_provider_block(seed_custom):
@@ -218,17 +222,13 @@ def test_kkp_requires_exactly_one_provider_block(seed_custom):
     finally:
         _pause(seed_custom, False)
     try:
-        cond = wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
-            "CloudControllerReconcilledSuccessfully"]["status"] == "False" and _cluster(
-                seed_custom)["status"]["conditions"]["CloudControllerReconcilledSuccessfully"],
-            what="cloud condition False")
+        cond = _wait_cloud_condition(seed_custom, "False")
         assert "exactly one provider block" in cond["message"]
         assert _cluster(seed_custom)["status"]["errorReason"] == "InvalidConfiguration"
     finally:
         seed_custom.patch_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", CID, {
             "spec": {"cloud": {"aws": None}}})
-        wait_for(lambda: _cluster(seed_custom)["status"]["conditions"][
-            "CloudControllerReconcilledSuccessfully"]["status"] == "True", what="recovered")
+        _wait_cloud_condition(seed_custom, "True")
         assert "errorReason" not in _cluster(seed_custom)["status"]
 
 

@@ -3,6 +3,7 @@ only through the VPN overlay. Runs last (it switches the cluster to AWS) and res
 """
 
 import base64
+import json
 import os
 import subprocess
 import time
@@ -172,6 +173,9 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
         assert wait_for(lambda: _reach(a, b) and _reach(b, a), timeout=30,
                         what="vSphere <-> AWS pod traffic over the VPN")
 
+        # --- the CCM role: an ingress on the AWS node gets an AWS load balancer
+        _aws_load_balancer(core, aws_node.metadata.name)
+
         # --- without --client-to-client, node-to-node VPN traffic stops
         _set_server_args(seed_client, canonical)
         wait_for(_server_running_with("--client-to-client", False), timeout=60,
@@ -182,7 +186,62 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
             _restore(core, apps, custom, seed_custom, seed_client, seed_core, canonical, aws_md)
 
 
+def _aws_load_balancer(core, aws_node):
+    labels = {"app.kubernetes.io/name": "ingress-nginx",
+              "app.kubernetes.io/component": "controller"}
+    core.create_namespaced_pod("ingress-nginx", {
+        "metadata": {"name": "ingress-on-aws", "labels": labels},
+        "spec": {"nodeName": aws_node, "hostNetwork": True, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "controller",
+                                 "image": "registry.k8s.io/ingress-nginx/controller:v1.11.3",
+                                 "ports": [{"containerPort": 80, "hostPort": 80,
+                                            "name": "http"}]}]}})
+    core.create_namespaced_service("ingress-nginx", {
+        "metadata": {"name": "ingress-aws"},
+        "spec": {"type": "LoadBalancer", "selector": labels,
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    aws_ip = wait_for(lambda: _lb(core, "ingress-aws"), timeout=30, what="AWS load balancer")
+    vsphere_ip = _lb(core, "ingress-nginx-controller")
+    assert aws_ip != vsphere_ip  # the MetalLB Service keeps its vSphere load balancer
+    # AWS LB -> ingress on the AWS node -> echo pods on vSphere nodes, across the overlay
+    body = wait_for(lambda: _get_app(aws_ip), timeout=30, what="the app through the AWS LB")
+    assert body["cloud"] == "vsphere"
+    assert _get_app(vsphere_ip)["cloud"] == "vsphere"
+    # the cloud's record of it carries the cluster tag, as the AWS CCM sets it
+    import boto3  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(os.environ["CLH_LAB_DIR"], "aws.json"), encoding="utf-8") as fh:
+        aws = json.load(fh)
+    elb = boto3.client("elbv2", endpoint_url=aws["endpoint_url"], region_name=aws["region"],
+                       aws_access_key_id=aws["aws_access_key_id"],
+                       aws_secret_access_key=aws["aws_secret_access_key"])
+    arns = [lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]]
+    tags = {t["Key"]: t["Value"] for d in elb.describe_tags(ResourceArns=arns)["TagDescriptions"]
+            for t in d["Tags"]}
+    assert tags["kubernetes.io/cluster/" + CID] == "owned"
+    assert tags["kubernetes.io/service-name"] == "ingress-nginx/ingress-aws"
+
+
+def _lb(core, name):
+    svc = core.read_namespaced_service(name, "ingress-nginx")
+    ingress = svc.status.load_balancer.ingress if svc.status.load_balancer else None
+    return ingress[0].ip if ingress else None
+
+
+def _get_app(ip):
+    code = ("import urllib.request\n"
+            "r = urllib.request.Request('http://%s/', headers={'Host': 'app.example.test'})\n"
+            "print(urllib.request.urlopen(r, timeout=3).read().decode())" % ip)
+    out = netns_run("clh-client", "python3", "-c", code)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
 def _restore(core, apps, custom, seed_custom, seed_client, seed_core, canonical, aws_md):
+    for delete, name in ((core.delete_namespaced_service, "ingress-aws"),
+                         (core.delete_namespaced_pod, "ingress-on-aws")):
+        try:
+            delete(name, "ingress-nginx")
+        except client.ApiException:
+            pass
     try:
         apps.delete_namespaced_daemon_set("openvpn-client", "kube-system")
     except client.ApiException:
