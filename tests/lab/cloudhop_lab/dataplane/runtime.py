@@ -220,7 +220,19 @@ class NetnsPodRuntime(FakeRuntime):
             proc.wait(timeout=5)
             self.procs.pop(uid, None)
         if meta and meta.get("kind") == "pod":
-            nsx.remove(meta["netns"])  # the cali veth and its /32 route go with it
+            # CNI DEL: the host-side veth (and its /32 route) goes first and synchronously;
+            # the kernel would only reap it when it gets round to destroying the namespace
+            nns = node_ns(meta["node"])
+            if nsx.ns_exists(nns):
+                with nsx.LOCK:
+                    try:
+                        ipr = nsx.handle(nns)
+                        idx = nsx.index(ipr, meta["cali"])
+                        if idx is not None:
+                            ipr.link("del", index=idx)
+                    except Exception as exc:  # pylint: disable=broad-except
+                        LOG.warning("CNI DEL of %s on %s: %s", meta["cali"], nns, exc)
+            nsx.remove(meta["netns"])
         if meta and meta.get("kind") == "canal" and self.flannel is not None:
             self.flannel.canal_stopped(meta["node"], uid)
         self.meta.pop(uid, None)
