@@ -769,4 +769,3 @@ def _set_path(obj, path, value):
 
 
 pod_ready = _pod_ready
-get_path = _get_path

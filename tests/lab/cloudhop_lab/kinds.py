@@ -163,7 +163,3 @@ class Registry:
     def in_group_version(self, group, version):
         with self._lock:
             return [rt for (g, v, _p), rt in self._types.items() if g == group and v == version]
-
-    def storage_key(self, rt):
-        """Objects of one resource share storage across versions: (group, plural)."""
-        return rt.key
