@@ -227,8 +227,7 @@ class Api:
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_iso()
             meta["generation"] = 1
-            patching.record_update(None, obj, manager, now_iso(), rt.api_version,
-                                   patching.schema_for(rt.kind) if rt.builtin else {})
+            patching.record_update(None, obj, manager, now_iso(), rt.api_version, _schema(rt))
             if dry_run:
                 meta["resourceVersion"] = str(self.rv)
                 if rt.kind == "Service":
@@ -290,6 +289,13 @@ class Api:
             semantics.default(rt.kind, new)
         if not given_rv:
             meta["resourceVersion"] = ometa["resourceVersion"]
+        if ometa.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or []) - set(ometa.get("finalizers") or [])
+            if added:
+                raise errors.invalid(rt, ometa["name"], [(
+                    "metadata.finalizers", "FieldValueForbidden",
+                    "Forbidden: no new finalizers can be added if the object is being "
+                    "deleted, found new finalizers %s" % sorted(added))])
         self._validate(rt, new, old)
         if rt.kind == "Service":
             new.setdefault("spec", {}).setdefault("clusterIP", old["spec"].get("clusterIP"))
@@ -299,14 +305,10 @@ class Api:
             meta["generation"] = ometa.get("generation", 1) + 1
         if "managedFields" not in meta and ometa.get("managedFields"):
             meta["managedFields"] = dc(ometa["managedFields"])
-        patching.record_update(old, new, manager, now_iso(), rt.api_version,
-                               patching.schema_for(rt.kind) if rt.builtin else {}, sub)
-        # a no-op write is not persisted: same resourceVersion, no event
-        if _strip_volatile(new) == _strip_volatile(old) and \
-                (meta.get("managedFields") or []) == (ometa.get("managedFields") or []):
-            return dc(old)
+        patching.record_update(old, new, manager, now_iso(), rt.api_version, _schema(rt), sub)
+        # a write that changes nothing (managedFields aside) is not persisted: same
+        # resourceVersion, no event
         if _strip_volatile(new) == _strip_volatile(old):
-            # only managedFields changed: real servers skip such writes too
             return dc(old)
         if dry_run:
             return dc(new)
@@ -357,11 +359,10 @@ class Api:
                 if old is None:
                     if sub:
                         raise errors.not_found(rt, name)
-                    applied = patching.apply(None, body, manager, force,
-                                             patching.schema_for(rt.kind), now_iso(),
-                                             rt.api_version)
+                    applied = patching.apply(None, body, manager, force, _schema(rt),
+                                             now_iso(), rt.api_version)
                     applied.setdefault("metadata", {})["name"] = name
-                    return self._create_applied(rt, ns, applied, dry_run, body, manager)
+                    return self._create_applied(rt, ns, applied, dry_run)
             if old is None:
                 raise errors.not_found(rt, name)
             current = dc(old)
@@ -385,9 +386,8 @@ class Api:
             elif ptype == "apply":
                 if body.get("kind") and body.get("kind") != rt.kind:
                     raise errors.bad_request("the kind in the data does not match")
-                new = patching.apply(current, body, manager, force,
-                                     patching.schema_for(rt.kind) if rt.builtin else {},
-                                     now_iso(), rt.api_version)
+                new = patching.apply(current, body, manager, force, _schema(rt), now_iso(),
+                                     rt.api_version)
             else:
                 raise errors.unsupported_media("unsupported patch type")
             if not isinstance(new, dict):
@@ -400,7 +400,7 @@ class Api:
         self._committed(rt)
         return self._with_version(rt, out)
 
-    def _create_applied(self, rt, ns, applied, dry_run, body, manager):
+    def _create_applied(self, rt, ns, applied, dry_run):
         managed = applied["metadata"].pop("managedFields", None)
         out = self.create(rt, ns, applied, dry_run=dry_run, manager=None)
         if dry_run:
@@ -411,7 +411,6 @@ class Api:
             stored = self.data[rt.key][key]
             stored["metadata"]["managedFields"] = managed
             out["metadata"]["managedFields"] = managed
-        del body
         return out
 
     # ------------------------------------------------------------------ delete
@@ -740,6 +739,12 @@ class Api:
                     break
                 self.cond.wait(left)
             return self.rv
+
+
+def _schema(rt):
+    """Merge keys for apply/ownership: the built-in type's, or ObjectMeta's for custom
+    resources (their lists are atomic, but metadata is the same ObjectMeta everywhere)."""
+    return patching.schema_for(rt.kind) if rt.builtin else {"metadata": patching.META}
 
 
 def _pod_ready(pod):

@@ -226,6 +226,10 @@ def probe(action, rate=None):
     if action == "start":
         if os.path.exists(pidfile):
             raise SystemExit("the probe is already running (pid file %s)" % pidfile)
+        # one run, one log: the summary describes the same requests the log holds
+        for stale in ("probe.jsonl", "probe-summary.json"):
+            if os.path.exists(os.path.join(d, stale)):
+                os.unlink(os.path.join(d, stale))
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",

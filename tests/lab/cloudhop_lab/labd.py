@@ -116,7 +116,9 @@ class Lab:
         """The fixture's DNS record: app.example.test -> the vSphere load balancer, TTL 300."""
         svc_rt = self.user.rt("", "v1", "services")
         deadline = time.monotonic() + 120
+        seen = 0
         while time.monotonic() < deadline:
+            seen = self.user.wait_change(seen, deadline - time.monotonic())
             svc = self.user.try_get(svc_rt, "ingress-nginx", "ingress-nginx-controller")
             ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get(
                 "ingress") or []
@@ -124,7 +126,6 @@ class Lab:
                 self.dns.update(self.opts["app_host"] + ".", ingress[0]["ip"], 300)
                 LOG.info("dns: %s -> %s (TTL 300)", self.opts["app_host"], ingress[0]["ip"])
                 return
-            time.sleep(0.1)
         LOG.error("dns: the vSphere load balancer got no address; %s has no record",
                   self.opts["app_host"])
 

@@ -129,8 +129,7 @@ def _merge_list(orig, patch, spec):
 def _strip(obj):
     """Remove patch directives from an object that is inserted as a whole."""
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items()
-                if not k.startswith("$") and not k.startswith("$setElementOrder/")}
+        return {k: _strip(v) for k, v in obj.items() if not k.startswith("$")}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj

@@ -452,7 +452,7 @@ class FakeRuntime:
         if pod["metadata"]["uid"] in self.ips:
             return self.ips[pod["metadata"]["uid"]]
         if pod["spec"].get("hostNetwork"):
-            return _internal_ip(node)
+            return internal_ip(node)
         cidr = (node.get("spec") or {}).get("podCIDR")
         if not cidr:
             return None
@@ -491,7 +491,7 @@ class FakeRuntime:
         self.started.pop(uid, None)
 
 
-def _internal_ip(node):
+def internal_ip(node):
     for a in (node.get("status") or {}).get("addresses") or []:
         if a.get("type") == "InternalIP":
             return a.get("address")
@@ -538,7 +538,7 @@ class Kubelet(Controller):
                     if ip is None:
                         continue
                     ready = self.runtime.ready(p)
-                    self._write_status(pod_rt, p, ip, _internal_ip(node), ready)
+                    self._write_status(pod_rt, p, ip, internal_ip(node), ready)
                 elif status.get("phase") == "Running":
                     ready = self.runtime.ready(p)
                     if ready != pod_ready(p):

@@ -35,6 +35,25 @@ BASE_FINALIZERS = ["kubermatic.k8c.io/cleanup-credentials-secrets",
                    "kubermatic.k8c.io/cleanup-namespace", "kubermatic.k8c.io/delete-nodes"]
 
 
+KKP_GROUPS = ("kubermatic.k8c.io", "kubermatic.k8s.io")
+
+
+def find_cluster(seed_api, name):
+    """The KKP Cluster, from whichever of the two API groups the seed serves."""
+    for group in KKP_GROUPS:
+        rt = seed_api.rt(group, "v1", "clusters")
+        obj = seed_api.try_get(rt, None, name) if rt is not None else None
+        if obj is not None:
+            return obj
+    return None
+
+
+def cloud_providers(cluster):
+    """Provider blocks set in spec.cloud (everything but ``dc``)."""
+    cloud = ((cluster or {}).get("spec") or {}).get("cloud") or {}
+    return [k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)]
+
+
 def credentials_problem(seed_api, provider, block):
     """None when the provider block has usable credentials, else a message."""
     keys = PROVIDER_KEYS.get(provider)
@@ -146,7 +165,7 @@ class KKPSeedController(Controller):
         self.vpn_cidr = vpn_cidr
 
     def reconcile(self):
-        for group in ("kubermatic.k8c.io", "kubermatic.k8s.io"):
+        for group in KKP_GROUPS:
             rt = self.rt(group, "v1", "clusters")
             if rt is None:
                 continue
@@ -174,7 +193,7 @@ class KKPSeedController(Controller):
     def _reconcile(self, rt, cluster, legacy):
         name = cluster["metadata"]["name"]
         cloud = (cluster.get("spec") or {}).get("cloud") or {}
-        providers = [k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)]
+        providers = cloud_providers(cluster)
         if len(providers) != 1:
             cloud_ok, cloud_msg = False, "spec.cloud must have exactly one provider block, " \
                 "found %d (%s)" % (len(providers), ", ".join(providers) or "none")

@@ -16,6 +16,7 @@ from .. import errors
 from ..api import dc, now_iso
 from .base import Controller, owned_by, owner_ref, rollout_plan, template_hash
 from .core import _suffix, node_ready
+from .kkp import cloud_providers, credentials_problem, find_cluster
 
 GROUP, VERSION = "cluster.k8s.io", "v1alpha1"
 NS = "kube-system"
@@ -101,28 +102,17 @@ class MachineController(Controller):
 
     # -------------------------------------------------------------- cluster facts
 
-    def cluster(self):
-        for group in ("kubermatic.k8c.io", "kubermatic.k8s.io"):
-            rt = self.seed.rt(group, "v1", "clusters")
-            if rt is not None:
-                obj = self.seed.try_get(rt, None, self.cluster_name)
-                if obj is not None:
-                    return obj
-        return None
-
     def cluster_cloud(self):
         """(provider, credentials_ok, message) of the cluster's current cloud spec."""
-        cluster = self.cluster()
+        cluster = find_cluster(self.seed, self.cluster_name)
         if cluster is None:
             return None, False, "cluster %s not found in the seed" % self.cluster_name
-        cloud = (cluster.get("spec") or {}).get("cloud") or {}
-        providers = [k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)]
+        providers = cloud_providers(cluster)
         if len(providers) != 1:
             return None, False, "cluster %s has %d cloud provider blocks" % (
                 self.cluster_name, len(providers))
         provider = providers[0]
-        from .kkp import credentials_problem  # pylint: disable=import-outside-toplevel
-        problem = credentials_problem(self.seed, provider, cloud[provider])
+        problem = credentials_problem(self.seed, provider, cluster["spec"]["cloud"][provider])
         return provider, problem is None, problem
 
     # -------------------------------------------------------------- reconcile

@@ -24,6 +24,7 @@ import os
 
 from ..api import dc
 from ..controllers.base import Controller
+from ..controllers.kkp import cloud_providers, find_cluster
 from . import netns as nsx
 from .haproxy import GLOBAL, HAProxy
 from .nodes import node_ns
@@ -132,18 +133,9 @@ class LoadBalancerController(Controller):
         self.lbs = {}  # (ns, name, cloud) -> dict(ip, netns, proxy, index)
         self.next_index = 0
 
-    def cluster_cloud(self):
-        for group in ("kubermatic.k8c.io", "kubermatic.k8s.io"):
-            rt = self.seed.rt(group, "v1", "clusters")
-            obj = self.seed.try_get(rt, None, self.cluster_name) if rt else None
-            if obj is not None:
-                cloud = (obj.get("spec") or {}).get("cloud") or {}
-                return next((k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)),
-                            None)
-        return None
-
     def reconcile(self):
-        cloud_now = self.cluster_cloud()
+        providers = cloud_providers(find_cluster(self.seed, self.cluster_name))
+        cloud_now = providers[0] if len(providers) == 1 else None
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}

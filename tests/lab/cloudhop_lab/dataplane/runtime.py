@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from ..controllers.core import FakeRuntime
+from ..controllers.core import FakeRuntime, internal_ip as _internal_ip
 from . import netns as nsx
 from .nodes import node_ns
 from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
@@ -273,10 +273,3 @@ class SeedRuntime(FakeRuntime):
         if proc is not None:
             proc.stop()
         super().forget(uid)
-
-
-def _internal_ip(node):
-    for a in (node.get("status") or {}).get("addresses") or []:
-        if a.get("type") == "InternalIP":
-            return a.get("address")
-    return None

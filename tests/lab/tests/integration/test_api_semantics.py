@@ -425,12 +425,12 @@ def test_watch_from_resource_version(core, ns):
             events.append((ev["type"], ev["object"].metadata.name))
             if len(events) == 3:
                 w.stop()
-    t = threading.Thread(target=consume)
-    t.start()
-    time.sleep(0.3)
+    # the changes happen before the watch starts: a watch from a resourceVersion replays them
     core.create_namespaced_config_map(ns, {"metadata": {"name": "w"}})
     core.patch_namespaced_config_map("w", ns, {"data": {"a": "b"}})
     core.delete_namespaced_config_map("w", ns)
+    t = threading.Thread(target=consume)
+    t.start()
     t.join(10)
     assert events == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 

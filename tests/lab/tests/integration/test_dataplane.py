@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import time
 
 from cloudhop_lab.dataplane.runtime import cali_name
 
@@ -118,14 +117,15 @@ def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     node_ns = "clh-n-" + nodes[1].metadata.name
     capture = subprocess.Popen(["ip", "netns", "exec", node_ns, "tcpdump", "-c", "1", "-nli",
                                 "ens192", "udp port 8472"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    time.sleep(0.5)
+                               stderr=subprocess.PIPE, text=True)
+    # the capture is armed once tcpdump says it is listening
+    assert any("listening on" in capture.stderr.readline() for _i in range(3))
     out = http_from("clh-p-" + a.metadata.uid[:12], "http://%s:8080/hello" % b.status.pod_ip)
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert body["pod"] == "pb" and body["node"] == nodes[1].metadata.name
     assert body["cloud"] == "vsphere" and body["client"] == a.status.pod_ip
-    captured, _err = capture.communicate(timeout=10)
+    captured = capture.communicate(timeout=10)[0]
     assert "8472" in captured  # the request crossed the underlay as VXLAN
     # the node has a /32 route to its local pod on a cali* veth
     routes = netns_run("clh-n-" + nodes[0].metadata.name, "ip", "route").stdout

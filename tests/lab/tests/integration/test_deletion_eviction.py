@@ -162,3 +162,16 @@ def test_eviction_with_two_budgets_is_an_error(core, apps, ns):
     with pytest.raises(client.ApiException) as exc:
         _evict(core, ns, pods[0])
     assert exc.value.status == 500 and "more than one" in exc.value.body
+
+
+def test_no_new_finalizers_on_an_object_being_deleted(core, ns):
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "fin",
+                                                        "finalizers": ["lab.test/a"]}})
+    core.delete_namespaced_config_map("fin", ns)
+    with pytest.raises(client.ApiException) as exc:
+        core.patch_namespaced_config_map("fin", ns, {"metadata": {
+            "finalizers": ["lab.test/a", "lab.test/b"]}})
+    assert exc.value.status == 422 and "no new finalizers" in exc.value.body
+    # removing one is what finalizers are for
+    core.patch_namespaced_config_map("fin", ns, {"metadata": {"finalizers": None}})
+    assert _gone(lambda: core.read_namespaced_config_map("fin", ns))
