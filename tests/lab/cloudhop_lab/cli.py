@@ -259,6 +259,32 @@ def probe(action, rate=None):
             print(fh.read())
 
 
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def audit(action, since=None):
+    """Audit-log marks for tests: ``mark`` -> sizes; ``writes`` -> what was written since."""
+    d = lab_dir()
+    paths = {c: os.path.join(d, "audit-%s.jsonl" % c) for c in ("seed", "user")}
+    if action == "mark":
+        return {c: os.path.getsize(p) if os.path.exists(p) else 0 for c, p in paths.items()}
+    out = {"writes": [], "dry_run_writes": [], "requests": 0}
+    for cluster, path in paths.items():
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            fh.seek((since or {}).get(cluster, 0))
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # a record still being written
+                rec = json.loads(line)
+                out["requests"] += 1
+                if rec["method"] in WRITE_METHODS:
+                    brief = {k: rec.get(k) for k in ("cluster", "method", "path", "code", "user")}
+                    out["dry_run_writes" if rec["dryRun"] else "writes"].append(brief)
+    return out
+
+
 def run_env():
     d = lab_dir()
     return {"CLH_LAB_DIR": d,
@@ -284,6 +310,9 @@ def main(argv=None):
     p_probe.add_argument("--rate", type=float, default=20.0)
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
     p_admin.add_argument("json")
+    p_audit = sub.add_parser("audit", help="audit log: mark | writes --since MARK (JSON)")
+    p_audit.add_argument("action", choices=["mark", "writes"])
+    p_audit.add_argument("--since", type=json.loads, default=None)
     p_run = sub.add_parser("run", help="run a command inside clh-ctl with the lab environment")
     p_run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -293,6 +322,8 @@ def main(argv=None):
             "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()
+    elif args.cmd == "audit":
+        print(json.dumps(audit(args.action, args.since)))
     elif args.cmd == "probe":
         probe(args.action, args.rate)
     elif args.cmd == "status":

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pieces every cloudhop module shares: the one domain exception and small pure helpers.
+
+Standard library only, so that node-side code may import it too.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+
+COLLECTION_VERSION = "0.1.0"
+
+
+class MigrationError(Exception):
+    """The one exception modules turn into ``fail_json`` (in ``main()``).
+
+    ``msg`` says what is wrong, with which object, and what to do; ``details`` are extra
+    structured return values (never secrets).
+    """
+
+    def __init__(self, msg, **details):
+        super(MigrationError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dig(obj, *path, **kw):
+    """obj[path[0]][path[1]]... or ``default`` when any step is missing or not a dict."""
+    cur = obj
+    for key in path:
+        if not isinstance(cur, dict) or key not in cur:
+            return kw.get("default")
+        cur = cur[key]
+    return cur
+
+
+def merge_patch_apply(target, patch):
+    """RFC 7386: what the server computes for a JSON merge patch (for diffs and dry checks)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch_apply(out.get(key), value)
+    return out
+
+
+def merge_patch_is_noop(target, patch):
+    return merge_patch_apply(target, patch) == target
+
+
+def require(condition, msg, **details):
+    if not condition:
+        raise MigrationError(msg, **details)

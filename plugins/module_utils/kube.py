@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one wrapper around kubernetes.core for this collection's API modules.
+
+Auth options, client creation and library checks come from kubernetes.core (``AUTH_ARG_SPEC``,
+``AnsibleK8SModule``, ``get_api_client``). ``Kube`` adds what every module here needs on top:
+get-or-None, merge patches (never strategic: Cluster and MachineDeployment are custom
+resources), the server's dry run in check mode, and Kubernetes errors turned into
+``MigrationError`` with the object named.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+import traceback
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    HAS_K8S_CORE = True
+except ImportError:  # pragma: no cover - kubernetes.core is a declared dependency
+    AUTH_ARG_SPEC = {}
+    AnsibleK8SModule = CoreException = get_api_client = None
+    HAS_K8S_CORE = False
+
+try:
+    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+    from kubernetes.client.rest import ApiException
+except ImportError:  # the module fails with missing_required_lib via AnsibleK8SModule
+    DynamicApiError = NotFoundError = ResourceNotFoundError = ApiException = None
+
+MERGE = "application/merge-patch+json"
+DRY_RUN = "All"
+
+
+def api_error_message(exc):
+    """The Status message of a Kubernetes API error, or the exception text."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        status = json.loads(body)
+        return "%s (HTTP %s, %s)" % (status.get("message"), getattr(exc, "status", "?"),
+                                    status.get("reason", ""))
+    except (TypeError, ValueError):
+        return "%s (HTTP %s)" % (getattr(exc, "reason", str(exc)), getattr(exc, "status", "?"))
+
+
+def k8s_argument_spec(**extra):
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(extra)
+    return spec
+
+
+class Kube(object):
+    """Thin verbs over the kubernetes.core dynamic client. ``dry_run`` = check mode."""
+
+    def __init__(self, client, dry_run=False):
+        self.client = client  # kubernetes.core K8SClient
+        self.dry_run = dry_run
+        self.writes = 0
+
+    def resource(self, api_version, kind, what=None):
+        try:
+            return self.client.resource(kind, api_version)
+        except ResourceNotFoundError:
+            raise MigrationError(
+                "the API server does not serve %s %s%s; check the kubeconfig/context points at "
+                "the right cluster and that the CRD is installed"
+                % (api_version, kind, " (" + what + ")" if what else ""),
+                api_version=api_version, kind=kind)
+
+    def serves(self, api_version, kind):
+        try:
+            self.client.resource(kind, api_version)
+            return True
+        except ResourceNotFoundError:
+            return False
+
+    def _call(self, what, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DynamicApiError as exc:
+            raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
+                                 status=getattr(exc, "status", None))
+        except ApiException as exc:
+            raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
+                                 status=getattr(exc, "status", None))
+
+    def get(self, api_version, kind, name, namespace=None):
+        res = self.resource(api_version, kind)
+        try:
+            return res.get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        except DynamicApiError as exc:
+            raise MigrationError("reading %s %s failed: %s"
+                                 % (kind, _ref(name, namespace), api_error_message(exc)),
+                                 status=getattr(exc, "status", None))
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        res = self.resource(api_version, kind)
+        out = self._call("listing %s" % kind, res.get, namespace=namespace,
+                         label_selector=label_selector)
+        return out.to_dict().get("items") or []
+
+    def _params(self):
+        return {"dry_run": DRY_RUN} if self.dry_run else {}
+
+    def merge_patch(self, api_version, kind, name, patch, namespace=None):
+        res = self.resource(api_version, kind)
+        self.writes += 1
+        return self._call("patching %s %s" % (kind, _ref(name, namespace)), res.patch,
+                          body=patch, name=name, namespace=namespace, content_type=MERGE,
+                          **self._params()).to_dict()
+
+    def create(self, api_version, kind, body, namespace=None):
+        res = self.resource(api_version, kind)
+        self.writes += 1
+        name = body.get("metadata", {}).get("name")
+        return self._call("creating %s %s" % (kind, _ref(name, namespace)), res.create,
+                          body=body, namespace=namespace, **self._params()).to_dict()
+
+    def replace(self, api_version, kind, body, namespace=None):
+        res = self.resource(api_version, kind)
+        self.writes += 1
+        name = body["metadata"]["name"]
+        return self._call("replacing %s %s" % (kind, _ref(name, namespace)), res.replace,
+                          body=body, name=name, namespace=namespace, **self._params()).to_dict()
+
+    def delete(self, api_version, kind, name, namespace=None):
+        res = self.resource(api_version, kind)
+        self.writes += 1
+        try:
+            return res.delete(name=name, namespace=namespace, **self._params()).to_dict()
+        except NotFoundError:
+            return None
+        except DynamicApiError as exc:
+            raise MigrationError("deleting %s %s failed: %s"
+                                 % (kind, _ref(name, namespace), api_error_message(exc)))
+
+
+def _ref(name, namespace):
+    return "%s/%s" % (namespace, name) if namespace else str(name)
+
+
+class KubeModule(object):
+    """AnsibleK8SModule plus one client factory and one way to fail."""
+
+    def __init__(self, argument_spec, **kwargs):
+        kwargs.setdefault("supports_check_mode", True)
+        self.module = AnsibleK8SModule(argument_spec=k8s_argument_spec(**argument_spec), **kwargs)
+        self._kube = None
+
+    @property
+    def params(self):
+        return self.module.params
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        return self.module._diff
+
+    @property
+    def kube(self):
+        if self._kube is None:
+            try:
+                client = get_api_client(module=self.module)
+            except CoreException as exc:
+                raise MigrationError("cannot build a Kubernetes client: %s; check kubeconfig, "
+                                     "context or host/api_key" % exc)
+            self._kube = Kube(client, dry_run=self.check_mode)
+        return self._kube
+
+    def run(self, func):
+        """Call func(self) -> result dict; exit_json or fail_json exactly once."""
+        try:
+            result = func(self)
+        except MigrationError as exc:
+            self.module.fail_json(msg=exc.msg, **exc.details)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.module.fail_json(msg="unexpected error: %s" % exc,
+                                  exception=traceback.format_exc())
+        self.module.exit_json(**result)
