@@ -370,3 +370,77 @@ def machine_metadata(cluster, provider):
             "region": (cluster["metadata"].get("annotations") or {}).get(AWS_REGION_ANNOTATION),
             "cloud": dig(cluster, "spec", "cloud", provider) or {},
             "kubelet_version": dig(cluster, "spec", "version")}
+
+
+SECRET_VALUE_FIELDS = ("username", "password", "accessKeyID", "secretAccessKey", "serviceAccount")
+
+
+def masked_cloud(cloud):
+    """spec.cloud for diffs and results: inline credential values replaced by <hidden>."""
+    out = {}
+    for key, value in (cloud or {}).items():
+        if isinstance(value, dict):
+            out[key] = dict((k, "<hidden>" if k in SECRET_VALUE_FIELDS and v else
+                             (masked_cloud(v) if isinstance(v, dict) else v))
+                            for k, v in value.items())
+        else:
+            out[key] = value
+    return out
+
+
+def cloud_view(cluster):
+    """The parts of a Cluster a cloud switch changes, safe to show."""
+    return {"cloud": masked_cloud(dig(cluster, "spec", "cloud")),
+            "aws_region": (cluster["metadata"].get("annotations") or {}).get(
+                AWS_REGION_ANNOTATION),
+            "finalizers": list(cluster["metadata"].get("finalizers") or [])}
+
+
+AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+
+
+def check_cloud_settings(provider, dc, settings):
+    if not dc:
+        raise MigrationError("dc is empty; set it to the target datacenter's name as defined in "
+                             "the KKP Seed (for example aws-eu-central-1a)")
+    settings = settings or {}
+    if provider == "aws":
+        region = settings.get("region")
+        if not region:
+            raise MigrationError("aws.region is required for an AWS target; set it to the "
+                                 "region of the target VPC (for example eu-central-1)")
+        if not AWS_REGION_RE.match(region):
+            raise MigrationError("aws.region %r is not an AWS region name (like eu-central-1)"
+                                 % region)
+        for key, prefix in (("vpc_id", "vpc-"), ("security_group_id", "sg-"),
+                            ("route_table_id", "rtb-")):
+            if settings.get(key) and not settings[key].startswith(prefix):
+                raise MigrationError("aws.%s %r must start with %r; leave it empty to let KKP "
+                                     "create one" % (key, settings[key], prefix))
+
+
+def restore_patch(cluster, backup):
+    """Merge patch that puts spec.cloud, the region annotation and the provider finalizers back
+    as they were in ``backup`` (a Cluster object saved by ``cluster_cloud``); None if they are."""
+    if dig(backup, "metadata", "name") != cluster["metadata"]["name"] or \
+            not isinstance(dig(backup, "spec", "cloud"), dict):
+        raise MigrationError("the backup is not a Cluster %s object with spec.cloud; give the "
+                             "file cluster_cloud wrote for this cluster"
+                             % cluster["metadata"]["name"])
+    want_cloud = backup["spec"]["cloud"]
+    cloud = dict(want_cloud)
+    for key in dig(cluster, "spec", "cloud") or {}:
+        if key not in want_cloud:
+            cloud[key] = None
+    live_fins = cluster["metadata"].get("finalizers") or []
+    old_fins = backup["metadata"].get("finalizers") or []
+    # provider clean-up finalizers as in the backup; every other finalizer stays as it is now
+    fins = [f for f in live_fins if not f.startswith("kubermatic.k8c.io/cleanup-") or
+            f in old_fins]
+    fins += [f for f in old_fins if f not in fins and f.startswith("kubermatic.k8c.io/cleanup-")]
+    patch = {"spec": {"cloud": cloud}, "metadata": {
+        "annotations": {AWS_REGION_ANNOTATION: (backup["metadata"].get("annotations") or {}).get(
+            AWS_REGION_ANNOTATION)}}}
+    if fins != live_fins:
+        patch["metadata"]["finalizers"] = fins
+    return None if merge_patch_apply(cluster, patch) == cluster else patch

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Validating target-cloud credentials with the clouds' own libraries (boto3, google-auth).
+
+No message built here contains a credential value.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+try:
+    import boto3
+    import botocore.exceptions
+    HAS_BOTO3 = True
+except ImportError:
+    HAS_BOTO3 = False
+
+try:
+    from google.oauth2 import service_account as google_sa
+    HAS_GOOGLE_AUTH = True
+except ImportError:
+    HAS_GOOGLE_AUTH = False
+
+
+def aws_caller_identity(access_key_id, secret_access_key, region, endpoint_url=None):
+    """STS GetCallerIdentity with the given keys -> {account, arn, user_id}."""
+    if not HAS_BOTO3:
+        raise MigrationError("aws.validate needs boto3 on the controller (pip install boto3)")
+    try:
+        sts = boto3.client("sts", aws_access_key_id=access_key_id,
+                           aws_secret_access_key=secret_access_key, region_name=region,
+                           endpoint_url=endpoint_url or None)
+        ident = sts.get_caller_identity()
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise MigrationError("AWS rejected the target credentials (STS GetCallerIdentity: %s %s); "
+                             "check aws.access_key_id and aws.secret_access_key"
+                             % (err.get("Code"), err.get("Message", "")))
+    except botocore.exceptions.BotoCoreError as exc:
+        raise MigrationError("cannot validate the AWS credentials: %s; check aws.endpoint_url "
+                             "and network access to STS" % exc)
+    return {"account": ident.get("Account"), "arn": ident.get("Arn"),
+            "user_id": ident.get("UserId")}
+
+
+def gcp_service_account(info):
+    """Load the key with google-auth (parses the private key) -> {client_email, project_id}."""
+    if not HAS_GOOGLE_AUTH:
+        raise MigrationError("gcp validation needs google-auth on the controller "
+                             "(pip install google-auth)")
+    try:
+        creds = google_sa.Credentials.from_service_account_info(info)
+    except (ValueError, TypeError, KeyError) as exc:
+        # google-auth's messages name fields, never key material; keep only the first line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "BEGIN" in reason or len(reason) > 200:
+            reason = "the private key cannot be parsed"
+        raise MigrationError("gcp.service_account is not a usable service-account key (%s); "
+                             "download a fresh JSON key for %s"
+                             % (reason, info.get("client_email", "the service account")))
+    return {"client_email": creds.service_account_email, "project_id": creds.project_id}
