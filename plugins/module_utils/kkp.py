@@ -123,12 +123,12 @@ def reconcile_problems(cluster, provider=None):
         if cond is None:
             problems.append("condition %s not reported yet" % ctype)
         elif cond.get("status") != "True":
-            problems.append("condition %s is %s: %s" % (ctype, cond.get("status"),
-                                                       cond.get("message", "")))
+            problems.append("condition %s is %s: %s"
+                            % (ctype, cond.get("status"), cond.get("message", "")))
     status = cluster.get("status") or {}
     if status.get("errorReason"):
-        problems.append("status.errorReason %s: %s" % (status["errorReason"],
-                                                      status.get("errorMessage", "")))
+        problems.append("status.errorReason %s: %s"
+                        % (status["errorReason"], status.get("errorMessage", "")))
     for part, health in sorted((status.get("extendedHealth") or {}).items()):
         if health != "HealthStatusUp":
             problems.append("extendedHealth.%s is %s" % (part, health))
@@ -230,8 +230,8 @@ def parse_service_account(value, read_file=None):
             info = json.loads(text)
         except ValueError as exc:
             raise MigrationError("gcp.service_account: %s is not valid JSON (%s); pass the key "
-                                 "file as downloaded from GCP" % (value,
-                                                                 exc.args[0].split(":")[0]))
+                                 "file as downloaded from GCP"
+                                 % (value, exc.args[0].split(":")[0]))
     else:
         raise MigrationError("gcp.service_account is empty; give the key file path or its "
                              "JSON as a dict")

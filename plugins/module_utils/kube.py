@@ -48,8 +48,8 @@ def api_error_message(exc):
         body = body.decode("utf-8", "replace")
     try:
         status = json.loads(body)
-        return "%s (HTTP %s, %s)" % (status.get("message"), getattr(exc, "status", "?"),
-                                    status.get("reason", ""))
+        return "%s (HTTP %s, %s)" % (
+            status.get("message"), getattr(exc, "status", "?"), status.get("reason", ""))
     except (TypeError, ValueError):
         return "%s (HTTP %s)" % (getattr(exc, "reason", str(exc)), getattr(exc, "status", "?"))
 

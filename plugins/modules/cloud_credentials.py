@@ -23,7 +23,7 @@ description:
   - Every credential value is C(no_log); results and diffs show data keys with hidden values.
   - Check mode asks the API server for a dry run.
 author:
-  - cloudhop contributors
+  - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - cloudhop.k8s_migration.kkp_cluster
@@ -78,8 +78,10 @@ options:
         default: true
 attributes:
   check_mode:
+    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
     support: full
   diff_mode:
+    description: Returns the changed fields before and after, secret values hidden.
     support: full
 requirements:
   - kubernetes >= 24.2.0

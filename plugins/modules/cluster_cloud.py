@@ -31,7 +31,7 @@ description:
   - Check mode asks the API server for a dry run and shows a diff of C(spec.cloud); no backup is
     written.
 author:
-  - cloudhop contributors
+  - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - cloudhop.k8s_migration.kkp_cluster
@@ -99,8 +99,10 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
     support: full
   diff_mode:
+    description: Returns the changed fields before and after, secret values hidden.
     support: full
 requirements:
   - kubernetes >= 24.2.0
@@ -250,7 +252,7 @@ def main():
         state={"type": "str", "default": "switched",
                "choices": ["switched", "source_credentials_removed", "restored"]},
         dc={"type": "str"},
-        credentials_secret={"type": "str"},
+        credentials_secret={"type": "str", "no_log": False},
         aws={"type": "dict", "options": {
             "region": {"type": "str"}, "vpc_id": {"type": "str"},
             "security_group_id": {"type": "str"}, "route_table_id": {"type": "str"},
@@ -262,7 +264,7 @@ def main():
         allow_unpaused={"type": "bool", "default": False},
     )
     KubeModule(spec, required_if=[("state", "switched", ("dc", "provider")),
-                                     ("state", "restored", ("restore_from",))]).run(run)
+                                  ("state", "restored", ("restore_from",))]).run(run)
 
 
 if __name__ == "__main__":

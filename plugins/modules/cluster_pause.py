@@ -23,7 +23,7 @@ description:
     C(openvpn-server) rolled out).
   - Check mode asks the API server for a dry run; nothing is written and no wait happens.
 author:
-  - cloudhop contributors
+  - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - cloudhop.k8s_migration.kkp_cluster
@@ -49,8 +49,10 @@ options:
     default: 300
 attributes:
   check_mode:
+    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
     support: full
   diff_mode:
+    description: Returns the changed fields before and after, secret values hidden.
     support: full
 requirements:
   - kubernetes >= 24.2.0

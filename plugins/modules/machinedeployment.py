@@ -27,7 +27,7 @@ description:
     PodDisruptionBudgets) and deletes the machines.
   - Check mode asks the API server for a dry run and does not wait.
 author:
-  - cloudhop contributors
+  - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
@@ -85,8 +85,10 @@ options:
     default: 900
 attributes:
   check_mode:
+    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
     support: full
   diff_mode:
+    description: Returns the changed fields before and after, secret values hidden.
     support: full
 requirements:
   - kubernetes >= 24.2.0
