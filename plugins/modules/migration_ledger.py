@@ -40,8 +40,8 @@ options:
   facts:
     description: Facts to merge into the phase's record.
     type: dict
-  message:
-    description: A message for C(done) or C(fail).
+  note:
+    description: A note for C(done) or C(fail), for example why the phase failed.
     type: str
   reopen:
     description: Allow C(start) on a phase that is C(done).
@@ -140,7 +140,7 @@ def once(mod, ns):
     after, changed = before, False
     if p["action"] != "read":
         after, changed = transition(before, p["phase"], p["action"], utc_now(),
-                                    COLLECTION_VERSION, p["facts"], p["message"], p["reopen"])
+                                    COLLECTION_VERSION, p["facts"], p["note"], p["reopen"])
     if changed:
         if live is None:
             mod.kube.create("v1", "ConfigMap", {
@@ -191,7 +191,7 @@ def main():
     spec.update(
         action={"type": "str", "default": "read",
                 "choices": ["read", "start", "done", "fail", "record", "reset"]},
-        phase={"type": "str"}, facts={"type": "dict"}, message={"type": "str"},
+        phase={"type": "str"}, facts={"type": "dict"}, note={"type": "str"},
         reopen={"type": "bool", "default": False},
         name={"type": "str", "default": "cloudhop-migration"},
         namespace={"type": "str"},

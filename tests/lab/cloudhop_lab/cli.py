@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from .dataplane.inventory import write_plugin_config
 from . import fixture, pki
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -178,6 +179,7 @@ def up(options):
                 "https://127.0.0.1:%d" % config["seed_port"], ca, config["admin_token"])
     _kubeconfig(os.path.join(d, "user.kubeconfig"), "lab-user",
                 "https://127.0.0.1:%d" % config["user_port"], ca, config["admin_token"])
+    write_plugin_config(d, opts["md_name"])
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with

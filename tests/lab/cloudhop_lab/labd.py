@@ -20,7 +20,6 @@ from .controllers.kkp import KKPSeedController
 from .controllers.machines import FakeMachineBackend, MachineController
 from .dataplane.flannel import FlannelAgent
 from .dataplane.ingress import IngressAgent, LoadBalancerController
-from .dataplane.inventory import InventoryWriter
 from .dataplane.nodes import NetnsMachineBackend
 from .dataplane.cloudapi import AwsApi
 from .dataplane.dns import DnsServer
@@ -106,7 +105,7 @@ class Lab:
             self.aws = AwsApi(self.dir)
             self.aws.start()
             self.controllers += [
-                self.flannel, self.ingress, InventoryWriter(self.user, self.dir),
+                self.flannel, self.ingress,
                 LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
                                        self.topology, self.dir, self.aws)]
         for c in self.controllers:

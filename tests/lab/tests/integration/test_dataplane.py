@@ -70,24 +70,34 @@ def test_nodes_answer_ssh_like_cloud_vms(core):
         assert "/python3" in out.stdout and "/ip" in out.stdout
 
 
-def test_ansible_reaches_every_node_through_the_lab_inventory(core):
-    def listed():
-        with open(os.path.join(LAB, "inventory.yml"), encoding="utf-8") as fh:
-            text = fh.read()
-        return all(n.metadata.name + ":" in text for n in _nodes(core))
-    wait_for(listed, what="the inventory lists every node")
-    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i",
-                           os.path.join(LAB, "inventory.yml"), "all", "-m",
-                           "ansible.builtin.ping", "-o"], capture_output=True, text=True,
-                          timeout=120, check=False,
-                          env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")))
+def test_ansible_reaches_every_node_through_the_nodes_inventory_plugin(core):
+    """The lab's inventory is the collection's plugin over the user cluster's Node objects."""
+    config = os.path.join(LAB, "nodes.cloudhop.yml")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-inventory"), "-i", config,
+                           "--list"], capture_output=True, text=True, timeout=120, check=False,
+                          env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    inv = json.loads(proc.stdout)
+    names = sorted(n.metadata.name for n in _nodes(core))
+    assert sorted(inv["workers"]["hosts"]) == names
+    assert sorted(inv["md_to_migrate_vsphere_node"]["hosts"]) == names
+    assert sorted(inv["old_workers"]["hosts"]) == names and sorted(inv["vsphere"]["hosts"]) == names
+
+    def plain(value):  # ansible-inventory marks plugin-sourced strings as unsafe
+        return value.get("__ansible_unsafe") if isinstance(value, dict) else value
+    for node in _nodes(core):
+        hv = {k: plain(v) for k, v in inv["_meta"]["hostvars"][node.metadata.name].items()}
+        assert hv["ansible_host"] == next(a.address for a in node.status.addresses
+                                          if a.type == "InternalIP")
+        assert hv["node_pod_cidr"] == node.spec.pod_cidr and hv["node_cloud"] == "vsphere"
+        assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"]
+    proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i", config, "all",
+                           "-m", "ansible.builtin.ping", "-o"], capture_output=True, text=True,
+                          timeout=120, check=False, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for node in _nodes(core):
         assert "%s | SUCCESS" % node.metadata.name in proc.stdout
-    with open(os.path.join(LAB, "inventory.yml"), encoding="utf-8") as fh:
-        text = fh.read()
-    assert "md_to_migrate_vsphere_node:" in text and "vsphere:" in text
-    assert "StrictHostKeyChecking=yes" in text
 
 
 def test_node_routes_look_like_the_seed_document(core):

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""route_verify: one raw command on the node, parsing and judging on the controller.
+
+Nodes may have no Python (Flatcar), and a module sweep costs far more than one SSH command per
+node, so nothing is copied to the node: ``ip`` prints its state and
+``module_utils/netcheck.py`` parses and judges it here.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.netcheck import (
+    COMMAND, COMMAND_TEXT, ROUTE_VERIFY_SPEC, ParseError, check_options, judge, parse_output,
+    summary)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True
+        result = super(ActionModule, self).run(tmp, task_vars)
+        dummy, args = self.validate_argument_spec(argument_spec=ROUTE_VERIFY_SPEC)
+        problem = check_options(args)
+        if problem:
+            result.update(failed=True, msg=problem)
+            return result
+        res = self._low_level_execute_command(COMMAND)
+        try:
+            if res.get("rc") != 0:
+                raise ParseError(res.get("stderr") or "rc %s" % res.get("rc"))
+            model = parse_output(res.get("stdout", ""))
+        except ParseError:
+            # an iproute2 without -j (old or busybox): the text listings, one more round trip
+            res = self._low_level_execute_command(COMMAND_TEXT)
+            if res.get("rc") != 0:
+                result.update(failed=True, rc=res.get("rc"),
+                              msg="cannot read the node's network state with ip: %s"
+                              % (res.get("stderr") or res.get("stdout") or "").strip()[:500])
+                return result
+            try:
+                model = parse_output(res.get("stdout", ""))
+            except ParseError as exc:
+                result.update(failed=True, msg="cannot parse the node's ip output: %s" % exc)
+                return result
+        violations = judge(model, args)
+        result.update(changed=False, ok=not violations, violations=violations,
+                      network=summary(model))
+        if violations and args["fail_on_violation"]:
+            result["failed"] = True
+            result["msg"] = "%d network check(s) failed: %s" % (len(violations), "; ".join(
+                "%s: expected %s, found %s" % (v["check"], v["expected"], v["found"])
+                for v in violations))
+        return result

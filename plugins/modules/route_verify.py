@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: route_verify
+short_description: Check a worker node's VPN, VXLAN and pod routes against expectations
+version_added: 0.1.0
+description:
+  - Reads a worker node's interfaces, routes and VXLAN settings with B(one) C(raw) command
+    (C(ip -j addr; ip -j route; ip -d -j link)) and parses and judges the output on the
+    controller. Nodes need no Python (Flatcar works), and the cost is one SSH command per node.
+  - When the node's iproute2 has no C(-j), the text listings are parsed instead.
+  - Each check is driven by an option, and is skipped when the option is unset.
+  - I(vpn_cidr) - the I(vpn_interface) exists, is UP and point-to-point, has an address in
+    I(vpn_cidr), and I(vpn_cidr) is routed via it.
+  - I(flannel_underlay) - I(flannel_interface) is a VXLAN device with VNI I(flannel_vni) and
+    port I(flannel_port) whose local (underlay) address is on I(flannel_underlay) (the host NIC
+    before the overlay switch, C(kube) after), and its MTU is at most the underlay's minus
+    I(vxlan_overhead).
+  - I(peer_pod_cidrs) - each is routed C(<cidr> via <network address> dev flannel.1 onlink).
+  - Returns the node's network as structured facts and a list of violations, each with expected
+    and found. Read-only; runs in check mode too.
+  - This is an action plugin; this file carries its documentation.
+author:
+  - cloudhop contributors (@cloudhop)
+options:
+  vpn_cidr:
+    description: The VPN network (for example C(10.20.0.0/24)); enables the VPN checks.
+    type: str
+  vpn_interface:
+    description: Name of the VPN tun interface.
+    type: str
+    default: kube
+  flannel_interface:
+    description: Name of flannel's VXLAN device.
+    type: str
+    default: flannel.1
+  flannel_vni:
+    description: Expected VXLAN network identifier.
+    type: int
+    default: 1
+  flannel_port:
+    description: Expected VXLAN UDP port.
+    type: int
+    default: 8472
+  flannel_underlay:
+    description:
+      - The interface whose address flannel's VXLAN must use as local address, for example
+        C(kube) after the overlay switch, or C(default) for the interface of the default route.
+      - Enables the flannel checks.
+    type: str
+  peer_pod_cidrs:
+    description: Pod CIDRs of the other nodes, each expected via I(flannel_interface) onlink.
+    type: list
+    elements: str
+    default: []
+  check_mtu:
+    description: Check that the VXLAN MTU fits the underlay's.
+    type: bool
+    default: true
+  vxlan_overhead:
+    description: Bytes of VXLAN encapsulation (50 for IPv4).
+    type: int
+    default: 50
+  fail_on_violation:
+    description: Fail the task when any check fails (otherwise only report).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Read-only; runs in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is no diff.
+    support: none
+  action:
+    description: Runs as an action plugin on the controller.
+    support: full
+notes:
+  - Needs C(ip) (iproute2) on the node; C(become) if the SSH user may not read the routes.
+"""
+
+EXAMPLES = r"""
+- name: Before the overlay switch - flannel on the host NIC
+  cloudhop.k8s_migration.route_verify:
+    flannel_underlay: default
+
+- name: After the switch - VPN up and flannel over it, every peer routed
+  cloudhop.k8s_migration.route_verify:
+    vpn_cidr: 10.20.0.0/24
+    flannel_underlay: kube
+    peer_pod_cidrs: "{{ groups['workers'] | difference([inventory_hostname])
+      | map('extract', hostvars, 'node_pod_cidr') | list }}"
+  register: routes
+"""
+
+RETURN = r"""
+ok:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+  sample: true
+violations:
+  description: The failed checks with what was expected and what was found.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"check": "flannel_underlay", "interface": "flannel.1",
+            "expected": "VXLAN local address on kube (10.20.0.46)",
+            "found": "local 10.2.9.219 (dev ens192)"}]
+network:
+  description: The node's network as parsed.
+  returned: always
+  type: dict
+  contains:
+    interfaces:
+      description: Interfaces by name with flags, MTU, kind, VXLAN settings and IPv4 addresses.
+      type: dict
+      returned: always
+    routes:
+      description: Routes of the main table.
+      type: list
+      returned: always
+    vxlan:
+      description: VXLAN devices by name (C(id), C(local), C(port), C(dev)).
+      type: dict
+      returned: always
+  sample: {"vxlan": {"flannel.1": {"id": 1, "local": "10.20.0.46", "port": 8472, "dev": "kube"}}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.netcheck import ROUTE_VERIFY_SPEC
+
+
+def main():
+    module = AnsibleModule(argument_spec=ROUTE_VERIFY_SPEC, supports_check_mode=True)
+    module.fail_json(msg="cloudhop.k8s_migration.route_verify runs as an action plugin; call it "
+                     "as a task, not as a module file")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""No secret value reaches the output at -vvv: the credential targets run at -vvv and their
+whole output is searched for the test secrets, plain and base64-encoded."""
+
+import base64
+import os
+
+import pytest
+import yaml
+
+from .test_collection_targets import TARGETS_DIR, run_target
+
+
+def _secrets():
+    with open(os.path.join(TARGETS_DIR, "cloud_credentials", "vars", "main.yml"),
+              encoding="utf-8") as fh:
+        values = yaml.safe_load(fh)
+    out = [values["cc_aws_secret"], values["cc_aws_secret_rotated"], values["cc_aws_key_id"],
+           "cloudhopClusterCloudTestSecret0", "AKIACLOUDHOPTEST0002"]
+    return out + [base64.b64encode(v.encode()).decode() for v in out]
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("target", ["cloud_credentials", "cluster_cloud"])
+def test_no_secret_in_verbose_output(target, tmp_path):
+    proc = run_target(target, tmp_path, ["-vvv"])
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    output = proc.stdout + proc.stderr
+    # the generated service-account key: its PEM body must not show either
+    with open(tmp_path / "sa.key", encoding="utf-8") if (tmp_path / "sa.key").exists() \
+            else open(os.devnull, encoding="utf-8") as fh:
+        pem = [line for line in fh.read().splitlines() if line and "-----" not in line]
+    leaks = [s for s in _secrets() + pem if s in output]
+    assert output.count("ESTABLISH LOCAL CONNECTION") > 5  # really verbose
+    assert not leaks, "secret values in -vvv output: %s" % [s[:6] + "..." for s in leaks]

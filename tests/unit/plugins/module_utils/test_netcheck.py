@@ -1,0 +1,139 @@
+"""route_verify's parsing and judging, on the seed document's own before/after listings."""
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import netcheck
+
+FIX = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture(name):
+    with open(os.path.join(FIX, name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def model(addr, route, link=""):
+    return netcheck.parse_text(fixture(addr), fixture(route), fixture(link) if link else "")
+
+
+def checks(violations):
+    return sorted(v["check"] for v in violations)
+
+
+def test_route_text_parses_the_seed_listing_before():
+    routes = netcheck.parse_route_text(fixture("seed000_route_before.txt"))
+    assert routes[0] == {"dst": "default", "gateway": "10.2.0.1", "dev": "ens192", "flags": [],
+                         "scope": None, "protocol": "dhcp", "prefsrc": "10.2.9.219"}
+    peer = [r for r in routes if r["dst"] == "172.25.1.0/24"][0]
+    assert peer["gateway"] == "172.25.1.0" and peer["dev"] == "flannel.1"
+    assert peer["flags"] == ["onlink"]
+    docker = [r for r in routes if r["dev"] == "docker0"][0]
+    assert "linkdown" in docker["flags"]
+    assert len([r for r in routes if r["dev"] and r["dev"].startswith("cali")]) == 7
+
+
+def test_addr_text_parses_point_to_point_and_flannel():
+    links, addrs = netcheck.parse_addr_text(fixture("seed000_addr_after.txt"))
+    assert "POINTOPOINT" in links["kube"]["flags"] and "UP" in links["kube"]["flags"]
+    assert addrs["kube"] == [{"local": "10.20.0.46", "peer": "10.20.0.45", "prefixlen": 32}]
+    assert links["flannel.1"]["mtu"] == 1450 and links["flannel.1"]["ifindex"] == 18
+    assert addrs["flannel.1"][0]["local"] == "172.25.0.0"
+    # before and after the canal restart flannel.1 is another device (new ifindex and MAC)
+    before, dummy = netcheck.parse_addr_text(fixture("seed000_addr_before.txt"))
+    assert before["flannel.1"]["ifindex"] == 13
+    assert before["flannel.1"]["mac"] != links["flannel.1"]["mac"]
+
+
+def test_before_the_vpn_the_vpn_checks_fail_with_expected_and_found():
+    m = model("seed000_addr_before.txt", "seed000_route_before.txt")
+    m["links"].pop("kube")  # the node before the client ran had no kube interface
+    m["addrs"].pop("kube")
+    violations = netcheck.judge(m, {"vpn_cidr": "10.20.0.0/24"})
+    assert checks(violations) == ["vpn_interface_exists", "vpn_route"]
+    route = [v for v in violations if v["check"] == "vpn_route"][0]
+    assert route["expected"] == "10.20.0.0/24 dev kube" and route["found"] == "no route"
+
+
+def test_after_the_vpn_every_vpn_check_passes():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt")
+    assert netcheck.judge(m, {"vpn_cidr": "10.20.0.0/24",
+                              "peer_pod_cidrs": ["172.25.1.0/24"]}) == []
+
+
+def test_vpn_address_outside_the_cidr_is_named():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt")
+    violations = netcheck.judge(m, {"vpn_cidr": "10.30.0.0/24"})
+    assert checks(violations) == ["vpn_address", "vpn_route"]
+    assert [v for v in violations if v["check"] == "vpn_address"][0]["found"] == ["10.20.0.46"]
+
+
+def test_flannel_over_kube_with_the_detail_listing():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt", "seed000_link_after_detail.txt")
+    assert m["links"]["flannel.1"]["vxlan"] == {"id": 1, "local": "10.20.0.46", "port": 8472,
+                                                "dev": "kube"}
+    assert netcheck.judge(m, {"vpn_cidr": "10.20.0.0/24", "flannel_underlay": "kube",
+                              "peer_pod_cidrs": ["172.25.1.0/24"]}) == []
+    # still on the host NIC is what the check must catch
+    wrong = netcheck.judge(m, {"flannel_underlay": "default"})
+    assert checks(wrong) == ["flannel_underlay"]
+
+
+def test_flannel_mtu_larger_than_the_underlay_allows():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt", "seed000_link_after_detail.txt")
+    m["links"]["kube"]["mtu"] = 1400
+    violations = netcheck.judge(m, {"flannel_underlay": "kube"})
+    assert checks(violations) == ["flannel_mtu"]
+    assert violations[0]["found"] == 1450 and violations[0]["expected"].startswith("<= 1350")
+    assert netcheck.judge(m, {"flannel_underlay": "kube", "check_mtu": False}) == []
+
+
+def test_flannel_wrong_vni_and_missing_device():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt", "seed000_link_after_detail.txt")
+    assert checks(netcheck.judge(m, {"flannel_underlay": "kube", "flannel_vni": 4096})) == \
+        ["flannel_vni"]
+    m["links"].pop("flannel.1")
+    assert checks(netcheck.judge(m, {"flannel_underlay": "kube"})) == ["flannel_exists"]
+
+
+def test_missing_and_wrong_peer_routes():
+    m = model("seed000_addr_after.txt", "seed000_route_after.txt")
+    violations = netcheck.judge(m, {"peer_pod_cidrs": ["172.25.1.0/24", "172.25.2.0/24"]})
+    assert checks(violations) == ["peer_pod_route"]
+    assert violations[0]["expected"] == "172.25.2.0/24 via 172.25.2.0 dev flannel.1 onlink"
+    for r in m["routes"]:
+        if r["dst"] == "172.25.1.0/24":
+            r["flags"] = []
+    assert checks(netcheck.judge(m, {"peer_pod_cidrs": ["172.25.1.0/24"]})) == ["peer_pod_route"]
+
+
+def test_json_and_text_give_the_same_model_for_the_same_state():
+    addr_json = json.dumps([
+        {"ifindex": 17, "ifname": "kube", "mtu": 1500,
+         "flags": ["POINTOPOINT", "MULTICAST", "NOARP", "UP", "LOWER_UP"],
+         "addr_info": [{"family": "inet", "local": "10.20.0.46", "address": "10.20.0.45",
+                        "prefixlen": 32}]}])
+    route_json = json.dumps([{"dst": "10.20.0.0/24", "gateway": "10.20.0.45", "dev": "kube",
+                              "flags": []}])
+    j = netcheck.parse_output("%s\n%s\n%s\n%s\n[]"
+                              % (addr_json, netcheck.SEPARATOR, route_json, netcheck.SEPARATOR))
+    t = netcheck.parse_output(fixture("seed000_addr_after.txt") + netcheck.SEPARATOR + "\n" +
+                              "10.20.0.0/24 via 10.20.0.45 dev kube\n" + netcheck.SEPARATOR)
+    assert j["addrs"]["kube"] == t["addrs"]["kube"]
+    assert j["routes"][0]["dst"] == t["routes"][0]["dst"] == "10.20.0.0/24"
+    assert netcheck.judge(j, {"vpn_cidr": "10.20.0.0/24"}) == []
+
+
+@pytest.mark.parametrize("opts,msg", [
+    ({"vpn_cidr": "10.20.0.0/33"}, "vpn_cidr '10.20.0.0/33' is not a CIDR"),
+    ({"peer_pod_cidrs": ["172.25.1.0/24", "nope"]}, "peer_pod_cidrs: 'nope' is not a CIDR"),
+])
+def test_bad_options_are_refused(opts, msg):
+    assert msg in netcheck.check_options(opts)
+
+
+def test_truncated_output_is_a_parse_error():
+    with pytest.raises(netcheck.ParseError):
+        netcheck.parse_output("[]" + netcheck.SEPARATOR)
