@@ -26,6 +26,7 @@ author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - cloudhop.k8s_migration.attributes.api
   - cloudhop.k8s_migration.kkp_cluster
 options:
   provider:
@@ -76,15 +77,7 @@ options:
         description: Load the key with google-auth (parses the private key) before writing.
         type: bool
         default: true
-attributes:
-  check_mode:
-    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
-    support: full
-  diff_mode:
-    description: Returns the changed fields before and after, secret values hidden.
-    support: full
 requirements:
-  - kubernetes >= 24.2.0
   - boto3 (for I(aws.validate))
   - google-auth (for I(gcp.validate))
 """

@@ -34,6 +34,7 @@ author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - cloudhop.k8s_migration.attributes.api
   - cloudhop.k8s_migration.kkp_cluster
 options:
   provider:
@@ -97,15 +98,6 @@ options:
     description: Change an unpaused cluster. The seed may then reconcile between the steps.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
-    support: full
-  diff_mode:
-    description: Returns the changed fields before and after, secret values hidden.
-    support: full
-requirements:
-  - kubernetes >= 24.2.0
 """
 
 EXAMPLES = r"""

@@ -30,6 +30,7 @@ author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - cloudhop.k8s_migration.attributes.api
 options:
   name:
     description: Name of the MachineDeployment.
@@ -83,15 +84,6 @@ options:
     description: Seconds to wait for I(wait_ready).
     type: int
     default: 900
-attributes:
-  check_mode:
-    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
-    support: full
-  diff_mode:
-    description: Returns the changed fields before and after, secret values hidden.
-    support: full
-requirements:
-  - kubernetes >= 24.2.0
 """
 
 EXAMPLES = r"""

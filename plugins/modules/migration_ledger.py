@@ -26,6 +26,7 @@ author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - cloudhop.k8s_migration.attributes.api
   - cloudhop.k8s_migration.kkp_cluster
 options:
   action:
@@ -54,15 +55,6 @@ options:
   namespace:
     description: Namespace of the ledger; defaults to C(cluster-<cluster>).
     type: str
-attributes:
-  check_mode:
-    description: Check mode asks the API server for a dry run (C(dryRun=All)); nothing is written.
-    support: full
-  diff_mode:
-    description: Returns the changed fields before and after, secret values hidden.
-    support: full
-requirements:
-  - kubernetes >= 24.2.0
 """
 
 EXAMPLES = r"""
