@@ -171,12 +171,29 @@ def parse_text(addr_out, route_out, link_out=""):
     return {"links": links, "addrs": addrs, "routes": parse_route_text(route_out)}
 
 
+def _json_part(text):
+    """The JSON document of one listing, skipping what a login shell printed before it (a raw
+    command runs on a tty, so a profile's messages land in stdout); None if there is none."""
+    for i, line in enumerate(text.splitlines()):
+        if line.startswith("["):
+            return "\n".join(text.splitlines()[i:])
+    return None
+
+
 def parse_output(stdout):
     """The raw command's stdout (JSON or text listings) -> model."""
     addr_out, route_out, link_out = split_output(stdout)
-    if addr_out.startswith("["):
-        return parse_json(addr_out, route_out, link_out)
-    return parse_text(addr_out, route_out, link_out)
+    parts = [_json_part(p) for p in (addr_out, route_out, link_out)]
+    if parts[0] is not None and parts[1] is not None:
+        model = parse_json(parts[0], parts[1], parts[2] or "[]")
+    else:
+        lines = addr_out.splitlines()
+        start = next((i for i, ln in enumerate(lines) if LINK_RE.match(ln)), len(lines))
+        model = parse_text("\n".join(lines[start:]), route_out, link_out)
+    if not model["links"]:
+        raise ParseError("no interface found in the node's ip output; the first lines were: %r"
+                         % stdout[:200])
+    return model
 
 
 def _v(check, expected, found, iface=None):

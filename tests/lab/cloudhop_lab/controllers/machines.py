@@ -61,8 +61,8 @@ class FakeMachineBackend:
                 return str(sub)
         raise RuntimeError("clusterCIDR %s is exhausted" % self.cluster_cidr)
 
-    def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None):
-        del ssh_keys, hostname  # no machine to log in to
+    def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None, os_name=None):
+        del ssh_keys, hostname, os_name  # no machine to log in to
         inst = self.instances.get(name)
         if inst is None:
             inst = {"cloud": cloud, "ip": self._free_ip(cloud),
@@ -273,7 +273,8 @@ class MachineController(Controller):
                     continue
                 taken = {(n.get("spec") or {}).get("podCIDR") for n in nodes.values()}
                 inst = self.backend.create(name, want, taken,
-                                           ssh_keys=value.get("sshPublicKeys") or [], hostname=name)
+                                           ssh_keys=value.get("sshPublicKeys") or [], hostname=name,
+                                           os_name=value.get("operatingSystem"))
                 node = self._node(name, m, inst, want, value)
                 try:
                     created = self.api.create(node_rt, None, node)

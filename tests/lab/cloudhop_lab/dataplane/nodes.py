@@ -4,11 +4,17 @@ A node looks to SSH like a cloud VM: ``ip route`` shows the DHCP-style default r
 document, the primary interface is named like the cloud's (ens192 / ens5 / ens4), ``hostname``
 prints the Node name (sshd runs in its own UTS namespace), python3 and iproute2 are there (the
 host's). Logins are as root with the MachineDeployment's sshPublicKeys.
+
+A node whose MachineDeployment says ``operatingSystem: flatcar`` has no Python, as Flatcar has
+none: its sshd runs in a mount namespace where an overlay on /usr/bin whites out every
+``python*`` (so ``command -v python3`` finds nothing and a module run fails like on Flatcar),
+while ``ip`` and the shell stay.
 """
 
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -17,6 +23,8 @@ from ..controllers.machines import FakeMachineBackend
 from . import netns as nsx
 
 SSHD = "/usr/sbin/sshd"
+NO_PYTHON_OS = ("flatcar",)
+HOST_PYTHON_DIRS = ("/root/.pyenv", "/usr/local/lib/python3.11", "/opt/python")
 
 
 def node_ns(name):
@@ -39,13 +47,13 @@ class NetnsMachineBackend(FakeMachineBackend):
         self.procs = {}
         self.lock = threading.RLock()
 
-    def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None):
+    def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None, os_name=None):
         with self.lock:
             fresh = name not in self.instances
             inst = super().create(name, cloud, taken_cidrs)
             if fresh or not nsx.ns_exists(node_ns(name)):
                 try:
-                    self._boot(name, cloud, inst, ssh_keys, hostname or name)
+                    self._boot(name, cloud, inst, ssh_keys, hostname or name, os_name)
                 except Exception:
                     self.delete(name)
                     raise
@@ -59,7 +67,7 @@ class NetnsMachineBackend(FakeMachineBackend):
         from .topology import CLOUD_IFACES  # pylint: disable=import-outside-toplevel
         return CLOUD_IFACES[cloud]
 
-    def _boot(self, name, cloud, inst, ssh_keys, hostname):
+    def _boot(self, name, cloud, inst, ssh_keys, hostname, os_name=None):
         ns = node_ns(name)
         nsx.create(ns)
         self.topology.attach_node(ns, cloud, inst["ip"], "vn" + short_id(name))
@@ -93,12 +101,34 @@ class NetnsMachineBackend(FakeMachineBackend):
                 "MaxSessions 50", "LogLevel ERROR",
                 "Subsystem sftp internal-sftp", ""]))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        self.procs[name] = nsx.spawn(ns, [SSHD, "-D", "-e", "-f", cfg],
-                                     os.path.join(ndir, "sshd.log"), uts_hostname=hostname)
+        cmd = [SSHD, "-D", "-e", "-f", cfg]
+        if os_name in NO_PYTHON_OS:
+            cmd = self._without_python(ndir) + cmd
+        self.procs[name] = nsx.spawn(ns, cmd, os.path.join(ndir, "sshd.log"),
+                                     uts_hostname=hostname)
         with open(key + ".pub", encoding="utf-8") as fh:
             host_key = " ".join(fh.read().split()[:2])
         self._known_host(inst["ip"], host_key)
         self._wait_port(ns, inst["ip"], 22)
+
+    @staticmethod
+    def _without_python(ndir):
+        """A command prefix: a private mount namespace whose /usr/bin has no python*."""
+        upper, work = os.path.join(ndir, "usr-bin-upper"), os.path.join(ndir, "usr-bin-work")
+        shutil.rmtree(upper, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(upper)
+        os.makedirs(work)
+        for entry in os.listdir("/usr/bin"):
+            if entry.startswith("python"):
+                os.mknod(os.path.join(upper, entry), 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+        # the host's own Python managers (pyenv shims on root's PATH) are hidden as well
+        hide = " && ".join("mount -t tmpfs -o size=64k,mode=0755 cloudhop-no-python %s" % d
+                           for d in HOST_PYTHON_DIRS if os.path.isdir(d))
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t overlay cloudhop-no-python -o "lowerdir=/usr/bin,upperdir=$0,'
+                'workdir=$1" /usr/bin %s&& shift && exec "$@"'
+                % ("&& " + hide + " " if hide else ""), upper, work]
 
     @staticmethod
     def _wait_port(ns, ip, port, timeout=10):

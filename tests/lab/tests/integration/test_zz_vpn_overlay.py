@@ -14,6 +14,7 @@ from kubernetes import client
 from cloudhop_lab.fixture import openvpn_client_pod_spec
 
 from .conftest import wait_for
+from .test_collection_targets import run_target
 from .test_dataplane import _echo_pod, http_from, netns_run
 
 CID = "x8p9sk2tzv"
@@ -105,7 +106,7 @@ def _flannel_local(node_name):
 
 @pytest.mark.timeout(600)
 def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
-        core, apps, custom, seed_custom, seed_client, seed_core, ns):
+        core, apps, custom, seed_custom, seed_client, seed_core, ns, tmp_path):
     canonical = _server_args(seed_client)
     aws_md = None
     try:
@@ -172,6 +173,17 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
         assert _flannel_local(aws_node.metadata.name).startswith("10.20.0.")
         assert wait_for(lambda: _reach(a, b) and _reach(b, a), timeout=30,
                         what="vSphere <-> AWS pod traffic over the VPN")
+        # --- the collection's gates agree: route_verify (kube tun, VPN route, flannel over
+        # kube, every peer routed) and an all-green matrix over VPN and pod addresses, old and
+        # new nodes, run by the integration target through the nodes inventory plugin
+        out = tmp_path / "matrix.json"
+        proc = run_target("reachability_matrix", tmp_path, [
+            "-e", "reachability_matrix_expect_vpn=true", "-e",
+            "reachability_matrix_output=%s" % out])
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        matrix = json.loads(out.read_text())
+        assert matrix["ok"] and aws_node.metadata.name in matrix["nodes"]
+        assert matrix["matrix"][aws_node.metadata.name][vs_node.metadata.name] == "ok"
 
         # --- the CCM role: an ingress on the AWS node gets an AWS load balancer
         _aws_load_balancer(core, aws_node.metadata.name)

@@ -137,3 +137,20 @@ def test_bad_options_are_refused(opts, msg):
 def test_truncated_output_is_a_parse_error():
     with pytest.raises(netcheck.ParseError):
         netcheck.parse_output("[]" + netcheck.SEPARATOR)
+
+
+def test_login_noise_before_the_listings_is_skipped():
+    """raw runs on a tty: a profile's messages come first in stdout."""
+    noise = "bash: pyenv: command not found\r\nWelcome to Flatcar\n"
+    addr = '[{"ifindex": 2, "ifname": "ens192", "flags": ["UP"], "mtu": 1500, "addr_info": []}]'
+    m = netcheck.parse_output(noise + addr + "\n" + netcheck.SEPARATOR + "\n[]\n" +
+                              netcheck.SEPARATOR + "\n[]")
+    assert list(m["links"]) == ["ens192"]
+    text = netcheck.parse_output(noise + fixture("seed000_addr_after.txt") + netcheck.SEPARATOR +
+                                 "\n" + fixture("seed000_route_after.txt") + netcheck.SEPARATOR)
+    assert sorted(text["links"]) == ["flannel.1", "kube"]
+
+
+def test_output_without_interfaces_is_an_error_not_a_pass():
+    with pytest.raises(netcheck.ParseError, match="no interface found"):
+        netcheck.parse_output("garbage\n" + netcheck.SEPARATOR + "\n" + netcheck.SEPARATOR)

@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: reachability_matrix
+short_description: Probe every other node's VPN address and a pod IP from each node
+version_added: 0.1.0
+description:
+  - Runs on every node of the play (in parallel, as Ansible's forks allow). Each node pings
+    every other node's VPN address and a pod IP on that node, all at once, with B(one) C(raw)
+    shell command; nodes need C(ping), not Python.
+  - Returns the node's row. The filter C(cloudhop.k8s_migration.reachability_matrix) assembles
+    the rows of all nodes into the N x N matrix with the failures named (see the examples).
+  - Read-only; runs in check mode too.
+  - This is an action plugin; this file carries its documentation.
+author:
+  - cloudhop contributors (@cloudhop)
+options:
+  targets:
+    description:
+      - Every node of the play with its addresses - C(name) (the inventory hostname), C(vpn)
+        (its address on the VPN, for example from M(cloudhop.k8s_migration.route_verify)) and
+        C(pod) (the IP of a pod running on it).
+      - A node does not probe itself.
+    type: list
+    elements: dict
+    required: true
+  kinds:
+    description: Which addresses to probe.
+    type: list
+    elements: str
+    default: [vpn, pod]
+  count:
+    description: Pings per address; one answer counts as reachable.
+    type: int
+    default: 3
+  timeout:
+    description: Seconds to wait for each answer.
+    type: int
+    default: 2
+  fail_on_unreachable:
+    description: Fail this node's task when it cannot reach a target (otherwise the matrix
+      filter reports it).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Read-only; runs in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is no diff.
+    support: none
+  action:
+    description: Runs as an action plugin on the controller.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Every node probes every other node
+  cloudhop.k8s_migration.reachability_matrix:
+    targets:
+      - {name: node-a, vpn: 10.20.0.6, pod: 172.25.0.5}
+      - {name: node-b, vpn: 10.20.0.10, pod: 172.25.1.7}
+  register: reach
+
+- name: Assemble the N x N matrix
+  ansible.builtin.set_fact:
+    matrix: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'reach')))
+      | cloudhop.k8s_migration.reachability_matrix }}"
+  run_once: true
+
+- name: Gate - all green
+  ansible.builtin.assert:
+    that: matrix.ok
+    fail_msg: "unreachable: {{ matrix.failures }}"
+  run_once: true
+"""
+
+RETURN = r"""
+row:
+  description: For every other node, per kind, whether it answered.
+  returned: success
+  type: dict
+  sample: {"node-b": {"vpn": true, "pod": false}}
+unanswered:
+  description: The targets that did not answer, as C(node kind (ip)).
+  returned: success
+  type: list
+  elements: str
+  sample: ["node-b pod (172.25.1.7)"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.matrix import MATRIX_SPEC
+
+
+def main():
+    module = AnsibleModule(argument_spec=MATRIX_SPEC, supports_check_mode=True)
+    module.fail_json(msg="cloudhop.k8s_migration.reachability_matrix runs as an action plugin")
+
+
+if __name__ == "__main__":
+    main()
