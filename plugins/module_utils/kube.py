@@ -18,6 +18,8 @@ import copy
 import json
 import traceback
 
+from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 try:
@@ -157,6 +159,10 @@ class KubeModule(object):
 
     def __init__(self, argument_spec, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
+        if not HAS_K8S_CORE:
+            AnsibleModule(argument_spec={}, bypass_checks=True).fail_json(
+                msg="this module needs the kubernetes.core collection (a dependency of "
+                    "cloudhop.k8s_migration): ansible-galaxy collection install kubernetes.core")
         self.module = AnsibleK8SModule(argument_spec=k8s_argument_spec(**argument_spec), **kwargs)
         self._kube = None
 

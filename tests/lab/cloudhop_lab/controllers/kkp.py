@@ -7,6 +7,12 @@ For every Cluster that is not paused:
 - put the ``openvpn-server`` Deployment of ``cluster-<id>`` back to its canonical spec. This is
   what undoes a manual patch of the VPN server on every unpause.
 
+- keep the ``machine-controller`` Deployment of ``cluster-<id>`` on the cluster's cloud: KKP puts
+  the provider's credentials into its environment (``AWS_ACCESS_KEY_ID``, ``VSPHERE_USERNAME``,
+  ``GOOGLE_SERVICE_ACCOUNT``...). That Deployment, not ``spec.cloud``, is what the user cluster's
+  machine-controller and cloud controller act on (``effective_cloud``), so a cloud switch takes
+  effect only when the seed reconciles it after the unpause, as in KKP.
+
 A paused Cluster is not touched at all. ``kubermatic.k8c.io/v1`` keeps conditions as a map keyed
 by type; the legacy ``kubermatic.k8s.io/v1`` keeps them as a list, as the two real APIs do.
 """
@@ -84,6 +90,62 @@ def credentials_problem(seed_api, provider, block):
             return "serviceAccount of Secret %s is not base64 of a service-account JSON" % (
                 ref.get("name"))
     return None
+
+
+# machine-controller's environment per provider: (variable, credential key)
+MC_ENV = {
+    "vsphere": (("VSPHERE_USERNAME", "username"), ("VSPHERE_PASSWORD", "password")),
+    "aws": (("AWS_ACCESS_KEY_ID", "accessKeyId"), ("AWS_SECRET_ACCESS_KEY", "secretAccessKey")),
+    "gcp": (("GOOGLE_SERVICE_ACCOUNT", "serviceAccount"),),
+}
+MC_IMAGE = "quay.io/kubermatic/machine-controller:v1.61.0"
+
+
+def credential_values(seed_api, provider, block):
+    """{credential key: value} from the referenced Secret (or inline fields)."""
+    ref = block.get("credentialsReference")
+    if not ref:
+        return {k: block.get(k) or "" for dummy, k in MC_ENV.get(provider, ())}
+    secret = seed_api.try_get(seed_api.rt("", "v1", "secrets"),
+                              ref.get("namespace") or "kubermatic", ref.get("name")) or {}
+    data = secret.get("data") or {}
+    return {k: base64.b64decode(data.get(k) or "").decode() for dummy, k in MC_ENV[provider]}
+
+
+def machine_controller_deployment(cluster, provider, values):
+    cid = cluster["metadata"]["name"]
+    labels = {"app": "machine-controller"}
+    env = [{"name": var, "value": values.get(key, "")} for var, key in MC_ENV[provider]]
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "machine-controller", "namespace": "cluster-" + cid,
+                     "labels": dict(labels)},
+        "spec": {"replicas": 1, "selector": {"matchLabels": dict(labels)},
+                 "template": {"metadata": {"labels": dict(labels, cluster=cid)},
+                              "spec": {"containers": [{
+                                  "name": "machine-controller", "image": MC_IMAGE,
+                                  "command": ["/usr/local/bin/machine-controller"],
+                                  "args": ["-kubeconfig", "/etc/kubernetes/kubeconfig/kubeconfig",
+                                           "-cluster-dns", "10.240.16.10",
+                                           "-node-csr-approver", "-worker-count", "5"],
+                                  "env": env}]}}}}
+
+
+def effective_cloud(seed_api, cluster_name):
+    """(provider, problem) machine-controller and the CCM run with, as the seed last reconciled
+    them; (None, reason) before the first reconcile."""
+    dep = seed_api.try_get(seed_api.rt("apps", "v1", "deployments"), "cluster-" + cluster_name,
+                           "machine-controller")
+    if dep is None:
+        return None, "machine-controller of cluster %s is not deployed yet" % cluster_name
+    env = {e["name"]: e.get("value", "") for c in dep["spec"]["template"]["spec"]["containers"]
+           for e in c.get("env") or []}
+    for provider, pairs in MC_ENV.items():
+        if pairs[0][0] in env:
+            missing = [var for var, dummy in pairs if not env.get(var)]
+            return provider, ("machine-controller has no %s" % ", ".join(missing)
+                              if missing else None)
+    return None, "machine-controller has no cloud credentials"
 
 
 def _route(cidr):
@@ -209,6 +271,8 @@ class KKPSeedController(Controller):
         if added:
             cluster = self.api.patch(rt, None, name, "merge",
                                      {"metadata": {"finalizers": fins + added}})
+        if cloud_ok:
+            self._machine_controller(cluster, providers[0])
         vpn_ok = self._openvpn(cluster)
         conds = {
             "SeedResourcesUpToDate": (vpn_ok, "" if vpn_ok else "openvpn-server is not ready"),
@@ -216,6 +280,23 @@ class KKPSeedController(Controller):
             "CloudControllerReconcilledSuccessfully": (cloud_ok, cloud_msg),
         }
         self._status(rt, cluster, conds, cloud_ok, vpn_ok, legacy)
+
+    def _machine_controller(self, cluster, provider):
+        ns = "cluster-" + cluster["metadata"]["name"]
+        if self.api.try_get(self.rt("", "v1", "namespaces"), None, ns) is None:
+            return
+        dep_rt = self.rt("apps", "v1", "deployments")
+        want = machine_controller_deployment(
+            cluster, provider, credential_values(self.api, provider, cluster["spec"]["cloud"][
+                provider]))
+        live = self.api.try_get(dep_rt, ns, "machine-controller")
+        if live is None:
+            self.api.create(dep_rt, ns, want)
+        elif live["spec"]["template"] != want["spec"]["template"]:
+            new = dc(live)
+            new["spec"]["template"] = want["spec"]["template"]
+            self.api.update(dep_rt, ns, "machine-controller", new,
+                            manager="kubermatic-seed-controller")
 
     def _openvpn(self, cluster):
         """Reset openvpn-server to its canonical spec; True when it is available."""

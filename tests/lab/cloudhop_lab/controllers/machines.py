@@ -16,7 +16,7 @@ from .. import errors
 from ..api import dc, now_iso
 from .base import Controller, owned_by, owner_ref, rollout_plan, template_hash
 from .core import _suffix, node_ready
-from .kkp import cloud_providers, credentials_problem, find_cluster
+from .kkp import effective_cloud
 
 GROUP, VERSION = "cluster.k8s.io", "v1alpha1"
 NS = "kube-system"
@@ -103,17 +103,10 @@ class MachineController(Controller):
     # -------------------------------------------------------------- cluster facts
 
     def cluster_cloud(self):
-        """(provider, credentials_ok, message) of the cluster's current cloud spec."""
-        cluster = find_cluster(self.seed, self.cluster_name)
-        if cluster is None:
-            return None, False, "cluster %s not found in the seed" % self.cluster_name
-        providers = cloud_providers(cluster)
-        if len(providers) != 1:
-            return None, False, "cluster %s has %d cloud provider blocks" % (
-                self.cluster_name, len(providers))
-        provider = providers[0]
-        problem = credentials_problem(self.seed, provider, cluster["spec"]["cloud"][provider])
-        return provider, problem is None, problem
+        """(provider, credentials_ok, message) machine-controller runs with: the cloud the seed
+        last reconciled, not spec.cloud as edited (a paused cluster's switch is not live)."""
+        provider, problem = effective_cloud(self.seed, self.cluster_name)
+        return provider, provider is not None and problem is None, problem
 
     # -------------------------------------------------------------- reconcile
 
@@ -253,6 +246,8 @@ class MachineController(Controller):
                 if not checked:
                     provider, creds_ok, problem = self.cluster_cloud()
                     checked = True
+                if provider is None:
+                    continue  # no machine-controller runs before the seed's first reconcile
                 value = ((m.get("spec") or {}).get("providerSpec") or {}).get("value") or {}
                 want = PROVIDER_TO_CLOUD.get(value.get("cloudProvider"))
                 if want is None:

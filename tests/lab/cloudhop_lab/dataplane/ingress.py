@@ -24,7 +24,7 @@ import os
 
 from ..api import dc
 from ..controllers.base import Controller
-from ..controllers.kkp import cloud_providers, find_cluster
+from ..controllers.kkp import effective_cloud
 from . import netns as nsx
 from .haproxy import GLOBAL, HAProxy
 from .nodes import node_ns
@@ -134,8 +134,8 @@ class LoadBalancerController(Controller):
         self.next_index = 0
 
     def reconcile(self):
-        providers = cloud_providers(find_cluster(self.seed, self.cluster_name))
-        cloud_now = providers[0] if len(providers) == 1 else None
+        # the cloud the seed last reconciled (the CCM it runs), not spec.cloud as edited
+        cloud_now = effective_cloud(self.seed, self.cluster_name)[0]
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}

@@ -123,8 +123,6 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
                 "aws": {"credentialsReference": {"name": "credential-aws-" + CID,
                                                  "namespace": "kubermatic"},
                         "vpcID": "vpc-lab", "securityGroupID": "sg-lab"}}}})
-        _patch_cluster(seed_custom, {"spec": {"pause": False}})
-        wait_for(lambda: _reconciled(seed_custom), what="cluster reconciled on AWS")
         # --- one AWS worker
         md = custom.get_namespaced_custom_object(*MD_ARGS, "to-migrate-vsphere-node")
         aws_md = {"apiVersion": "cluster.k8s.io/v1alpha1", "kind": "MachineDeployment",
@@ -138,6 +136,18 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
                                       "availabilityZone": "eu-central-1a",
                                       "instanceType": "t3.large", "vpcId": "vpc-lab"}
         custom.create_namespaced_custom_object(*MD_ARGS[:3], "machinedeployments", aws_md)
+        # while paused the switch is not live: machine-controller still runs with the vSphere
+        # credentials the seed last reconciled, so the AWS machine reports the mismatch
+
+        def mismatch():
+            for m in custom.list_namespaced_custom_object(*MD_ARGS[:3], "machines")["items"]:
+                msg = (m.get("status") or {}).get("errorMessage") or ""
+                if m["metadata"]["name"].startswith("aws-workers") and '"vsphere"' in msg:
+                    return msg
+            return None
+        wait_for(mismatch, timeout=30, what="AWS machine refused while the cluster is paused")
+        _patch_cluster(seed_custom, {"spec": {"pause": False}})
+        wait_for(lambda: _reconciled(seed_custom), what="cluster reconciled on AWS")
         aws_node = wait_for(lambda: next((n for n in core.list_node().items
                                           if n.metadata.name.startswith("aws-workers")), None),
                             timeout=60, what="AWS node")

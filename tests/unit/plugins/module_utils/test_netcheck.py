@@ -57,8 +57,10 @@ def test_before_the_vpn_the_vpn_checks_fail_with_expected_and_found():
     assert route["expected"] == "10.20.0.0/24 dev kube" and route["found"] == "no route"
 
 
-def test_after_the_vpn_every_vpn_check_passes():
-    m = model("seed000_addr_after.txt", "seed000_route_after.txt")
+@pytest.mark.parametrize("routes", ["seed000_route_vpn.txt", "seed000_route_after.txt"])
+def test_after_the_vpn_every_vpn_check_passes(routes):
+    """Both listings the seed shows once the VPN client runs (before and after canal's restart)."""
+    m = model("seed000_addr_after.txt", routes)
     assert netcheck.judge(m, {"vpn_cidr": "10.20.0.0/24",
                               "peer_pod_cidrs": ["172.25.1.0/24"]}) == []
 
