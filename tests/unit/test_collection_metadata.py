@@ -41,6 +41,18 @@ def test_action_group_lists_exactly_the_modules_with_kubernetes_options():
     assert group <= set(modules)
 
 
+def test_seed_and_user_groups_split_the_kubernetes_modules():
+    groups = _yaml("meta/runtime.yml")["action_groups"]
+    seed, user = set(groups["seed"]), set(groups["user"])
+    assert seed | user == set(groups["k8s"]) and not seed & user
+    modules = _modules()
+    # seed modules address one KKP cluster: they take the `cluster` option, user modules do not
+    for name in seed:
+        assert "cloudhop.k8s_migration.kkp_cluster" in modules[name], name
+    for name in user:
+        assert "kkp_cluster" not in modules[name], name
+
+
 def _used_collections():
     used = set()
     for base in ("playbooks", "roles", "tests/integration", "molecule"):

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 
+import yaml
+
 from cloudhop_lab.dataplane.runtime import cali_name
 
 from .conftest import LAB, wait_for
@@ -70,7 +72,7 @@ def test_nodes_answer_ssh_like_cloud_vms(core):
         assert "/python3" in out.stdout and "/ip" in out.stdout
 
 
-def test_ansible_reaches_every_node_through_the_nodes_inventory_plugin(core):
+def test_ansible_reaches_every_node_through_the_nodes_inventory_plugin(core, tmp_path):
     """The lab's inventory is the collection's plugin over the user cluster's Node objects."""
     config = os.path.join(LAB, "nodes.cloudhop.yml")
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
@@ -92,6 +94,21 @@ def test_ansible_reaches_every_node_through_the_nodes_inventory_plugin(core):
                                           if a.type == "InternalIP")
         assert hv["node_pod_cidr"] == node.spec.pod_cidr and hv["node_cloud"] == "vsphere"
         assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"]
+    # a jump host and the address type come from options
+    with open(config, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    other = os.path.join(str(tmp_path), "jump.cloudhop.yml")
+    with open(other, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(dict(cfg, jump_host="ops@bastion.example.test:2222",
+                            new_machinedeployments=["to-migrate-vsphere-node"],
+                            old_machinedeployments=[]), fh)
+    jump = json.loads(subprocess.run(
+        [os.path.join(REPO, ".venv", "bin", "ansible-inventory"), "-i", other, "--list"],
+        capture_output=True, text=True, timeout=120, check=True, env=env).stdout)
+    args = plain(jump["_meta"]["hostvars"][names[0]]["ansible_ssh_common_args"])
+    assert args.endswith("-o ProxyJump=ops@bastion.example.test:2222")
+    assert sorted(jump["new_workers"]["hosts"]) == names
+    assert not jump.get("old_workers", {}).get("hosts")
     proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible"), "-i", config, "all",
                            "-m", "ansible.builtin.ping", "-o"], capture_output=True, text=True,
                           timeout=120, check=False, env=env)

@@ -1,0 +1,37 @@
+"""The nodes inventory plugin's pure parts: MachineDeployment ownership and host variables."""
+
+from ansible_collections.cloudhop.k8s_migration.plugins.inventory import nodes
+
+NODE = {"metadata": {"name": "n1", "labels": {"zone": "a"}},
+        "spec": {"podCIDR": "172.25.3.0/24", "providerID": "aws:///eu-central-1a/i-0abc",
+                 "unschedulable": True},
+        "status": {"addresses": [{"type": "InternalIP", "address": "172.31.0.7"},
+                                 {"type": "ExternalIP", "address": "198.51.100.7"},
+                                 {"type": "Hostname", "address": "n1"}],
+                   "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def test_node_hostvars_internal_and_external():
+    hv = nodes.node_hostvars(NODE, "InternalIP", "aws-workers")
+    assert hv["ansible_host"] == "172.31.0.7" and hv["node_cloud"] == "aws"
+    assert hv["node_ready"] and hv["node_unschedulable"]
+    assert hv["node_pod_cidr"] == "172.25.3.0/24" and hv["node_machinedeployment"] == "aws-workers"
+    assert nodes.node_hostvars(NODE, "ExternalIP", None)["ansible_host"] == "198.51.100.7"
+
+
+def test_machinedeployment_of_each_node_follows_the_owner_chain():
+    machinesets = [{"metadata": {"name": "ms1", "ownerReferences": [
+        {"kind": "MachineDeployment", "name": "old-md"}]}}]
+    machines = [{"metadata": {"name": "m1", "ownerReferences": [{"kind": "MachineSet",
+                                                                 "name": "ms1"}]},
+                 "status": {"nodeRef": {"name": "n1"}}},
+                {"metadata": {"name": "m2", "ownerReferences": [{"kind": "MachineSet",
+                                                                 "name": "gone"}]},
+                 "status": {"nodeRef": {"name": "n2"}}},
+                {"metadata": {"name": "m3", "ownerReferences": [{"kind": "MachineSet",
+                                                                 "name": "ms1"}]}}]
+    assert nodes.node_machinedeployments(machines, machinesets) == {"n1": "old-md"}
+
+
+def test_group_names_are_valid_ansible_groups():
+    assert nodes.group_name("to-migrate-vsphere-node") == "to_migrate_vsphere_node"
