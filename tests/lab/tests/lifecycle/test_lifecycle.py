@@ -92,6 +92,14 @@ def test_legacy_api_group_serves_conditions_as_a_list():
         assert isinstance(out["conditions"], list)
         assert {c["type"] for c in out["conditions"]} >= {
             "CloudControllerReconcilledSuccessfully", "SeedResourcesUpToDate"}
+        # the collection finds the legacy group by discovery and reads list-form conditions
+        play = os.path.join(REPO, "tests", "lab", "tests", "lifecycle", "legacy_pause.yml")
+        proc = subprocess.run(
+            [os.path.join(REPO, "tests", "lab", "run"),
+             os.path.join(REPO, ".venv", "bin", "ansible-playbook"), play],
+            capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+            env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")))
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     finally:
         lab("down")
     assert cli.lab_namespaces() == []
