@@ -81,11 +81,26 @@ class Kube(object):
                 api_version=api_version, kind=kind)
 
     def serves(self, api_version, kind):
+        """Whether the server serves ``kind`` in ``api_version`` now.
+
+        Asks the group's discovery endpoint itself (one GET): the client's discovery cache
+        outlives a CRD change (say, a seed moved to another KKP API group), and an answer from
+        it would pick an API the server no longer has.
+        """
+        path = ("/api/%s" if api_version == "v1" else "/apis/%s") % api_version
         try:
-            self.client.resource(kind, api_version)
-            return True
-        except ResourceNotFoundError:
+            out = self.client.client.request("get", path)
+        except NotFoundError:
             return False
+        except DynamicApiError as exc:
+            raise MigrationError("discovery of %s failed: %s" % (api_version,
+                                                                api_error_message(exc)))
+        if hasattr(out, "to_dict"):
+            out = out.to_dict()
+        elif isinstance(out, (bytes, str)):
+            out = json.loads(out)
+        return any(r.get("kind") == kind and "/" not in r.get("name", "")
+                   for r in (out or {}).get("resources") or [])
 
     def _call(self, what, func, *args, **kwargs):
         try:
