@@ -93,8 +93,8 @@ class Kube(object):
         except NotFoundError:
             return False
         except DynamicApiError as exc:
-            raise MigrationError("discovery of %s failed: %s" % (api_version,
-                                                                api_error_message(exc)))
+            raise MigrationError("discovery of %s failed: %s"
+                                 % (api_version, api_error_message(exc)))
         if hasattr(out, "to_dict"):
             out = out.to_dict()
         elif isinstance(out, (bytes, str)):
