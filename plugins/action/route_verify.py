@@ -12,46 +12,41 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.netcheck import (
     COMMAND, COMMAND_TEXT, ROUTE_VERIFY_SPEC, ParseError, check_options, judge, parse_output,
     summary)
+from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.raw_check import (
+    RawCheckAction)
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
+class ActionModule(RawCheckAction):
+    ARGUMENT_SPEC = ROUTE_VERIFY_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        self._supports_check_mode = True
-        result = super(ActionModule, self).run(tmp, task_vars)
-        dummy, args = self.validate_argument_spec(argument_spec=ROUTE_VERIFY_SPEC)
+    def check(self, args, task_vars, result):
         problem = check_options(args)
         if problem:
             result.update(failed=True, msg=problem)
             return result
-        res = self._low_level_execute_command(COMMAND)
+        rc, out, err = self.raw(COMMAND)
         try:
-            if res.get("rc") != 0:
-                raise ParseError(res.get("stderr") or "rc %s" % res.get("rc"))
-            model = parse_output(res.get("stdout", ""))
+            if rc != 0:
+                raise ParseError(err or "rc %s" % rc)
+            model = parse_output(out)
         except ParseError:
             # an iproute2 without -j (old or busybox): the text listings, one more round trip
-            res = self._low_level_execute_command(COMMAND_TEXT)
-            if res.get("rc") != 0:
-                result.update(failed=True, rc=res.get("rc"),
+            rc, out, err = self.raw(COMMAND_TEXT)
+            if rc != 0:
+                result.update(failed=True, rc=rc,
                               msg="cannot read the node's network state with ip: %s"
-                              % (res.get("stderr") or res.get("stdout") or "").strip()[:500])
+                              % (err or out or "").strip()[:500])
                 return result
             try:
-                model = parse_output(res.get("stdout", ""))
+                model = parse_output(out)
             except ParseError as exc:
                 result.update(failed=True, msg="cannot parse the node's ip output: %s" % exc)
                 return result
         violations = judge(model, args)
-        result.update(changed=False, ok=not violations, violations=violations,
-                      network=summary(model))
+        result.update(ok=not violations, violations=violations, network=summary(model))
         if violations and args["fail_on_violation"]:
             result["failed"] = True
             result["msg"] = "%d network check(s) failed: %s" % (len(violations), "; ".join(

@@ -24,3 +24,17 @@ attributes:
 requirements:
   - kubernetes >= 24.2.0
 """
+
+    # Node-side checks: one raw command, judged on the controller.
+    NODE_CHECK = r"""
+attributes:
+  check_mode:
+    description: Read-only; runs in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is no diff.
+    support: none
+  action:
+    description: Runs as an action plugin on the controller; the node gets one raw command.
+    support: full
+"""

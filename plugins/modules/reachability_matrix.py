@@ -21,6 +21,8 @@ description:
   - This is an action plugin; this file carries its documentation.
 author:
   - cloudhop contributors (@cloudhop)
+extends_documentation_fragment:
+  - cloudhop.k8s_migration.attributes.node_check
 options:
   targets:
     description:
@@ -49,16 +51,6 @@ options:
       filter reports it).
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Read-only; runs in check mode.
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
-  action:
-    description: Runs as an action plugin on the controller.
-    support: full
 """
 
 EXAMPLES = r"""

@@ -29,6 +29,8 @@ description:
   - This is an action plugin; this file carries its documentation.
 author:
   - cloudhop contributors (@cloudhop)
+extends_documentation_fragment:
+  - cloudhop.k8s_migration.attributes.node_check
 options:
   vpn_cidr:
     description: The VPN network (for example C(10.20.0.0/24)); enables the VPN checks.
@@ -72,16 +74,6 @@ options:
     description: Fail the task when any check fails (otherwise only report).
     type: bool
     default: true
-attributes:
-  check_mode:
-    description: Read-only; runs in check mode.
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
-  action:
-    description: Runs as an action plugin on the controller.
-    support: full
 notes:
   - Needs C(ip) (iproute2) on the node; C(become) if the SSH user may not read the routes.
 """
