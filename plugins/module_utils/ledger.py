@@ -60,8 +60,13 @@ def check_facts(facts):
                                  % key)
 
 
-def transition(ledger, phase, action, now, version, facts=None, message=None, reopen=False):
-    """Apply ``action`` (start|done|fail|reset|record) to ``phase`` -> (ledger, changed)."""
+def transition(ledger, phase, action, now, version, facts=None, message=None, reopen=False,
+               assume_started=False):
+    """Apply ``action`` (start|done|fail|reset|record) to ``phase`` -> (ledger, changed).
+
+    ``assume_started`` lets ``done`` follow a start that was never written: in check mode the
+    start of the same run was only a dry run.
+    """
     if not phase or not PHASE_RE.match(phase):
         raise MigrationError("phase %r is not a valid phase name (lower-case letters, digits, "
                              "'_', starting with a letter)" % phase)
@@ -78,6 +83,9 @@ def transition(ledger, phase, action, now, version, facts=None, message=None, re
             rec.update(status="started", started=now, finished=None, message=None,
                        attempts=rec.get("attempts", 0) + 1)
     elif action == "done":
+        if status == "pending" and assume_started:
+            rec.update(status="started", started=now, attempts=rec.get("attempts", 0) + 1)
+            status = "started"
         if status == "pending":
             raise MigrationError("phase %s was never started; record start before done" % phase)
         if status != "done":

@@ -193,7 +193,12 @@ def run(mod):
         check_cloud_settings(provider, p["dc"], settings)
     api_version, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
     # a rollback must work on a cluster left with zero or two provider blocks
-    source = current_provider(cluster) if p["state"] != "restored" else None
+    if p["state"] != "restored":
+        source = current_provider(cluster)
+    else:
+        blocks = [k for k, v in (cluster.get("spec", {}).get("cloud") or {}).items()
+                  if k != "dc" and isinstance(v, dict)]
+        source = blocks[0] if len(blocks) == 1 else None
     provider = provider or source
     secret = p["credentials_secret"] or credential_secret_name(provider or "", p["cluster"])
     ref = {"name": secret, "namespace": CREDENTIALS_NAMESPACE}

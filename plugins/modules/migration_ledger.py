@@ -17,7 +17,8 @@ description:
     time, the collection version, the number of attempts and key facts (old and new
     MachineDeployment names, backup path, LB address, DNS TTL before the change...).
   - Roles read it to skip phases already done (resume); C(rollback.yml) reads it to undo.
-  - C(start) on a phase that is C(done) fails unless I(reopen=true); C(done) needs a start first.
+  - C(start) on a phase that is C(done) fails unless I(reopen=true); C(done) needs a start first
+    (in check mode a start of the same run counts, as it was only a dry run).
   - Writes carry the ConfigMap's C(resourceVersion); a concurrent change (409) is re-read and
     retried.
   - Facts are not secret by design; a fact whose name looks like a credential is refused.
@@ -131,8 +132,10 @@ def once(mod, ns):
         before["meta"] = {"cluster": p["cluster"], "created": utc_now()}
     after, changed = before, False
     if p["action"] != "read":
+        # in check mode the start of this run was a dry run: done may follow it
         after, changed = transition(before, p["phase"], p["action"], utc_now(),
-                                    COLLECTION_VERSION, p["facts"], p["note"], p["reopen"])
+                                    COLLECTION_VERSION, p["facts"], p["note"], p["reopen"],
+                                    assume_started=mod.check_mode)
     if changed:
         if live is None:
             mod.kube.create("v1", "ConfigMap", {

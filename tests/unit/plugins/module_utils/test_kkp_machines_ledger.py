@@ -221,6 +221,10 @@ def test_ledger_transitions():
     with pytest.raises(MigrationError, match="looks like a secret"):
         ledger.transition(EMPTY, "x", "record", "t", "v", {"vpn_private_key": "k"})
     assert ledger.decode(ledger.encode(done)) == done
+    # check mode: the start of the same run was a dry run, done may follow it
+    simulated, changed = ledger.transition(EMPTY, "x", "done", "t", "v", assume_started=True)
+    assert changed and simulated["phases"]["x"]["status"] == "done"
+    assert simulated["phases"]["x"]["started"] == "t"
     assert ledger.summary(done)["done"] == ["seed_vpn"]
 
 
