@@ -62,6 +62,14 @@ def down(quiet=False):
             with open(pidfile, encoding="utf-8") as fh:
                 pid = int(fh.read().strip())
             os.killpg(pid, signal.SIGTERM)
+            # labd is the only process that starts lab processes: wait until it is gone, or a
+            # node it is still booting could start sshd in a namespace after we swept it
+            until = time.monotonic() + 5
+            while time.monotonic() < until:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.1)
         except (ValueError, ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + 10
@@ -78,6 +86,7 @@ def down(quiet=False):
     for name in names:
         _kill_ns_pids(name, signal.SIGKILL)
     for name in lab_namespaces():
+        _kill_ns_pids(name, signal.SIGKILL)
         sh("ip", "netns", "delete", name, check=False)
         etc = os.path.join("/etc/netns", name)
         if os.path.isdir(etc):

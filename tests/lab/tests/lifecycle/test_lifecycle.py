@@ -32,10 +32,21 @@ def in_lab(code):
 
 
 def lab_processes():
+    """Processes in lab namespaces, and any process whose command line names the lab dir (a
+    process left in a namespace whose name was already deleted is found only that way)."""
     out = []
     for name in cli.lab_namespaces():
         out += subprocess.run(["ip", "netns", "pids", name], capture_output=True,
                               text=True, check=False).stdout.split()
+    lab_dir = cli.lab_dir().encode()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                    if lab_dir in fh.read():
+                        out.append(pid)
+            except OSError:
+                pass
     return out
 
 
@@ -77,6 +88,15 @@ def test_up_twice_then_down_leaves_nothing():
                           capture_output=True).returncode == 1
     assert not os.path.exists("/run/netns/clh-ctl")
     lab("down")  # twice is fine
+
+
+def test_down_right_after_up_leaves_no_process():
+    """Down while nodes still boot: labd must be gone before the namespaces are swept."""
+    for dummy in range(2):
+        lab("up")
+        lab("down")
+        assert not lab_processes()
+        assert cli.lab_namespaces() == []
 
 
 def test_legacy_api_group_serves_conditions_as_a_list():
