@@ -135,7 +135,7 @@ def rollout(md, machinesets, machines, nodes):
     return out
 
 
-def wait_ready(kube, md, count, timeout, interval=1.0):
+def wait_ready(kube, md, count, timeout, interval=0.5):
     name = md["metadata"]["name"]
     ns = md["metadata"]["namespace"]
     start = time.time()
