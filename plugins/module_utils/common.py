@@ -54,12 +54,3 @@ def merge_patch_apply(target, patch):
         else:
             out[key] = merge_patch_apply(out.get(key), value)
     return out
-
-
-def merge_patch_is_noop(target, patch):
-    return merge_patch_apply(target, patch) == target
-
-
-def require(condition, msg, **details):
-    if not condition:
-        raise MigrationError(msg, **details)

@@ -299,9 +299,14 @@ def masked_secret(secret):
 
 # --- cloud switch ----------------------------------------------------------------------------
 
+def provider_blocks(cluster):
+    """The provider blocks set in spec.cloud (everything but ``dc``)."""
+    return [k for k, v in (dig(cluster, "spec", "cloud") or {}).items()
+            if k != "dc" and isinstance(v, dict)]
+
+
 def current_provider(cluster):
-    cloud = dig(cluster, "spec", "cloud") or {}
-    blocks = [k for k, v in cloud.items() if k != "dc" and isinstance(v, dict)]
+    blocks = provider_blocks(cluster)
     if len(blocks) != 1:
         raise MigrationError("Cluster %s has %d provider blocks in spec.cloud (%s); expected "
                              "exactly one. Restore it from the backup before switching"

@@ -34,10 +34,10 @@ except ImportError:  # pragma: no cover - kubernetes.core is a declared dependen
     HAS_K8S_CORE = False
 
 try:
-    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
     from kubernetes.client.rest import ApiException
 except ImportError:  # the module fails with missing_required_lib via AnsibleK8SModule
-    DynamicApiError = NotFoundError = ResourceNotFoundError = ApiException = None
+    NotFoundError = ResourceNotFoundError = ApiException = None
 
 MERGE = "application/merge-patch+json"
 DRY_RUN = "All"
@@ -68,7 +68,6 @@ class Kube(object):
     def __init__(self, client, dry_run=False):
         self.client = client  # kubernetes.core K8SClient
         self.dry_run = dry_run
-        self.writes = 0
 
     def resource(self, api_version, kind, what=None):
         try:
@@ -92,7 +91,7 @@ class Kube(object):
             out = self.client.client.request("get", path)
         except NotFoundError:
             return False
-        except DynamicApiError as exc:
+        except ApiException as exc:
             raise MigrationError("discovery of %s failed: %s"
                                  % (api_version, api_error_message(exc)))
         if hasattr(out, "to_dict"):
@@ -102,67 +101,49 @@ class Kube(object):
         return any(r.get("kind") == kind and "/" not in r.get("name", "")
                    for r in (out or {}).get("resources") or [])
 
-    def _call(self, what, func, *args, **kwargs):
+    @staticmethod
+    def _call(what, func, *args, **kwargs):
+        """func(...), with API errors as MigrationError; ``missing_ok`` turns 404 into None."""
+        missing_ok = kwargs.pop("missing_ok", False)
         try:
-            return func(*args, **kwargs)
-        except DynamicApiError as exc:
-            raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
-                                 status=getattr(exc, "status", None))
-        except ApiException as exc:
+            return func(*args, **kwargs).to_dict()
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise
+        except ApiException as exc:  # DynamicApiError is one
             raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
                                  status=getattr(exc, "status", None))
 
     def get(self, api_version, kind, name, namespace=None):
-        res = self.resource(api_version, kind)
-        try:
-            return res.get(name=name, namespace=namespace).to_dict()
-        except NotFoundError:
-            return None
-        except DynamicApiError as exc:
-            raise MigrationError("reading %s %s failed: %s"
-                                 % (kind, _ref(name, namespace), api_error_message(exc)),
-                                 status=getattr(exc, "status", None))
+        return self._call("reading %s %s" % (kind, _ref(name, namespace)),
+                          self.resource(api_version, kind).get, name=name,
+                          namespace=namespace, missing_ok=True)
 
     def list(self, api_version, kind, namespace=None, label_selector=None):
-        res = self.resource(api_version, kind)
-        out = self._call("listing %s" % kind, res.get, namespace=namespace,
-                         label_selector=label_selector)
-        return out.to_dict().get("items") or []
+        out = self._call("listing %s" % kind, self.resource(api_version, kind).get,
+                         namespace=namespace, label_selector=label_selector)
+        return out.get("items") or []
 
     def _params(self):
         return {"dry_run": DRY_RUN} if self.dry_run else {}
 
     def merge_patch(self, api_version, kind, name, patch, namespace=None):
-        res = self.resource(api_version, kind)
-        self.writes += 1
-        return self._call("patching %s %s" % (kind, _ref(name, namespace)), res.patch,
-                          body=patch, name=name, namespace=namespace, content_type=MERGE,
-                          **self._params()).to_dict()
+        return self._call("patching %s %s" % (kind, _ref(name, namespace)),
+                          self.resource(api_version, kind).patch, body=patch, name=name,
+                          namespace=namespace, content_type=MERGE, **self._params())
 
     def create(self, api_version, kind, body, namespace=None):
-        res = self.resource(api_version, kind)
-        self.writes += 1
         name = body.get("metadata", {}).get("name")
-        return self._call("creating %s %s" % (kind, _ref(name, namespace)), res.create,
-                          body=body, namespace=namespace, **self._params()).to_dict()
-
-    def replace(self, api_version, kind, body, namespace=None):
-        res = self.resource(api_version, kind)
-        self.writes += 1
-        name = body["metadata"]["name"]
-        return self._call("replacing %s %s" % (kind, _ref(name, namespace)), res.replace,
-                          body=body, name=name, namespace=namespace, **self._params()).to_dict()
+        return self._call("creating %s %s" % (kind, _ref(name, namespace)),
+                          self.resource(api_version, kind).create, body=body,
+                          namespace=namespace, **self._params())
 
     def delete(self, api_version, kind, name, namespace=None):
-        res = self.resource(api_version, kind)
-        self.writes += 1
-        try:
-            return res.delete(name=name, namespace=namespace, **self._params()).to_dict()
-        except NotFoundError:
-            return None
-        except DynamicApiError as exc:
-            raise MigrationError("deleting %s %s failed: %s"
-                                 % (kind, _ref(name, namespace), api_error_message(exc)))
+        """Delete; None when it was already gone."""
+        return self._call("deleting %s %s" % (kind, _ref(name, namespace)),
+                          self.resource(api_version, kind).delete, name=name,
+                          namespace=namespace, missing_ok=True, **self._params())
 
 
 def _ref(name, namespace):

@@ -110,11 +110,3 @@ def assemble(rows, addresses=None):
                                  "reason": "no answer" if result[kind] is False else
                                  "no result"})
     return {"nodes": nodes, "matrix": matrix, "failures": failures, "ok": not failures}
-
-
-def describe(failures, most=10):
-    parts = ["%s -> %s %s%s" % (f["from"], f["to"], f["kind"] or "",
-                                " (%s)" % f["address"] if f.get("address") else "")
-             for f in failures[:most]]
-    more = len(failures) - most
-    return "; ".join(parts) + ("; and %d more" % more if more > 0 else "")

@@ -179,8 +179,8 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.backup impo
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
     CREDENTIALS_NAMESPACE, check_cloud_settings, cloud_view, credential_secret_name,
-    current_provider, get_cluster, machine_metadata, refuse_deleting, remove_credentials_patch,
-    restore_patch, switch_patch)
+    current_provider, get_cluster, machine_metadata, provider_blocks, refuse_deleting,
+    remove_credentials_patch, restore_patch, switch_patch)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
 
 
@@ -196,8 +196,7 @@ def run(mod):
     if p["state"] != "restored":
         source = current_provider(cluster)
     else:
-        blocks = [k for k, v in (cluster.get("spec", {}).get("cloud") or {}).items()
-                  if k != "dc" and isinstance(v, dict)]
+        blocks = provider_blocks(cluster)
         source = blocks[0] if len(blocks) == 1 else None
     provider = provider or source
     secret = p["credentials_secret"] or credential_secret_name(provider or "", p["cluster"])

@@ -44,16 +44,6 @@ BASE_FINALIZERS = ["kubermatic.k8c.io/cleanup-credentials-secrets",
 KKP_GROUPS = ("kubermatic.k8c.io", "kubermatic.k8s.io")
 
 
-def find_cluster(seed_api, name):
-    """The KKP Cluster, from whichever of the two API groups the seed serves."""
-    for group in KKP_GROUPS:
-        rt = seed_api.rt(group, "v1", "clusters")
-        obj = seed_api.try_get(rt, None, name) if rt is not None else None
-        if obj is not None:
-            return obj
-    return None
-
-
 def cloud_providers(cluster):
     """Provider blocks set in spec.cloud (everything but ``dc``)."""
     cloud = ((cluster or {}).get("spec") or {}).get("cloud") or {}
