@@ -312,6 +312,8 @@ def main(argv=None):
     p_up.add_argument("--workers", type=int)
     p_up.add_argument("--app-replicas", type=int)
     p_up.add_argument("--cluster-id")
+    p_up.add_argument("--dns-ttl", type=int,
+                      help="TTL of the app's DNS record (default 300)")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
@@ -330,6 +332,7 @@ def main(argv=None):
     if args.cmd == "up":
         up({"legacy_api": args.legacy_api, "workers": args.workers,
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
+            "dns_ttl": args.dns_ttl,
             "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()

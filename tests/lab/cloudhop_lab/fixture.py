@@ -26,6 +26,7 @@ DEFAULTS = {
     "vpn_node_port": 32359,
     "apiserver_node_port": 30303,
     "app_host": "app.example.test",
+    "dns_ttl": 300,
     "md_name": "to-migrate-vsphere-node",
     "vsphere_username": "lab-vsphere-user@vsphere.local",
     "vsphere_password": "lab-vsphere-password-not-real",
@@ -337,19 +338,26 @@ def user_objects(opts, pki_material, ssh_public_key):
          "spec": {"replicas": opts["ingress_replicas"], "selector": {"matchLabels": ingress},
                   "strategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                  "template": {"metadata": {"labels": ingress},
-                               "spec": {"hostNetwork": True,
-                                        "dnsPolicy": "ClusterFirstWithHostNet",
+                  # ingress-nginx's preStop /wait-shutdown keeps a terminating controller
+                  # serving while kube-proxy and the load balancers drop it (lab annotation)
+                  "template": {"metadata": {"labels": ingress, "annotations": {
+                      "lab.cloudhop.io/shutdown-seconds": "2"}},
+                               "spec": {"terminationGracePeriodSeconds": 300,
                                         "containers": [{
                                             "name": "controller",
                                             "image": "registry.k8s.io/ingress-nginx/"
                                                      "controller:v1.11.3",
                                             "args": ["/nginx-ingress-controller",
                                                      "--ingress-class=nginx"],
-                                            "ports": [{"containerPort": 80, "hostPort": 80,
-                                                       "name": "http"},
-                                                      {"containerPort": 443, "hostPort": 443,
+                                            "lifecycle": {"preStop": {"exec": {
+                                                "command": ["/wait-shutdown"]}}},
+                                            "ports": [{"containerPort": 80, "name": "http"},
+                                                      {"containerPort": 443,
                                                        "name": "https"}]}]}}}},
+        # the ingress-nginx Helm chart's PDB (controller.minAvailable 1 when replicas > 1)
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": ingress}}},
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
                       "labels": ingress,

@@ -20,6 +20,7 @@ from .controllers.kkp import KKPSeedController
 from .controllers.machines import FakeMachineBackend, MachineController
 from .dataplane.flannel import FlannelAgent
 from .dataplane.ingress import IngressAgent, LoadBalancerController
+from .dataplane.kubeproxy import KubeProxy
 from .dataplane.nodes import NetnsMachineBackend
 from .dataplane.cloudapi import AwsApi
 from .dataplane.dns import DnsServer
@@ -105,14 +106,14 @@ class Lab:
             self.aws = AwsApi(self.dir)
             self.aws.start()
             self.controllers += [
-                self.flannel, self.ingress,
+                self.flannel, self.ingress, KubeProxy(self.user),
                 LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
                                        self.topology, self.dir, self.aws)]
         for c in self.controllers:
             c.start()
 
     def _bootstrap_dns(self):
-        """The fixture's DNS record: app.example.test -> the vSphere load balancer, TTL 300."""
+        """The fixture's DNS record: app.example.test -> the vSphere load balancer, TTL dns_ttl."""
         svc_rt = self.user.rt("", "v1", "services")
         deadline = time.monotonic() + 120
         seen = 0
@@ -122,8 +123,10 @@ class Lab:
             ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get(
                 "ingress") or []
             if ingress:
-                self.dns.update(self.opts["app_host"] + ".", ingress[0]["ip"], 300)
-                LOG.info("dns: %s -> %s (TTL 300)", self.opts["app_host"], ingress[0]["ip"])
+                self.dns.update(self.opts["app_host"] + ".", ingress[0]["ip"],
+                                self.opts["dns_ttl"])
+                LOG.info("dns: %s -> %s (TTL %d)", self.opts["app_host"], ingress[0]["ip"],
+                         self.opts["dns_ttl"])
                 return
         LOG.error("dns: the vSphere load balancer got no address; %s has no record",
                   self.opts["app_host"])

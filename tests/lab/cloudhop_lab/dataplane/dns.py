@@ -2,7 +2,7 @@
 
 RFC 2136 updates are accepted when signed with the TSIG key written to .lab/dns/tsig.json
 (name, algorithm, secret). The fixture's record app.example.test points at the vSphere load
-balancer with TTL 300 once that load balancer has its address.
+balancer with the TTL of option dns_ttl (300) once that load balancer has its address.
 """
 
 import base64

@@ -1,22 +1,23 @@
 """ingress-nginx pods and cloud load balancers of the lab.
 
-Ingress: every running ingress-nginx pod (hostNetwork) is a real HAProxy in its node's namespace
-on port 80, routing by Host header to the *pod IPs* of the backend Service's ready Endpoints, as
+Ingress: every running ingress-nginx pod is a real HAProxy, in its pod's network namespace on
+the pod IP (or, for a hostNetwork pod, in its node's namespace on the node IP), port 80,
+routing by Host header to the *pod IPs* of the backend Service's ready Endpoints, as
 ingress-nginx does (it bypasses the Service's cluster IP). Configuration follows Endpoints and
 Ingress changes; failed upstream connections are retried on another pod, like nginx's
-``proxy_next_upstream error timeout``. An ingress on an AWS node reaching an app pod on a vSphere
-node crosses the pod overlay, as it must.
+``proxy_next_upstream error timeout``.
 
-Load balancers: a ``type: LoadBalancer`` Service gets one from the cloud its backends live in:
+Load balancers: a ``type: LoadBalancer`` Service gets one from a cloud:
 - vSphere: MetalLB's role, for Services while the cluster is on vSphere or annotated with a
   MetalLB address pool;
 - AWS / GCP: the cloud controller manager's role, for the other Services once the cluster's cloud
-  is switched and nodes of that cloud run ready endpoints.
+  is switched and nodes of that cloud exist.
 A load balancer is an HAProxy namespace ``clh-lb-*`` with a public address on the internet
-segment and a leg in its cloud's network, balancing TCP to the Service's ready hostNetwork
-endpoints in that cloud, with health checks. ``status.loadBalancer.ingress`` gets its address.
-Simplification: there is no kube-proxy in the lab, so only hostNetwork endpoints (the ingress)
-can be load-balancer targets.
+segment and a leg in its cloud's network, balancing TCP to the Service's NodePort on that cloud's
+nodes, with health checks; kube-proxy on the node (kubeproxy.py) forwards to a ready endpoint
+anywhere in the cluster. So an old cloud's load balancer keeps serving through its cordoned,
+drained nodes while the ingress pods run in the new cloud, over the pod overlay, as in a real
+cluster. ``status.loadBalancer.ingress`` gets the address.
 """
 
 import logging
@@ -51,11 +52,13 @@ class IngressAgent(Controller):
     def __init__(self, api, lab_dir):
         super().__init__(api)
         self.dir = os.path.join(lab_dir, "ingress")
-        self.pods = {}  # uid -> (node, HAProxy)
+        self.pods = {}  # uid -> (node, HAProxy, pod IP or None)
 
     # runtime hooks
-    def pod_started(self, uid, node):
-        self.pods[uid] = (node, HAProxy(node_ns(node), os.path.join(self.dir, uid)))
+    def pod_started(self, uid, node, netns=None, ip=None):
+        """netns/ip: the pod's own namespace and IP; None for a hostNetwork pod."""
+        self.pods[uid] = (node, HAProxy(netns or node_ns(node), os.path.join(self.dir, uid)),
+                          ip)
 
     def pod_ready(self, uid):
         entry = self.pods.get(uid)
@@ -109,13 +112,13 @@ class IngressAgent(Controller):
 
     def reconcile(self):
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
-        for node, proxy in list(self.pods.values()):
+        for node, proxy, pod_ip in list(self.pods.values()):
             with self.isolated(node):
                 n = nodes.get(node)
-                if n is None or not nsx.ns_exists(node_ns(node)):
+                if n is None or not nsx.ns_exists(proxy.netns):
                     continue
-                ip = next(a["address"] for a in n["status"]["addresses"]
-                          if a["type"] == "InternalIP")
+                ip = pod_ip or next(a["address"] for a in n["status"]["addresses"]
+                                    if a["type"] == "InternalIP")
                 proxy.apply(self.config(ip))
 
 
@@ -151,7 +154,7 @@ class LoadBalancerController(Controller):
                 targets = self._targets(svc, eps.get(key), nodes, cloud)
                 lb = self.lbs.get(key + (cloud,))
                 if lb is None and not targets:
-                    continue  # a cloud LB appears once the cloud has backends
+                    continue  # a cloud LB appears once the cloud has nodes
                 wanted.add(key + (cloud,))
                 if lb is None:
                     lb = self._create(key, cloud)
@@ -169,17 +172,26 @@ class LoadBalancerController(Controller):
 
     @staticmethod
     def _targets(svc, ep, nodes, cloud):
+        """The cloud's nodes, at the Service's NodePorts (externalTrafficPolicy Cluster: every
+        node forwards; Local: only nodes running a ready endpoint, as the health check
+        node port reports). Nodes labelled node.kubernetes.io/exclude-from-external-load-
+        balancers are left out, as by the service controller. Cordoned nodes stay targets."""
+        local = (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local"
+        with_endpoint = {a.get("nodeName") for a, _ in _ready_endpoints(ep)}
         out = []
-        for addr, ports in _ready_endpoints(ep):
-            node = nodes.get(addr.get("nodeName") or "")
-            if node is None or (node["metadata"].get("annotations") or {}).get(
-                    "lab.cloudhop.io/cloud") != cloud:
+        for name, node in sorted(nodes.items()):
+            meta = node["metadata"]
+            if (meta.get("annotations") or {}).get("lab.cloudhop.io/cloud") != cloud:
                 continue
-            node_ip = next(a["address"] for a in node["status"]["addresses"]
-                           if a["type"] == "InternalIP")
-            if addr["ip"] != node_ip:
-                continue  # no kube-proxy in the lab: only hostNetwork endpoints
-            out.append((addr["nodeName"], addr["ip"], ports))
+            if "node.kubernetes.io/exclude-from-external-load-balancers" in (
+                    meta.get("labels") or {}) or meta.get("deletionTimestamp"):
+                continue
+            if local and name not in with_endpoint:
+                continue
+            ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
+                       if a["type"] == "InternalIP"), None)
+            if ip and nsx.ns_exists(node_ns(name)):
+                out.append((name, ip))
         return out
 
     def _create(self, key, cloud):
@@ -219,12 +231,9 @@ class LoadBalancerController(Controller):
         out = [GLOBAL]
         for port in svc["spec"].get("ports") or []:
             name = port.get("name") or str(port["port"])
-            servers = []
-            for node, ip, ports in sorted(targets):
-                tport = ports.get(port.get("name", ""), None) or port.get("targetPort")
-                if isinstance(tport, int):
-                    servers.append("  server %s %s:%d check inter 1s fall 2 rise 1"
-                                   % (node, ip, tport))
+            servers = ["  server %s %s:%d check inter 1s fall 2 rise 1" % (node, ip,
+                                                                         port["nodePort"])
+                       for node, ip in targets if port.get("nodePort")]
             out.append("frontend fe_%s\n  mode tcp\n  bind %s:%d\n  default_backend be_%s\n"
                        "backend be_%s\n  mode tcp\n  balance roundrobin\n%s\n"
                        % (name, lb["ip"], port["port"], name, name,

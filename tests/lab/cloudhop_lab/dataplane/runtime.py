@@ -93,6 +93,8 @@ class NetnsPodRuntime(FakeRuntime):
             return None
         if kind == "echo":
             self._start_echo(pod, node, ip)
+        elif kind == "ingress" and self.ingress is not None:
+            self.ingress.pod_started(uid, node_name, self._plumb(pod, node, ip), ip)
         elif vpn is not None:
             self._start_vpn(pod, vpn, self._plumb(pod, node, ip))
         else:
