@@ -81,10 +81,9 @@ bench: setup
 bench-quick: setup
 	BENCH_QUICK=1 BENCH_ROUNDS=2 $(PY) bench/run.py
 
+# the whole migration in the lab under live traffic (CLOUDHOP_DEMO_CLOUD=gcp for GCP)
 demo: setup
-	@$(PY) -m cloudhop_lab up
-	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/ansible-playbook playbooks/demo.yml; \
-		rc=$$?; $(PY) -m cloudhop_lab down; exit $$rc
+	@scripts/demo.sh
 
 lab-up: setup
 	@$(PY) -m cloudhop_lab up

@@ -19,10 +19,11 @@ class ActionModule(RawCheckAction):
 
     def check(self, args, task_vars, result):
         problem = check_targets(args["targets"], args["kinds"])
-        me = task_vars.get("inventory_hostname")
+        # the node this runs on: the delegated host when the task is delegated to the node
+        me = self._task.delegate_to or task_vars.get("inventory_hostname")
         if problem is None and me not in [t["name"] for t in args["targets"]]:
-            problem = ("%s is not in targets; every node of the play must be a target "
-                       "(name = inventory_hostname)" % me)
+            problem = ("%s is not in targets; every probing node must be a target (name = its "
+                       "inventory hostname)" % me)
         if problem:
             result.update(failed=True, msg=problem)
             return result

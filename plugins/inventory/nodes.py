@@ -88,6 +88,15 @@ options:
     description: Also list nodes labelled C(node-role.kubernetes.io/control-plane).
     type: bool
     default: false
+  group_prefix:
+    description:
+      - Prefix of every group this plugin makes (C(workers), C(old_workers), C(new_workers),
+        the cloud groups and C(md_*)).
+      - With several user clusters in one inventory, give each cluster's source its own prefix
+        (for example C(x8p9sk2tzv_)) and set that cluster's C(cloudhop_nodes_group) to
+        C(<prefix>workers).
+    type: str
+    default: ""
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -195,9 +204,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         address_type = self.get_option("address_type")
         old, new = set(self.get_option("old_machinedeployments")), \
             set(self.get_option("new_machinedeployments"))
-        self.inventory.add_group("workers")
+        pre = group_name(self.get_option("group_prefix") or "")
+        self.inventory.add_group(pre + "workers")
         for group in ("old_workers", "new_workers"):
-            self.inventory.add_group(group)
+            self.inventory.add_group(pre + group)
         strict = self.get_option("strict")
         for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
             labels = node["metadata"].get("labels") or {}
@@ -210,21 +220,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             if not hostvars["ansible_host"]:
                 self.display.warning("node %s has no %s address; skipped" % (name, address_type))
                 continue
-            self.inventory.add_host(name, group="workers")
+            self.inventory.add_host(name, group=pre + "workers")
             for key, value in self._connection_vars().items():
                 self.inventory.set_variable(name, key, value)
             for key, value in hostvars.items():
                 self.inventory.set_variable(name, key, value)
             if hostvars["node_cloud"]:
-                self.inventory.add_group(hostvars["node_cloud"])
-                self.inventory.add_child(hostvars["node_cloud"], name)
+                grp = self.inventory.add_group(pre + group_name(hostvars["node_cloud"]))
+                self.inventory.add_child(grp, name)
             if md:
-                grp = self.inventory.add_group("md_" + group_name(md))
+                grp = self.inventory.add_group(pre + "md_" + group_name(md))
                 self.inventory.add_child(grp, name)
                 if md in old:
-                    self.inventory.add_child("old_workers", name)
+                    self.inventory.add_child(pre + "old_workers", name)
                 if md in new:
-                    self.inventory.add_child("new_workers", name)
+                    self.inventory.add_child(pre + "new_workers", name)
             self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name,
                                               strict=strict)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from .dataplane.inventory import write_plugin_config
+from .dataplane.inventory import write_migration_inventory, write_plugin_config
 from . import fixture, pki
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -189,6 +189,7 @@ def up(options):
     _kubeconfig(os.path.join(d, "user.kubeconfig"), "lab-user",
                 "https://127.0.0.1:%d" % config["user_port"], ca, config["admin_token"])
     write_plugin_config(d, opts["md_name"])
+    write_migration_inventory(d, opts)
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with
@@ -229,7 +230,7 @@ def admin(request):
     return json.loads(buf)
 
 
-def probe(action, rate=None):
+def probe(action, rate=None, wait_ready=False):
     """Start/stop the traffic probe (in clh-client, on the internet segment)."""
     d = lab_dir()
     pidfile = os.path.join(d, "probe.pid")
@@ -242,6 +243,18 @@ def probe(action, rate=None):
             if os.path.exists(os.path.join(d, stale)):
                 os.unlink(os.path.join(d, stale))
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
+        if wait_ready:
+            # measure the migration, not the lab's boot: start once the app answers
+            deadline = time.monotonic() + 60
+            while subprocess.run(
+                    ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
+                     "cloudhop_lab.probe", "--dns", "198.18.0.53", "--log", os.devnull,
+                     "--summary", os.devnull, "--check"], env=env, cwd=REPO,
+                    check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the app does not answer through DNS and its load "
+                                     "balancer after 60 s; see .lab/labd.log")
+                time.sleep(0.2)
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
              "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
@@ -321,6 +334,8 @@ def main(argv=None):
     p_probe = sub.add_parser("probe", help="traffic probe: start | stop | summary")
     p_probe.add_argument("action", choices=["start", "stop", "summary"])
     p_probe.add_argument("--rate", type=float, default=20.0)
+    p_probe.add_argument("--wait-ready", action="store_true",
+                         help="start once the app answers (after lab up)")
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
     p_admin.add_argument("json")
     p_audit = sub.add_parser("audit", help="audit log: mark | writes --since MARK (JSON)")
@@ -339,7 +354,7 @@ def main(argv=None):
     elif args.cmd == "audit":
         print(json.dumps(audit(args.action, args.since)))
     elif args.cmd == "probe":
-        probe(args.action, args.rate)
+        probe(args.action, args.rate, args.wait_ready)
     elif args.cmd == "status":
         print(json.dumps({"namespaces": lab_namespaces(),
                           "daemon": admin({"cmd": "stats"})

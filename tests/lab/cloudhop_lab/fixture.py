@@ -27,6 +27,8 @@ DEFAULTS = {
     "apiserver_node_port": 30303,
     "app_host": "app.example.test",
     "dns_ttl": 300,
+    # the lowered TTL the lab's migration inventory asks for around the DNS switch
+    "migration_dns_ttl": 5,
     "md_name": "to-migrate-vsphere-node",
     "vsphere_username": "lab-vsphere-user@vsphere.local",
     "vsphere_password": "lab-vsphere-password-not-real",
@@ -313,6 +315,10 @@ def user_objects(opts, pki_material, ssh_public_key):
                   "template": {"metadata": {"labels": echo},
                                "spec": {"terminationGracePeriodSeconds": 10, "containers": [{
                                    "name": "echo", "image": "cloudhop/echo:lab",
+                                   # graceful shutdown as zero-downtime apps do it: keep
+                                   # serving until the endpoints have dropped the pod
+                                   "lifecycle": {"preStop": {"exec": {
+                                       "command": ["sleep", "2"]}}},
                                    "ports": [{"containerPort": 8080, "name": "http"}],
                                    "readinessProbe": {"httpGet": {"path": "/healthz",
                                                                   "port": 8080},
@@ -339,9 +345,8 @@ def user_objects(opts, pki_material, ssh_public_key):
                   "strategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
                   # ingress-nginx's preStop /wait-shutdown keeps a terminating controller
-                  # serving while kube-proxy and the load balancers drop it (lab annotation)
-                  "template": {"metadata": {"labels": ingress, "annotations": {
-                      "lab.cloudhop.io/shutdown-seconds": "2"}},
+                  # serving while kube-proxy and the load balancers drop it
+                  "template": {"metadata": {"labels": ingress},
                                "spec": {"terminationGracePeriodSeconds": 300,
                                         "containers": [{
                                             "name": "controller",

@@ -140,7 +140,17 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=0)
     parser.add_argument("--log", required=True)
     parser.add_argument("--summary", required=True)
+    parser.add_argument("--check", action="store_true",
+                        help="one request, not logged: exit 0 when the app answers 200")
     args = parser.parse_args(argv)
+    if args.check:
+        try:
+            ip = Resolver(args.dns).resolve(args.host)
+            conn = http.client.HTTPConnection(ip, 80, timeout=args.timeout)
+            conn.request("GET", "/", headers={"Host": args.host})
+            raise SystemExit(0 if conn.getresponse().status == 200 else 1)
+        except (OSError, RuntimeError, http.client.HTTPException):
+            raise SystemExit(1)
     probe = Probe(args)
     signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
     signal.signal(signal.SIGINT, lambda *_: probe.stop.set())

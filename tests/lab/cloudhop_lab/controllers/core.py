@@ -478,9 +478,7 @@ class FakeRuntime:
         """Stop the pod's containers; True once they are gone."""
         uid = pod["metadata"]["uid"]
         started = self.stopping.setdefault(uid, time.monotonic())
-        shutdown = float((pod["metadata"].get("annotations") or {})
-                         .get("lab.cloudhop.io/shutdown-seconds", 0))
-        if time.monotonic() < started + shutdown:
+        if time.monotonic() < started + shutdown_seconds(pod):
             return False
         self.forget(uid)
         return True
@@ -489,6 +487,28 @@ class FakeRuntime:
         self.ips.pop(uid, None)
         self.stopping.pop(uid, None)
         self.started.pop(uid, None)
+
+
+def shutdown_seconds(pod):
+    """How long a stopping pod keeps running before its processes get SIGTERM: the kubelet
+    first runs each container's preStop hook (``sleep N``, or ingress-nginx's /wait-shutdown,
+    modelled as 2 s), bounded by terminationGracePeriodSeconds; annotation
+    lab.cloudhop.io/shutdown-seconds overrides it."""
+    ann = (pod["metadata"].get("annotations") or {}).get("lab.cloudhop.io/shutdown-seconds")
+    if ann is not None:
+        return float(ann)
+    hook = 0.0
+    for c in pod["spec"].get("containers") or []:
+        cmd = ((((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {})
+               .get("command") or [])
+        if cmd and cmd[0].endswith("sleep") and len(cmd) > 1:
+            try:
+                hook = max(hook, float(cmd[1]))
+            except ValueError:
+                pass
+        elif cmd and cmd[0].endswith("wait-shutdown"):
+            hook = max(hook, 2.0)
+    return min(hook, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
 
 
 def internal_ip(node):

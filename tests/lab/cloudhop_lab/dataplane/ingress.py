@@ -177,7 +177,7 @@ class LoadBalancerController(Controller):
         node port reports). Nodes labelled node.kubernetes.io/exclude-from-external-load-
         balancers are left out, as by the service controller. Cordoned nodes stay targets."""
         local = (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local"
-        with_endpoint = {a.get("nodeName") for a, _ in _ready_endpoints(ep)}
+        with_endpoint = {addr.get("nodeName") for addr, _ports in _ready_endpoints(ep)}
         out = []
         for name, node in sorted(nodes.items()):
             meta = node["metadata"]
@@ -231,8 +231,8 @@ class LoadBalancerController(Controller):
         out = [GLOBAL]
         for port in svc["spec"].get("ports") or []:
             name = port.get("name") or str(port["port"])
-            servers = ["  server %s %s:%d check inter 1s fall 2 rise 1" % (node, ip,
-                                                                         port["nodePort"])
+            servers = ["  server %s %s:%d check inter 1s fall 2 rise 1"
+                       % (node, ip, port["nodePort"])
                        for node, ip in targets if port.get("nodePort")]
             out.append("frontend fe_%s\n  mode tcp\n  bind %s:%d\n  default_backend be_%s\n"
                        "backend be_%s\n  mode tcp\n  balance roundrobin\n%s\n"

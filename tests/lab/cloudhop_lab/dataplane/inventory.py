@@ -4,9 +4,13 @@ reading the user cluster's Node objects: this writes its configuration, .lab/nod
 SSH host keys are verified against .lab/ssh/known_hosts (written as nodes boot).
 """
 
+import ipaddress
+import json
 import os
 
 import yaml
+
+from .dns import DNS_HOST
 
 CONFIG = "nodes.cloudhop.yml"
 
@@ -26,4 +30,84 @@ def write_plugin_config(lab_dir, md_name):
     path = os.path.join(lab_dir, CONFIG)
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
+    return path
+
+
+MIGRATION = "user_clusters.yml"
+
+
+def _gcp_service_account(lab_dir, project):
+    """A service-account key file like GCP issues (a fresh RSA key; the lab has no GCP API, so
+    it only has to load with google-auth)."""
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=C0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=C0415
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    email = "cloudhop-migration@%s.iam.gserviceaccount.com" % project
+    sa = {"type": "service_account", "project_id": project, "private_key_id": "0" * 40,
+          "private_key": pem, "client_email": email, "client_id": "100000000000000000001",
+          "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+          "token_uri": "https://oauth2.googleapis.com/token"}
+    path = os.path.join(lab_dir, "gcp-sa.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(sa, fh)
+    return path
+
+
+def write_migration_inventory(lab_dir, opts):
+    """.lab/user_clusters.yml: the lab's user cluster as a host of group user_clusters, with
+    every input of the migration roles (as inventories/example/ shows for a real cluster).
+    The target cloud defaults to AWS; -e cloudhop_target_cloud=gcp picks the GCP settings."""
+    cid = opts["cluster_id"]
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "cloudhop_seed_kubeconfig": os.path.join(lab_dir, "seed.kubeconfig"),
+        "cloudhop_user_kubeconfig": os.path.join(lab_dir, "user.kubeconfig"),
+        "cloudhop_cluster_id": cid,
+        "cloudhop_source_machinedeployments": [opts["md_name"]],
+        "cloudhop_target_cloud": "aws",
+        "cloudhop_target_dc": "{{ lab_target[cloudhop_target_cloud].dc }}",
+        "cloudhop_target_machine": "{{ lab_target[cloudhop_target_cloud].machine }}",
+        "cloudhop_target_node_cidr": "{{ lab_target[cloudhop_target_cloud].cidr }}",
+        "cloudhop_aws": {
+            # moto accepts any keys; these have the shape of real ones (the module checks it)
+            "access_key_id": "AKIACLOUDHOPLAB00001",
+            "secret_access_key": "cloudhopLabSecretAccessKey0000000000000x",
+            "region": "eu-central-1", "vpc_id": "vpc-0cloudhoplab", "security_group_id":
+            "sg-0cloudhoplab", "endpoint_url": "http://127.0.0.1:5000"},
+        "cloudhop_gcp": {"service_account": _gcp_service_account(lab_dir, "cloudhop-lab"),
+                         "network": "global/networks/cloudhop-lab",
+                         "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"},
+        "lab_target": {
+            "aws": {"dc": "aws-eu-central-1a", "cidr": opts["networks"]["aws"],
+                    "machine": {"region": "eu-central-1", "availabilityZone": "eu-central-1a",
+                                "instanceType": "t3.large", "vpcId": "vpc-0cloudhoplab",
+                                "subnetId": "subnet-0cloudhoplab", "diskSize": 50,
+                                "diskType": "gp3"}},
+            "gcp": {"dc": "gcp-europe-west3", "cidr": opts["networks"]["gcp"],
+                    "machine": {"zone": "europe-west3-a", "machineType": "e2-standard-2",
+                                "diskSize": 50, "diskType": "pd-ssd",
+                                "network": "global/networks/cloudhop-lab",
+                                "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"}}},
+        "cloudhop_app_host": opts["app_host"],
+        "cloudhop_dns": {
+            "provider": "rfc2136", "server": str(ipaddress.ip_network(opts["public_cidr"])[DNS_HOST]), "zone": "example.test",
+            "key_name": "cloudhop-lab", "key_algorithm": "hmac-sha256",
+            "key_secret": "{{ (lookup('ansible.builtin.file', '%s') | from_json).secret }}"
+                          % os.path.join(lab_dir, "dns", "tsig.json"),
+            "ttl": opts["migration_dns_ttl"]},
+        "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
+        "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
+        "cloudhop_gate_requests": 10,
+        "cloudhop_gate_interval": 0.05,
+        "cloudhop_wait_timeout": 180,
+    }
+    inv = {"all": {"children": {"user_clusters": {"hosts": {cid: host}}}}}
+    path = os.path.join(lab_dir, MIGRATION)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(inv, fh, sort_keys=False)
     return path

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from ..controllers.core import FakeRuntime, internal_ip as _internal_ip
+from ..controllers.core import FakeRuntime, shutdown_seconds, internal_ip as _internal_ip
 from . import netns as nsx
 from .nodes import node_ns
 from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
@@ -197,13 +197,14 @@ class NetnsPodRuntime(FakeRuntime):
         return True
 
     def stopped(self, pod):
+        """preStop first (the pod keeps serving), then SIGTERM; torn down once stopped."""
         uid = pod["metadata"]["uid"]
-        meta = self.meta.get(uid)
         proc = self.procs.get(uid)
-        if proc is not None and proc.poll() is None and uid not in self.stopping:
+        started = self.stopping.get(uid)
+        if started is not None and time.monotonic() >= started + shutdown_seconds(pod) and \
+                proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        del meta
-        # FakeRuntime.stopped honours the shutdown time, then forget() tears the pod down
+        # FakeRuntime.stopped waits out the preStop time, then forget() tears the pod down
         return super().stopped(pod)
 
     def forget(self, uid):

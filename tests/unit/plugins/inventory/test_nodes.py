@@ -35,3 +35,24 @@ def test_machinedeployment_of_each_node_follows_the_owner_chain():
 
 def test_group_names_are_valid_ansible_groups():
     assert nodes.group_name("to-migrate-vsphere-node") == "to_migrate_vsphere_node"
+
+
+def _populate(**options):
+    from ansible.inventory.data import InventoryData
+    from ansible.plugins.loader import inventory_loader
+    plugin = inventory_loader.get("cloudhop.k8s_migration.nodes")
+    plugin.inventory = InventoryData()
+    plugin.set_options(direct=dict({"plugin": "cloudhop.k8s_migration.nodes"}, **options))
+    plugin._populate([NODE], {"n1": "old-md"})  # pylint: disable=protected-access
+    return plugin.inventory
+
+
+def test_groups_without_and_with_a_per_cluster_prefix():
+    inv = _populate(old_machinedeployments=["old-md"])
+    assert {"workers", "old_workers", "aws", "md_old_md"} <= set(inv.groups)
+    assert [h.name for h in inv.groups["old_workers"].get_hosts()] == ["n1"]
+    inv = _populate(old_machinedeployments=["old-md"], group_prefix="x8p9sk2tzv_")
+    assert {"x8p9sk2tzv_workers", "x8p9sk2tzv_old_workers", "x8p9sk2tzv_aws",
+            "x8p9sk2tzv_md_old_md"} <= set(inv.groups)
+    assert "workers" not in inv.groups
+    assert [h.name for h in inv.groups["x8p9sk2tzv_old_workers"].get_hosts()] == ["n1"]

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the migration plan; each is documented in plugins/filter/<name>.yml and its
+logic lives in module_utils/plan.py and module_utils/kkp.py (unit-tested there)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import kkp, plan
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+
+def _wrap(func):
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MigrationError as exc:
+            raise AnsibleFilterError(str(exc))
+    run.__name__ = func.__name__
+    return run
+
+
+def cluster_problems(cluster, provider=None):
+    return kkp.reconcile_problems(cluster or {}, provider)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "cidr_conflicts": _wrap(plan.cidr_conflicts),
+            "openvpn_server_cidr": _wrap(plan.openvpn_server_cidr),
+            "openvpn_server_args": _wrap(plan.openvpn_server_args),
+            "mtu_budget": _wrap(plan.mtu_budget),
+            "probe_phase_stats": _wrap(plan.probe_phase_stats),
+            "cluster_problems": _wrap(cluster_problems),
+            "unavailable_workloads": _wrap(plan.unavailable_workloads),
+            "phase_windows": _wrap(plan.phase_windows),
+        }

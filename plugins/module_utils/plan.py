@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning logic of the migration roles (controller side): the network plan and its
+checks, the OpenVPN server's arguments, and the per-phase figures of a traffic probe.
+netaddr does the CIDR work.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import time
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+try:
+    import netaddr
+    HAS_NETADDR = True
+except ImportError:
+    HAS_NETADDR = False
+
+VXLAN_OVERHEAD = 50
+VIRTUAL_NODE_NETWORK = "10.254.0.0/16"
+
+
+def _net(name, value):
+    if not HAS_NETADDR:
+        raise MigrationError("the netaddr Python library is needed on the controller "
+                             "(pip install netaddr)")
+    try:
+        return netaddr.IPNetwork(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise MigrationError("%s: %r is not a CIDR (for example 10.20.0.0/24)" % (name, value))
+
+
+def cidr_conflicts(networks):
+    """networks: {label: cidr or None}. Returns a list of messages, one per overlapping pair
+    (None and '' entries are ignored: not known)."""
+    nets = [(label, _net(label, cidr)) for label, cidr in sorted(networks.items()) if cidr]
+    out = []
+    for i, (la, na) in enumerate(nets):
+        for lb, nb in nets[i + 1:]:
+            if na.first <= nb.last and nb.first <= na.last:
+                out.append("%s %s overlaps %s %s" % (la, na, lb, nb))
+    return out
+
+
+def openvpn_server_cidr(args):
+    """The VPN network from the openvpn-server's ``--server <net> <mask>`` arguments."""
+    args = list(args or [])
+    for i, arg in enumerate(args):
+        if arg == "--server" and i + 2 < len(args):
+            return str(_net("openvpn-server --server", "%s/%s" % (args[i + 1], args[i + 2])).cidr)
+    raise MigrationError("the openvpn-server container has no --server <network> <netmask> "
+                         "argument; set cloudhop_vpn_cidr")
+
+
+def openvpn_server_args(current, extra):
+    """The server's arguments with every flag of ``extra`` present once, in the original order
+    (idempotent: an argument list that has them all comes back unchanged)."""
+    out = list(current or [])
+    for flag in extra or []:
+        if flag not in out:
+            out.append(flag)
+    return out
+
+
+def mtu_budget(underlay_mtu, tunnel_mtu, veth_mtu=None, overhead=VXLAN_OVERHEAD):
+    """VXLAN over the tunnel: flannel.1 gets tunnel MTU - 50; pods must fit in it."""
+    underlay_mtu, tunnel_mtu = int(underlay_mtu), int(tunnel_mtu)
+    flannel = tunnel_mtu - overhead
+    out = {"underlay_mtu": underlay_mtu, "tunnel_mtu": tunnel_mtu, "vxlan_overhead": overhead,
+           "flannel_mtu": flannel, "pod_mtu": int(veth_mtu) if veth_mtu else None,
+           "problems": []}
+    if flannel < 1280:
+        out["problems"].append("flannel.1 over the tunnel would get MTU %d (< 1280): raise the "
+                               "tunnel's MTU" % flannel)
+    if veth_mtu and int(veth_mtu) > flannel:
+        out["problems"].append(
+            "canal-config veth_mtu %s is larger than flannel.1's MTU over the tunnel (%d): pods "
+            "would send packets VXLAN cannot carry; set veth_mtu to %d or less"
+            % (veth_mtu, flannel, flannel))
+    return out
+
+
+def _pct(values, q):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(round(q / 100.0 * (len(values) - 1))))]
+
+
+def epoch(value):
+    """Epoch seconds from a number or the ledger's ``YYYY-MM-DDTHH:MM:SSZ``; None stays None."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return float(calendar.timegm(time.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        raise MigrationError("%r is not a time (YYYY-MM-DDTHH:MM:SSZ)" % (value,))
+
+
+def _ok(rec):
+    return bool(rec.get("ok")) if "ok" in rec else rec.get("status") == 200
+
+
+def probe_phase_stats(records, phases):
+    """Per phase figures of an external traffic probe.
+
+    records: [{t: epoch seconds, ok: bool (or status: 200), ms: latency}], phases:
+    [{name, started, finished}] (epoch seconds or ledger times). Returns [{phase, requests, failed, p50_ms, p99_ms, longest_gap_s}]; the
+    longest gap is the longest time without a successful request inside the phase window.
+    """
+    out = []
+    records = sorted(records or [], key=lambda r: r["t"])
+    for ph in phases or []:
+        start, end = epoch(ph.get("started")), epoch(ph.get("finished"))
+        if start is None or end is None:
+            continue
+        inside = [r for r in records if start <= r["t"] <= end]
+        ok_times = [start] + [r["t"] for r in inside if _ok(r)] + [end]
+        gap = max(b - a for a, b in zip(ok_times, ok_times[1:])) if inside else None
+        lat = [r["ms"] for r in inside if _ok(r) and r.get("ms") is not None]
+        out.append({"phase": ph["name"], "requests": len(inside),
+                    "failed": len([r for r in inside if not _ok(r)]),
+                    "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+                    "longest_gap_s": round(gap, 3) if gap is not None else None})
+    return out
+
+
+def unavailable_workloads(resources):
+    """Deployments (availableReplicas) and StatefulSets (readyReplicas) below spec.replicas,
+    as ``namespace/name (have/want)``; [] when every one is fully available."""
+    out = []
+    for obj in resources or []:
+        want = (obj.get("spec") or {}).get("replicas", 1)
+        status = obj.get("status") or {}
+        field = "readyReplicas" if obj.get("kind") == "StatefulSet" else "availableReplicas"
+        have = status.get(field) or 0
+        gen_ok = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+        if have < want or not gen_ok:
+            out.append("%s/%s (%d/%d)" % (obj["metadata"].get("namespace"),
+                                          obj["metadata"]["name"], have, want))
+    return out
+
+
+PHASES = ("preflight", "workers_pause", "seed_vpn", "vpn_overlay", "target_cloud",
+          "target_workers", "ingress", "workload_move", "dns_cutover", "cleanup", "report")
+
+
+def phase_windows(phases, order=PHASES):
+    """The ledger's phase records in migration order, as [{name, status, started, finished,
+    seconds, attempts, message}] (times as in the ledger; seconds None while unfinished)."""
+    out = []
+    for name in order:
+        rec = (phases or {}).get(name)
+        if not rec:
+            continue
+        start, end = epoch(rec.get("started")), epoch(rec.get("finished"))
+        out.append({"name": name, "status": rec.get("status"), "started": rec.get("started"),
+                    "finished": rec.get("finished"), "attempts": rec.get("attempts"),
+                    "message": rec.get("message"),
+                    "seconds": (end - start) if start is not None and end is not None else None})
+    return out

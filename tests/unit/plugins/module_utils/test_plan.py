@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+"""The migration plan's pure logic: CIDR conflicts, VPN arguments, MTU budget, probe figures."""
+
+import pytest
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import plan
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+LAB = {"vsphere nodes": "10.2.0.0/17", "aws nodes": "172.31.0.0/16", "vpn": "10.20.0.0/24",
+       "pods": "172.25.0.0/16", "services": "10.240.16.0/20"}
+
+
+def test_the_seed_documents_plan_has_no_conflicts():
+    assert plan.cidr_conflicts(LAB) == []
+
+
+def test_a_vpn_inside_a_cloud_network_is_named_with_both_networks():
+    bad = dict(LAB, vpn="172.31.5.0/24")
+    assert plan.cidr_conflicts(bad) == ["aws nodes 172.31.0.0/16 overlaps vpn 172.31.5.0/24"]
+
+
+def test_adjacent_networks_do_not_overlap_and_unknown_ones_are_ignored():
+    assert plan.cidr_conflicts({"a": "10.0.0.0/24", "b": "10.0.1.0/24", "c": None}) == []
+
+
+def test_a_bad_cidr_names_its_label():
+    with pytest.raises(MigrationError, match="pods: '172.25.0.0/33' is not a CIDR"):
+        plan.cidr_conflicts({"pods": "172.25.0.0/33"})
+
+
+def test_vpn_network_from_the_server_arguments():
+    args = ["--proto", "tcp", "--server", "10.20.0.0", "255.255.255.0", "--dh", "none"]
+    assert plan.openvpn_server_cidr(args) == "10.20.0.0/24"
+    with pytest.raises(MigrationError, match="cloudhop_vpn_cidr"):
+        plan.openvpn_server_cidr(["--proto", "tcp"])
+
+
+def test_extra_server_flags_are_added_once_in_order():
+    args = ["--mode", "server", "--ping", "5"]
+    new = plan.openvpn_server_args(args, ["--client-to-client", "--tcp-nodelay"])
+    assert new == args + ["--client-to-client", "--tcp-nodelay"]
+    assert plan.openvpn_server_args(new, ["--client-to-client"]) == new
+    assert args == ["--mode", "server", "--ping", "5"]  # input untouched
+
+
+def test_mtu_budget_of_the_seed_document():
+    out = plan.mtu_budget(1500, 1500, 1450)
+    assert out["flannel_mtu"] == 1450 and out["problems"] == []
+    out = plan.mtu_budget(1500, 1400, 1450)
+    assert out["flannel_mtu"] == 1350
+    assert "veth_mtu 1450 is larger than flannel.1's MTU over the tunnel (1350)" in \
+        out["problems"][0]
+
+
+def test_probe_stats_per_phase_window():
+    recs = [{"t": 10.0, "ok": True, "ms": 5}, {"t": 10.5, "ok": False, "ms": None},
+            {"t": 11.0, "ok": False, "ms": None}, {"t": 11.8, "ok": True, "ms": 7},
+            {"t": 12.0, "ok": True, "ms": 9}, {"t": 20.0, "ok": True, "ms": 4}]
+    out = plan.probe_phase_stats(recs, [{"name": "a", "started": 10.0, "finished": 12.0},
+                                        {"name": "b", "started": 19.0, "finished": 21.0},
+                                        {"name": "c", "started": 30.0, "finished": None}])
+    assert out[0] == {"phase": "a", "requests": 5, "failed": 2, "p50_ms": 7, "p99_ms": 9,
+                      "longest_gap_s": 1.8}
+    assert out[1]["requests"] == 1 and out[1]["longest_gap_s"] == 1.0
+    assert len(out) == 1 + 1
+
+
+def test_probe_stats_take_ledger_times_and_http_status():
+    recs = [{"t": 1795000000.5, "status": 200, "ms": 3}, {"t": 1795000001.0, "status": 503}]
+    out = plan.probe_phase_stats(recs, [{"name": "x", "started": "2026-11-18T11:06:40Z",
+                                        "finished": "2026-11-18T11:06:42Z"}])
+    assert plan.epoch("2026-11-18T11:06:40Z") == 1795000000.0
+    assert out[0]["requests"] == 2 and out[0]["failed"] == 1 and out[0]["p50_ms"] == 3
+    with pytest.raises(MigrationError, match="is not a time"):
+        plan.epoch("yesterday")
+
+
+def test_unavailable_workloads_compare_available_with_wanted_replicas():
+    def dep(name, want, have, kind="Deployment", gen=1, seen=1):
+        field = "readyReplicas" if kind == "StatefulSet" else "availableReplicas"
+        status = {"observedGeneration": seen}
+        if have is not None:
+            status[field] = have
+        return {"kind": kind, "metadata": {"namespace": "echo", "name": name, "generation": gen},
+                "spec": {"replicas": want}, "status": status}
+    assert plan.unavailable_workloads([dep("a", 3, 3), dep("zero", 0, None)]) == []
+    assert plan.unavailable_workloads([dep("a", 3, 2), dep("db", 3, 3, "StatefulSet"),
+                                       dep("new", 1, None), dep("rolled", 1, 1, gen=2)]) == \
+        ["echo/a (2/3)", "echo/new (0/1)", "echo/rolled (1/1)"]
+
+
+def test_phase_windows_in_migration_order_with_durations():
+    phases = {"seed_vpn": {"status": "started", "started": "2026-11-18T11:06:50Z"},
+              "preflight": {"status": "done", "started": "2026-11-18T11:06:40Z",
+                            "finished": "2026-11-18T11:06:45Z", "attempts": 1}}
+    out = plan.phase_windows(phases)
+    assert [w["name"] for w in out] == ["preflight", "seed_vpn"]
+    assert out[0]["seconds"] == 5.0 and out[1]["seconds"] is None
