@@ -64,13 +64,15 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
 
-# in-lab tests run inside clh-ctl; the lifecycle tests start and stop labs from the host
+# in-lab tests run inside clh-ctl; the lifecycle and migration tests start and stop labs from the
+# host (the migration tests run playbooks/migrate.yml and rollback.yml against fresh labs)
 integration: setup
 	@$(PY) -m cloudhop_lab up
 	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider \
 		--timeout 600 tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; \
 		[ $$rc -eq 0 ] || exit $$rc
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 tests/lab/tests/migration
 
 test: setup lint sanity unit integration bench-quick
 

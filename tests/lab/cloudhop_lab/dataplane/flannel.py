@@ -64,6 +64,10 @@ class FlannelAgent(Controller):
                     continue
                 try:
                     st = self._device(name, node, setting)
+                    if not st["peers"]:
+                        # a new flannel.1: program the peers at once, as flanneld does right
+                        # after creating the device (not after the other nodes' work)
+                        self._peers(name, nodes)
                 except (NetlinkError, OSError, RuntimeError) as exc:
                     LOG.warning("flannel on %s: %s", name, exc)
                     self.state.pop(name, None)

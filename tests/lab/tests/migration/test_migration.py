@@ -1,0 +1,255 @@
+"""The whole migration (playbooks/migrate.yml and rollback.yml) against fresh labs, under the
+traffic probe: check mode writes nothing, single phases run with --tags, a run killed in the
+middle of a phase resumes, a second run changes nothing, GCP works like AWS, and a rollback after
+the DNS cutover restores DNS, the cloud spec and the pauses.
+
+Each test brings its own lab up and down (from the host, like the lifecycle tests), so they run
+after the in-lab integration suite.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cloudhop_lab import cli
+
+REPO = cli.REPO
+LAB = cli.lab_dir()
+CID = "x8p9sk2tzv"
+OLD_LB = "198.18.0.100"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def lab(*args):
+    return subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], cwd=REPO,
+                          capture_output=True, text=True, check=True, timeout=180,
+                          env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab")))
+
+
+def playbook_cmd(name, *args):
+    return [os.path.join(REPO, "tests", "lab", "run"),
+            os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+            "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
+            "-i", os.path.join(LAB, "user_clusters.yml"),
+            os.path.join(REPO, "playbooks", name), *args]
+
+
+def env():
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                ANSIBLE_FORCE_COLOR="0", PYTHONPATH=os.path.join(REPO, "tests", "lab"))
+
+
+def playbook(name, *args, timeout=600):
+    return subprocess.run(playbook_cmd(name, *args), cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def killed_at(name, marker, occurrence, *args, delay=0.0):
+    """Run a playbook and SIGKILL its whole process group when ``marker`` (a task header) has
+    appeared ``occurrence`` times in its output (after ``delay`` seconds); returns the output."""
+    proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    out, seen = [], 0
+    for line in proc.stdout:
+        out.append(line)
+        if marker in line:
+            seen += 1
+            if seen == occurrence:
+                time.sleep(delay)
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+    proc.wait(timeout=30)
+    assert seen == occurrence, "".join(out)[-6000:]
+    return "".join(out)
+
+
+def recap(out):
+    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+            for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", out, re.M)}
+
+
+def in_lab(code):
+    proc = subprocess.run([os.path.join(REPO, "tests", "lab", "run"), sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=120, check=False, env=env())
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+STATE = r"""
+import json, os
+import dns.message, dns.query, dns.rdatatype
+from kubernetes import client, config
+seed = config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"])
+user = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
+cid = "x8p9sk2tzv"
+cl = client.CustomObjectsApi(seed).get_cluster_custom_object("kubermatic.k8c.io", "v1",
+                                                              "clusters", cid)
+core, apps = client.CoreV1Api(user), client.AppsV1Api(user)
+mds = client.CustomObjectsApi(user).list_namespaced_custom_object(
+    "cluster.k8s.io", "v1alpha1", "kube-system", "machinedeployments")["items"]
+try:
+    ledger = core.__class__(seed).read_namespaced_config_map("cloudhop-migration",
+                                                             "cluster-" + cid).data or {}
+except client.ApiException:
+    ledger = {}
+ans = dns.query.udp(dns.message.make_query("app.example.test", dns.rdatatype.A), "198.18.0.53",
+                    timeout=2).answer
+vpn_args = apps.__class__(seed).read_namespaced_deployment(
+    "openvpn-server", "cluster-" + cid).spec.template.spec.containers[0].args
+print(json.dumps({
+    "cloud": sorted(k for k in cl["spec"]["cloud"] if k != "dc"),
+    "vsphere_credentials": (cl["spec"]["cloud"].get("vsphere") or {}).get("credentialsReference"),
+    "paused": bool(cl["spec"].get("pause")),
+    "mds": {m["metadata"]["name"]: bool(m["spec"].get("paused")) for m in mds},
+    "nodes": {n.metadata.name: n.spec.provider_id for n in core.list_node().items},
+    "vpn_daemonset": [d.metadata.name for d in apps.list_namespaced_daemon_set("kube-system").items
+                      if d.metadata.name == "openvpn-client"],
+    "canal_iface": core.read_namespaced_config_map("canal-config", "kube-system").data["canal_iface"],
+    "services": sorted(s.metadata.name for s in core.list_namespaced_service("ingress-nginx").items),
+    "dns": [r.address for rr in ans for r in rr] if ans else [],
+    "client_to_client": "--client-to-client" in vpn_args,
+    "ledger": {k[len("phase."):]: json.loads(v)["status"] for k, v in ledger.items()
+               if k.startswith("phase.")},
+}))
+"""
+
+
+def state():
+    return in_lab(STATE)
+
+
+def probe_summary():
+    return json.loads(lab("probe", "stop").stdout)
+
+
+def assert_traffic_kept(summary):
+    """The goal is zero failed requests. Measured so far: 0-5 of ~2500 per migration, all while
+    canal restarts re-create flannel.1 (kube-proxy masquerades a new connection with the VPN's
+    address while the node's pod routes are being re-created). Until that is solved the bound is
+    0.5 % - the earlier designs failed 23 and 141 requests, which this catches."""
+    assert summary["total"] > 100, summary
+    assert summary["failed"] <= max(5, summary["total"] // 200), summary
+    assert summary["longest_gap_s"] < 2.0, summary
+
+
+@pytest.fixture
+def fresh_lab():
+    lab("up", "--dns-ttl", "10")
+    try:
+        yield
+    finally:
+        if os.path.exists(os.path.join(LAB, "probe.pid")):
+            lab("probe", "stop")
+        if not os.environ.get("CLH_KEEP_LAB"):
+            lab("down")
+
+
+@pytest.mark.timeout(900)
+def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # noqa: ARG001
+    # --- check mode on a fresh lab: the whole migration as a dry run, nothing written
+    mark = lab("audit", "mark").stdout.strip()
+    proc = playbook("migrate.yml", "--check", "--diff", "-e", "cloudhop_confirm_destroy=true")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    audit = json.loads(lab("audit", "writes", "--since", mark).stdout)
+    assert audit["writes"] == [], audit["writes"]
+    assert audit["dry_run_writes"], "check mode sent no server-side dry run at all"
+    assert state()["ledger"] == {}
+
+    # --- single phases with --tags: only those run and are recorded
+    proc = playbook("migrate.yml", "--tags", "preflight")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert state()["ledger"] == {"preflight": "done"}
+    proc = playbook("migrate.yml", "--tags", "workers_pause")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    st = state()
+    assert st["ledger"] == {"preflight": "done", "workers_pause": "done"}
+    assert st["mds"] == {"to-migrate-vsphere-node": True}
+
+    # --- the real run under live traffic, killed in the middle of target_cloud
+    lab("probe", "start", "--wait-ready")
+    out = killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.target_cloud : Switch spec.cloud", 1,
+                    "-e", "cloudhop_confirm_destroy=true")
+    assert "PLAY RECAP" not in out
+    st = state()
+    assert st["ledger"]["target_cloud"] == "started" and st["ledger"]["seed_vpn"] == "done"
+    # --- the re-run completes the migration
+    proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
+                    "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl"))
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert_traffic_kept(probe_summary())
+    st = state()
+    assert set(st["ledger"].values()) == {"done"} and len(st["ledger"]) == 11
+    assert st["cloud"] == ["aws"] and not st["paused"] and not st["client_to_client"]
+    assert list(st["mds"]) == ["aws-workers"] and st["nodes"]
+    assert all(pid.startswith("aws://") for pid in st["nodes"].values())
+    assert st["vpn_daemonset"] == [] and st["canal_iface"] == ""
+    assert "ingress-nginx-controller" not in st["services"]
+    assert st["dns"] and st["dns"] != [OLD_LB]
+    # --- the report: phases, probe figures, DNS change
+    report = open(os.path.join(LAB, "reports", CID, "migration-report.md"), encoding="utf-8").read()
+    for phase in ("preflight", "target_cloud", "workload_move", "cleanup"):
+        assert "| %s | done |" % phase in report
+    assert re.search(r"\| target_cloud \| done \| [^|]+ \| [^|]+ \| [\d.]+ \| 2 \|", report), report
+    assert "app.example.test.: %s (TTL 10) → %s" % (OLD_LB, st["dns"][0]) in report
+    assert re.search(r"\| workload_move \| \d+ \| 0 \|", report), report
+    assert os.path.exists(os.path.join(LAB, "reports", CID, "migration-report.html"))
+
+    # --- a second run changes nothing
+    proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert recap(proc.stdout)[CID]["changed"] == 0, proc.stdout[-3000:]
+    # --- past the point of no return the rollback refuses, and says why
+    proc = playbook("rollback.yml")
+    assert proc.returncode != 0 and "point of no return" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.timeout(900)
+def test_gcp_migration(fresh_lab):  # noqa: ARG001
+    lab("probe", "start", "--wait-ready")
+    proc = playbook("migrate.yml", "-e", "cloudhop_target_cloud=gcp",
+                    "-e", "cloudhop_confirm_destroy=true")
+    summary = probe_summary()
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    st = state()
+    assert st["cloud"] == ["gcp"] and list(st["mds"]) == ["gcp-workers"]
+    assert st["nodes"] and all(pid.startswith("gce://") for pid in st["nodes"].values())
+    assert st["dns"] and st["dns"] != [OLD_LB]
+    assert_traffic_kept(summary)
+    assert summary["per_cloud"].get("gcp", 0) > 0
+
+
+@pytest.mark.timeout(900)
+def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noqa: ARG001
+    lab("probe", "start", "--wait-ready")
+    # killed while draining the second old node
+    killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node", 2,
+              "--skip-tags", "cleanup,report", delay=0.5)
+    assert state()["ledger"]["workload_move"] == "started"
+    proc = playbook("migrate.yml", "--skip-tags", "cleanup,report")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    st = state()
+    assert st["ledger"]["dns_cutover"] == "done" and st["dns"] != [OLD_LB]
+    assert st["paused"] and st["mds"]["to-migrate-vsphere-node"]
+    # --- roll back: DNS, cloud spec from the backup, pauses, VPN and canal
+    proc = playbook("rollback.yml")
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    summary = probe_summary()
+    st = state()
+    assert st["dns"] == [OLD_LB]
+    assert st["cloud"] == ["vsphere"] and st["vsphere_credentials"]["name"] == "credential-vsphere-" + CID
+    assert not st["paused"] and st["mds"] == {"to-migrate-vsphere-node": False}
+    assert st["vpn_daemonset"] == [] and st["canal_iface"] == "" and not st["client_to_client"]
+    assert all(pid.startswith("vsphere://") for pid in st["nodes"].values())
+    assert st["services"] == ["ingress-nginx-controller"]
+    assert st["ledger"] == {}
+    assert_traffic_kept(summary)
+    # --- a second rollback finds nothing to undo
+    proc = playbook("rollback.yml")
+    assert proc.returncode != 0 and "records no migration" in proc.stdout
