@@ -28,21 +28,13 @@ from ..controllers.base import Controller
 from ..controllers.kkp import effective_cloud
 from . import netns as nsx
 from .haproxy import GLOBAL, HAProxy
+from .kubeproxy import ready_endpoints
 from .nodes import node_ns
 from .topology import INET_NS, router_ns
 
 LOG = logging.getLogger("cloudhop_lab")
 METALLB_POOL = "metallb.universe.tf/address-pool"
 LB_PUBLIC_FIRST = 100
-
-
-def _ready_endpoints(ep):
-    out = []
-    for subset in (ep or {}).get("subsets") or []:
-        ports = {p.get("name", ""): p["port"] for p in subset.get("ports") or []}
-        for addr in subset.get("addresses") or []:
-            out.append((addr, ports))
-    return out
 
 
 class IngressAgent(Controller):
@@ -90,7 +82,7 @@ class IngressAgent(Controller):
                                  None)
                     name = "be_%s_%s_%d_%d" % (ns, ing["metadata"]["name"], r_i, p_i)
                     servers = []
-                    for addr, ports in _ready_endpoints(eps.get((ns, svc_ref["name"]))):
+                    for addr, ports in ready_endpoints(eps.get((ns, svc_ref["name"]))):
                         port = ports.get((sport or {}).get("name", ""), None) or \
                             next(iter(ports.values()), None)
                         if port:
@@ -177,7 +169,7 @@ class LoadBalancerController(Controller):
         node port reports). Nodes labelled node.kubernetes.io/exclude-from-external-load-
         balancers are left out, as by the service controller. Cordoned nodes stay targets."""
         local = (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local"
-        with_endpoint = {addr.get("nodeName") for addr, _ports in _ready_endpoints(ep)}
+        with_endpoint = {addr.get("nodeName") for addr, _ports in ready_endpoints(ep)}
         out = []
         for name, node in sorted(nodes.items()):
             meta = node["metadata"]

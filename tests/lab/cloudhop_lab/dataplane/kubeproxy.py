@@ -17,6 +17,7 @@ Rules follow Endpoints changes on every pass (level-triggered, resync 0.5 s).
 import logging
 
 from ..controllers.base import Controller
+from ..controllers.core import internal_ip
 from . import netns as nsx
 from .nodes import node_ns
 
@@ -24,20 +25,14 @@ LOG = logging.getLogger("cloudhop_lab")
 TABLE = "clh_kube_proxy"
 
 
-def _ready(ep):
+def ready_endpoints(ep):
+    """[(address, {port name: port})] of an Endpoints object's ready addresses."""
     out = []
     for subset in (ep or {}).get("subsets") or []:
         ports = {p.get("name", ""): p["port"] for p in subset.get("ports") or []}
         for addr in subset.get("addresses") or []:
             out.append((addr, ports))
     return out
-
-
-def node_ip(node):
-    for a in (node.get("status") or {}).get("addresses") or []:
-        if a.get("type") == "InternalIP":
-            return a.get("address")
-    return None
 
 
 def ruleset(node_name, ip, services, endpoints):
@@ -50,7 +45,7 @@ def ruleset(node_name, ip, services, endpoints):
             continue
         key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
         local = spec.get("externalTrafficPolicy") == "Local"
-        ready = _ready(endpoints.get(key))
+        ready = ready_endpoints(endpoints.get(key))
         if local:
             ready = [(a, p) for a, p in ready if a.get("nodeName") == node_name]
         for port in spec.get("ports") or []:
@@ -96,7 +91,7 @@ class KubeProxy(Controller):
         seen = set()
         for node in self.ls("", "v1", "nodes"):
             name = node["metadata"]["name"]
-            ip = node_ip(node)
+            ip = internal_ip(node)
             if not ip or not nsx.ns_exists(node_ns(name)):
                 continue
             seen.add(name)

@@ -393,9 +393,12 @@ def test_deleting_a_machine_drains_its_node_first_respecting_pdbs(custom, core):
 @pytest.mark.parametrize("replicas", [0])
 def test_scale_to_zero_removes_all_nodes_then_back(custom, core, replicas):
     pdb_api = client.PolicyV1Api(core.api_client)
-    pdb = pdb_api.read_namespaced_pod_disruption_budget("echo", "echo")
-    # a PDB would (correctly) block draining the last nodes; lift it for this test
-    pdb_api.delete_namespaced_pod_disruption_budget("echo", "echo")
+    # PDBs would (correctly) block draining the last nodes; lift them (the app's and the
+    # ingress controller's) for this test
+    pdbs = {}
+    for ns, name in (("echo", "echo"), ("ingress-nginx", "ingress-nginx-controller")):
+        pdbs[(ns, name)] = pdb_api.read_namespaced_pod_disruption_budget(name, ns)
+        pdb_api.delete_namespaced_pod_disruption_budget(name, ns)
     try:
         _scale(custom, replicas)
         wait_for(lambda: not _md_nodes(core), timeout=60, what="no nodes")
@@ -404,10 +407,11 @@ def test_scale_to_zero_removes_all_nodes_then_back(custom, core, replicas):
                  what="no node namespaces left")
     finally:
         _scale(custom, 3)
-        pdb_api.create_namespaced_pod_disruption_budget("echo", {
-            "metadata": {"name": "echo"}, "spec": {
-                "minAvailable": pdb.spec.min_available,
-                "selector": {"matchLabels": pdb.spec.selector.match_labels}}})
+        for (ns, name), pdb in pdbs.items():
+            pdb_api.create_namespaced_pod_disruption_budget(ns, {
+                "metadata": {"name": name}, "spec": {
+                    "minAvailable": pdb.spec.min_available,
+                    "selector": {"matchLabels": pdb.spec.selector.match_labels}}})
     wait_for(lambda: len(_md_nodes(core)) == 3, timeout=60, what="3 nodes again")
     wait_for(lambda: len([p for p in _pods(core, "echo", "app=echo") if _ready(p)]) == 3,
              timeout=30, what="echo back")
