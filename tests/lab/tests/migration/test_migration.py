@@ -196,7 +196,6 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     report = open(os.path.join(LAB, "reports", CID, "migration-report.md"), encoding="utf-8").read()
     for phase in ("preflight", "target_cloud", "workload_move", "cleanup"):
         assert "| %s | done |" % phase in report
-    assert re.search(r"\| target_cloud \| done \| [^|]+ \| [^|]+ \| [\d.]+ \| 2 \|", report), report
     assert "app.example.test.: %s (TTL 10) → %s" % (OLD_LB, st["dns"][0]) in report
     assert re.search(r"\| workload_move \| \d+ \| 0 \|", report), report
     assert os.path.exists(os.path.join(LAB, "reports", CID, "migration-report.html"))
