@@ -230,6 +230,24 @@ def admin(request):
     return json.loads(buf)
 
 
+def wait_app(timeout=60, streak=10):
+    """Until the app answers through DNS and its load balancer ``streak`` times in a row (every
+    ingress pod has its backends), from clh-client."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
+    deadline, good = time.monotonic() + timeout, 0
+    while good < streak:
+        ok = subprocess.run(
+            ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m", "cloudhop_lab.probe",
+             "--dns", "198.18.0.53", "--log", os.devnull, "--summary", os.devnull, "--check"],
+            env=env, cwd=REPO, check=False).returncode == 0
+        good = good + 1 if ok else 0
+        if time.monotonic() > deadline:
+            raise SystemExit("the app does not answer steadily through DNS and its load balancer "
+                             "after %d s; see .lab/labd.log" % timeout)
+        if not ok:
+            time.sleep(0.2)
+
+
 def probe(action, rate=None, wait_ready=False):
     """Start/stop the traffic probe (in clh-client, on the internet segment)."""
     d = lab_dir()
@@ -245,16 +263,7 @@ def probe(action, rate=None, wait_ready=False):
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
         if wait_ready:
             # measure the migration, not the lab's boot: start once the app answers
-            deadline = time.monotonic() + 60
-            while subprocess.run(
-                    ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
-                     "cloudhop_lab.probe", "--dns", "198.18.0.53", "--log", os.devnull,
-                     "--summary", os.devnull, "--check"], env=env, cwd=REPO,
-                    check=False).returncode != 0:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the app does not answer through DNS and its load "
-                                     "balancer after 60 s; see .lab/labd.log")
-                time.sleep(0.2)
+            wait_app()
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
              "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
@@ -330,6 +339,7 @@ def main(argv=None):
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
+    sub.add_parser("wait-app", help="wait until the app answers 10 times in a row")
     sub.add_parser("status")
     p_probe = sub.add_parser("probe", help="traffic probe: start | stop | summary")
     p_probe.add_argument("action", choices=["start", "stop", "summary"])
@@ -351,6 +361,8 @@ def main(argv=None):
             "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()
+    elif args.cmd == "wait-app":
+        wait_app()
     elif args.cmd == "audit":
         print(json.dumps(audit(args.action, args.since)))
     elif args.cmd == "probe":

@@ -142,6 +142,7 @@ def assert_traffic_kept(summary):
 @pytest.fixture
 def fresh_lab():
     lab("up", "--dns-ttl", "10")
+    lab("wait-app")  # the migration starts on a cluster that serves
     try:
         yield
     finally:
