@@ -67,6 +67,53 @@ def openvpn_server_args(current, extra):
     return out
 
 
+def openvpn_pushed_routes(server_args):
+    """The ``route ...`` options the openvpn-server pushes (``--push "route <net> <mask>"``)."""
+    args = list(server_args or [])
+    return [args[i + 1] for i, arg in enumerate(args[:-1])
+            if arg == "--push" and str(args[i + 1]).split()[:1] == ["route"]]
+
+
+def _is_openvpn(container):
+    words = list(container.get("command") or []) + list(container.get("args") or [])
+    return any(str(w).rsplit("/", 1)[-1] == "openvpn" for w in words)
+
+
+def openvpn_node_containers(containers, server_args):
+    """The in-cluster openvpn-client's containers, made into the node-level VPN client: every
+    container privileged, and the OpenVPN process told to ignore the routes the server pushes
+    for the in-cluster client (pod, service and virtual node networks).
+
+    A node needs only the VPN network itself (``10.20.0.0/24 via ... dev kube``, pushed by
+    ``--server`` with ``--client-to-client``). A pushed pod-network route on every node would
+    catch pod traffic whenever flannel's more specific routes are missing (flannel re-creates
+    flannel.1 on every underlay change) and send it to the seed, which has no route back; a
+    pushed service-network route would send host-network Service traffic through the tunnel.
+    """
+    if not containers:
+        raise MigrationError("the in-cluster openvpn-client Deployment has no containers")
+    filters = []
+    for route in openvpn_pushed_routes(server_args):
+        filters += ["--pull-filter", "ignore", route]
+    out, found = [], False
+    for container in containers:
+        new = dict(container)
+        new["securityContext"] = dict(container.get("securityContext") or {}, privileged=True)
+        if _is_openvpn(container):
+            found = True
+            args = list(container.get("args") or [])
+            for i in range(0, len(filters), 3):
+                triple = filters[i:i + 3]
+                if not any(args[j:j + 3] == triple for j in range(len(args))):
+                    args += triple
+            new["args"] = args
+        out.append(new)
+    if not found:
+        raise MigrationError("no container of the in-cluster openvpn-client Deployment runs "
+                             "openvpn (command or args naming the openvpn binary)")
+    return out
+
+
 def mtu_budget(underlay_mtu, tunnel_mtu, veth_mtu=None, overhead=VXLAN_OVERHEAD):
     """VXLAN over the tunnel: flannel.1 gets tunnel MTU - 50; pods must fit in it."""
     underlay_mtu, tunnel_mtu = int(underlay_mtu), int(tunnel_mtu)

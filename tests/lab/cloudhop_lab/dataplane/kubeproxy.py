@@ -66,13 +66,17 @@ def ruleset(node_name, ip, services, endpoints):
             choice = ", ".join("%d : %s . %d" % (i, t_ip, t_port)
                                for i, (t_ip, t_port) in enumerate(targets))
             dnat.append("  %s %sdnat ip to numgen random mod %d map { %s }" % (
-                match, "" if local else "meta mark set 0x4000 ", len(targets), choice))
+                match, "" if local else "meta mark set meta mark or 0x4000 ", len(targets), choice))
     return ("table ip %s\ndelete table ip %s\ntable ip %s {\n"
             " chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n"
             "%s\n }\n"
             " chain input {\n  type filter hook input priority filter; policy accept;\n%s\n }\n"
             " chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n"
-            "  meta mark 0x4000 masquerade\n }\n}\n"
+            # as kube-proxy's KUBE-POSTROUTING: clear the mark, then masquerade; a mark left on
+            # the packet would follow it into the VXLAN encapsulation and masquerade the outer
+            # (underlay) packet as well
+            "  meta mark and 0x4000 == 0x4000 meta mark set meta mark xor 0x4000 "
+            "masquerade fully-random\n }\n}\n"
             % (TABLE, TABLE, TABLE, "\n".join(dnat), "\n".join(reject)))
 
 

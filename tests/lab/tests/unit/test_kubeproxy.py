@@ -20,9 +20,12 @@ def _eps(name, *addrs):
 def test_cluster_policy_dnats_to_every_ready_endpoint_and_masquerades():
     text = ruleset("n1", "10.2.0.10", [_svc("lb")],
                    _eps("lb", ("172.25.1.5", "n2"), ("172.25.0.7", "n1")))
-    assert ("ip daddr 10.2.0.10 tcp dport 30000 meta mark set 0x4000 dnat ip to numgen random "
+    assert ("ip daddr 10.2.0.10 tcp dport 30000 meta mark set meta mark or 0x4000 dnat ip to numgen random "
             "mod 2 map { 0 : 172.25.0.7 . 80, 1 : 172.25.1.5 . 80 }") in text
-    assert "meta mark 0x4000 masquerade" in text
+    # the mark is cleared before masquerading, so an encapsulated (VXLAN) copy is not
+    # masqueraded again on its way out of the underlay
+    assert ("meta mark and 0x4000 == 0x4000 meta mark set meta mark xor 0x4000 "
+            "masquerade fully-random") in text
     assert "reject" not in text
 
 
@@ -30,7 +33,7 @@ def test_local_policy_uses_only_this_nodes_endpoints_and_keeps_the_source():
     text = ruleset("n1", "10.2.0.10", [_svc("lb", "Local")],
                    _eps("lb", ("172.25.1.5", "n2"), ("172.25.0.7", "n1")))
     assert "dnat ip to numgen random mod 1 map { 0 : 172.25.0.7 . 80 }" in text
-    assert "mark set" not in text
+    assert "mark or 0x4000" not in text
     text = ruleset("n3", "10.2.0.12", [_svc("lb", "Local")], _eps("lb", ("172.25.1.5", "n2")))
     assert "ip daddr 10.2.0.12 tcp dport 30000 reject with tcp reset" in text
 

@@ -43,6 +43,36 @@ def test_extra_server_flags_are_added_once_in_order():
     assert args == ["--mode", "server", "--ping", "5"]  # input untouched
 
 
+SERVER_ARGS = ["--mode", "server", "--server", "10.20.0.0", "255.255.255.0",
+               "--route", "172.25.0.0", "255.255.0.0", "--push", "route 172.25.0.0 255.255.0.0",
+               "--route", "10.240.16.0", "255.255.240.0",
+               "--push", "route 10.240.16.0 255.255.240.0", "--push", "ping 5"]
+CLIENT = [{"name": "openvpn-client", "command": ["/usr/sbin/openvpn"],
+           "args": ["--config", "/etc/openvpn/config/config"]},
+          {"name": "dnat-controller", "command": ["/dnat-controller"], "args": ["-node=x"]}]
+
+
+def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
+    assert plan.openvpn_pushed_routes(SERVER_ARGS) == ["route 172.25.0.0 255.255.0.0",
+                                                       "route 10.240.16.0 255.255.240.0"]
+    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS)
+    assert out[0]["args"] == ["--config", "/etc/openvpn/config/config",
+                              "--pull-filter", "ignore", "route 172.25.0.0 255.255.0.0",
+                              "--pull-filter", "ignore", "route 10.240.16.0 255.255.240.0"]
+    assert out[1]["args"] == ["-node=x"]  # not an OpenVPN process
+    assert all(c["securityContext"]["privileged"] is True for c in out)
+    assert "securityContext" not in CLIENT[0]  # input untouched
+    # idempotent: the DaemonSet spec of a second run is the same
+    assert plan.openvpn_node_containers(out, SERVER_ARGS) == out
+
+
+def test_node_client_needs_an_openvpn_container():
+    with pytest.raises(MigrationError, match="runs openvpn"):
+        plan.openvpn_node_containers([CLIENT[1]], SERVER_ARGS)
+    with pytest.raises(MigrationError, match="no containers"):
+        plan.openvpn_node_containers([], SERVER_ARGS)
+
+
 def test_mtu_budget_of_the_seed_document():
     out = plan.mtu_budget(1500, 1500, 1450)
     assert out["flannel_mtu"] == 1450 and out["problems"] == []
