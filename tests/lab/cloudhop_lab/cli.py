@@ -336,6 +336,10 @@ def main(argv=None):
     p_up.add_argument("--cluster-id")
     p_up.add_argument("--dns-ttl", type=int,
                       help="TTL of the app's DNS record (default 300)")
+    p_up.add_argument("--dns-provider", choices=["rfc2136", "route53"],
+                      help="where the app's record lives: the lab's name server, changed by "
+                           "RFC 2136 (default), or a Route53 hosted zone in the lab's AWS API, "
+                           "which the name server mirrors")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
@@ -357,7 +361,7 @@ def main(argv=None):
     if args.cmd == "up":
         up({"legacy_api": args.legacy_api, "workers": args.workers,
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
-            "dns_ttl": args.dns_ttl,
+            "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
             "dataplane": args.dataplane})
     elif args.cmd == "down":
         down()

@@ -27,6 +27,7 @@ DEFAULTS = {
     "apiserver_node_port": 30303,
     "app_host": "app.example.test",
     "dns_ttl": 300,
+    "dns_provider": "rfc2136",
     # the lowered TTL the lab's migration inventory asks for around the DNS switch
     "migration_dns_ttl": 5,
     "md_name": "to-migrate-vsphere-node",

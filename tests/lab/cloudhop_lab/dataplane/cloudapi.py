@@ -64,6 +64,33 @@ class AwsApi:
     def delete_lb(self, arn):
         self._client("elbv2").delete_load_balancer(LoadBalancerArn=arn)
 
+    # Route53: a hosted zone the migration changes through the API (amazon.aws.route53)
+    def hosted_zone(self, zone):
+        """The ID of public hosted zone ``zone`` (created when missing)."""
+        r53 = self._client("route53")
+        for found in r53.list_hosted_zones()["HostedZones"]:
+            if found["Name"] == zone:
+                return found["Id"]
+        return r53.create_hosted_zone(Name=zone, CallerReference="cloudhop-lab-" + zone)[
+            "HostedZone"]["Id"]
+
+    def set_a(self, zone_id, name, addresses, ttl):
+        self._client("route53").change_resource_record_sets(
+            HostedZoneId=zone_id, ChangeBatch={"Changes": [{
+                "Action": "UPSERT", "ResourceRecordSet": {
+                    "Name": name, "Type": "A", "TTL": ttl,
+                    "ResourceRecords": [{"Value": a} for a in addresses]}}]})
+
+    def a_records(self, zone_id):
+        """{name: (sorted addresses, ttl)} of the zone's A records."""
+        out = {}
+        sets = self._client("route53").list_resource_record_sets(HostedZoneId=zone_id)
+        for rrset in sets["ResourceRecordSets"]:
+            if rrset["Type"] == "A" and rrset.get("ResourceRecords"):
+                out[rrset["Name"]] = (sorted(r["Value"] for r in rrset["ResourceRecords"]),
+                                      int(rrset.get("TTL", 0)))
+        return out
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

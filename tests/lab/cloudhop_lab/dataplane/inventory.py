@@ -93,12 +93,14 @@ def write_migration_inventory(lab_dir, opts):
                                 "network": "global/networks/cloudhop-lab",
                                 "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"}}},
         "cloudhop_app_host": opts["app_host"],
-        "cloudhop_dns": {
+        "cloudhop_dns": ({
             "provider": "rfc2136", "server": str(ipaddress.ip_network(opts["public_cidr"])[DNS_HOST]), "zone": "example.test",
             "key_name": "cloudhop-lab", "key_algorithm": "hmac-sha256",
             "key_secret": "{{ (lookup('ansible.builtin.file', '%s') | from_json).secret }}"
                           % os.path.join(lab_dir, "dns", "tsig.json"),
-            "ttl": opts["migration_dns_ttl"]},
+            "ttl": opts["migration_dns_ttl"]} if opts.get("dns_provider", "rfc2136") == "rfc2136" else {
+            # the hosted zone in the lab's AWS API, with the keys of cloudhop_aws
+            "provider": "route53", "zone": "example.test", "ttl": opts["migration_dns_ttl"]}),
         "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
         "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
         "cloudhop_gate_requests": 10,

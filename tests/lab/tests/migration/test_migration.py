@@ -130,18 +130,22 @@ def probe_summary():
 
 
 def assert_traffic_kept(summary):
-    """The goal is zero failed requests. Measured so far: 0-5 of ~2500 per migration, all while
-    canal restarts re-create flannel.1 (kube-proxy masquerades a new connection with the VPN's
-    address while the node's pod routes are being re-created). Until that is solved the bound is
-    0.5 % - the earlier designs failed 23 and 141 requests, which this catches."""
+    """The goal is zero failed requests. Measured: 0-1 of ~2,500 per migration, all while canal
+    rolls flannel from one underlay to the other: for the rollout, nodes on the host network and
+    nodes on the tunnel reach each other in one direction only (the OpenVPN server drops VXLAN
+    from a host address, "bad source address"), so a SYN or SYN-ACK is lost and TCP retransmits
+    after 1 s; rarely twice. Until that is solved the bound is 0.5 % - the earlier designs
+    failed 23 and 141 requests, which this catches."""
     assert summary["total"] > 100, summary
     assert summary["failed"] <= max(5, summary["total"] // 200), summary
     assert summary["longest_gap_s"] < 2.0, summary
 
 
 @pytest.fixture
-def fresh_lab():
-    lab("up", "--dns-ttl", "10")
+def fresh_lab(request):
+    # @pytest.mark.lab_args(...) adds options to `lab up`
+    marker = request.node.get_closest_marker("lab_args")
+    lab("up", "--dns-ttl", "10", *(marker.args if marker else ()))
     lab("wait-app")  # the migration starts on a cluster that serves
     try:
         yield
@@ -211,7 +215,10 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
 
 
 @pytest.mark.timeout(900)
-def test_gcp_migration(fresh_lab):  # noqa: ARG001
+@pytest.mark.lab_args("--dns-provider", "route53")
+def test_gcp_migration_with_the_record_in_route53(fresh_lab):  # noqa: ARG001
+    """To GCP, with the app's record in a Route53 hosted zone (the lab's AWS API; the lab's
+    name server answers what the zone holds, so the probe follows the API's change)."""
     lab("probe", "start", "--wait-ready")
     proc = playbook("migrate.yml", "-e", "cloudhop_target_cloud=gcp",
                     "-e", "cloudhop_confirm_destroy=true")
