@@ -146,8 +146,8 @@ def fresh_lab(request):
     # @pytest.mark.lab_args(...) adds options to `lab up`
     marker = request.node.get_closest_marker("lab_args")
     lab("up", "--dns-ttl", "10", *(marker.args if marker else ()))
-    lab("wait-app")  # the migration starts on a cluster that serves
     try:
+        lab("wait-app")  # the migration starts on a cluster that serves
         yield
     finally:
         if os.path.exists(os.path.join(LAB, "probe.pid")):
