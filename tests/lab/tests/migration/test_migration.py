@@ -184,10 +184,17 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert "PLAY RECAP" not in out
     st = state()
     assert st["ledger"]["target_cloud"] == "started" and st["ledger"]["seed_vpn"] == "done"
-    # --- the re-run completes the migration
+    # --- the re-run is killed again, after the cloud switch
+    killed_at("migrate.yml",
+              "TASK [cloudhop.k8s_migration.target_cloud : Unpause, so KKP reconciles", 1,
+              "-e", "cloudhop_confirm_destroy=true")
+    assert state()["cloud"] == ["aws"] and state()["ledger"]["target_cloud"] == "started"
+    # --- the next re-run completes the migration, without switching the cloud again
     proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
                     "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl"))
     assert proc.returncode == 0, proc.stdout[-8000:]
+    assert re.search(r"TASK \[cloudhop\.k8s_migration\.target_cloud : Pause the Cluster\] \**\n"
+                     r"skipping:", proc.stdout), proc.stdout[-8000:]
     assert_traffic_kept(probe_summary())
     st = state()
     assert set(st["ledger"].values()) == {"done"} and len(st["ledger"]) == 11
