@@ -35,6 +35,7 @@ class FilterModule(object):
             "openvpn_server_cidr": _wrap(plan.openvpn_server_cidr),
             "openvpn_server_args": _wrap(plan.openvpn_server_args),
             "openvpn_node_containers": _wrap(plan.openvpn_node_containers),
+            "openvpn_node_volumes": _wrap(plan.openvpn_node_volumes),
             "mtu_budget": _wrap(plan.mtu_budget),
             "probe_phase_stats": _wrap(plan.probe_phase_stats),
             "cluster_problems": _wrap(cluster_problems),

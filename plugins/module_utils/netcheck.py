@@ -88,7 +88,8 @@ def parse_json(addr_out, route_out, link_out):
             link["vxlan"] = {"id": data.get("id"), "local": data.get("local"),
                              "port": data.get("port"), "dev": data.get("link")}
     for r in routes:
-        model["routes"].append({"dst": _norm_dst(r.get("dst")), "gateway": r.get("gateway"),
+        model["routes"].append({"dst": _norm_dst(r.get("dst")), "type": r.get("type", "unicast"),
+                                "gateway": r.get("gateway"),
                                 "dev": r.get("dev"), "flags": list(r.get("flags") or []),
                                 "scope": r.get("scope"), "protocol": r.get("protocol"),
                                 "prefsrc": r.get("prefsrc")})
@@ -135,13 +136,21 @@ def parse_addr_text(text):
     return links, addrs
 
 
+# route types ``ip route`` prints before the destination (unicast prints none)
+ROUTE_TYPES = ("blackhole", "unreachable", "prohibit", "throw", "local", "broadcast",
+               "anycast", "multicast", "nat")
+
+
 def parse_route_text(text):
     routes = []
     for line in text.splitlines():
         words = line.split()
+        rtype = "unicast"
+        if words and words[0] in ROUTE_TYPES:
+            rtype = words.pop(0)
         if not words:
             continue
-        r = {"dst": _norm_dst(words[0]), "gateway": None, "dev": None, "flags": [],
+        r = {"dst": _norm_dst(words[0]), "type": rtype, "gateway": None, "dev": None, "flags": [],
              "scope": None, "protocol": None, "prefsrc": None}
         i = 1
         keys = {"via": "gateway", "dev": "dev", "scope": "scope", "proto": "protocol",

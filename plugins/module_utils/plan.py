@@ -79,10 +79,41 @@ def _is_openvpn(container):
     return any(str(w).rsplit("/", 1)[-1] == "openvpn" for w in words)
 
 
-def openvpn_node_containers(containers, server_args):
+NODE_HOOKS_CONFIGMAP = "cloudhop-vpn-node-hooks"
+NODE_HOOKS_VOLUME = "cloudhop-node-hooks"
+NODE_HOOKS_DIR = "/etc/cloudhop"
+NODE_HOOKS_SCRIPT = "node-hooks.sh"
+
+
+def openvpn_node_hooks(pod_cidr):
+    """The OpenVPN options that run the node hooks (roles/vpn_overlay/files/node-hooks.sh) when
+    the tunnel comes up and when the client exits: the VXLAN bridge between the host network and
+    the tunnel, and the blackhole route for the pod CIDR (the soft switchover of flannel's
+    underlay). The script is run by /bin/sh, so the ConfigMap volume's file mode does not
+    matter."""
+    cidr = str(_net("pod CIDR (cloudhop_pod_cidr)", pod_cidr).cidr)
+    cmd = "/bin/sh %s/%s" % (NODE_HOOKS_DIR, NODE_HOOKS_SCRIPT)
+    return ["--script-security", "2", "--up", "%s up %s" % (cmd, cidr),
+            "--down", "%s down %s" % (cmd, cidr)]
+
+
+def _set_option(args, option, values):
+    """args with ``option values...`` present once: replaced where the option stands, else
+    appended."""
+    out = list(args)
+    if option in out:
+        i = out.index(option)
+        out[i + 1:i + 1 + len(values)] = values
+        return out
+    return out + [option] + values
+
+
+def openvpn_node_containers(containers, server_args, pod_cidr=None):
     """The in-cluster openvpn-client's containers, made into the node-level VPN client: every
     container privileged, and the OpenVPN process told to ignore the routes the server pushes
-    for the in-cluster client (pod, service and virtual node networks).
+    for the in-cluster client (pod, service and virtual node networks). With ``pod_cidr``, the
+    OpenVPN process also runs the node hooks (``openvpn_node_hooks``) from the ConfigMap volume
+    ``NODE_HOOKS_VOLUME`` mounted at ``NODE_HOOKS_DIR``.
 
     A node needs only the VPN network itself (``10.20.0.0/24 via ... dev kube``, pushed by
     ``--server`` with ``--client-to-client``). A pushed pod-network route on every node would
@@ -95,6 +126,7 @@ def openvpn_node_containers(containers, server_args):
     filters = []
     for route in openvpn_pushed_routes(server_args):
         filters += ["--pull-filter", "ignore", route]
+    hooks = openvpn_node_hooks(pod_cidr) if pod_cidr else []
     out, found = [], False
     for container in containers:
         new = dict(container)
@@ -106,12 +138,26 @@ def openvpn_node_containers(containers, server_args):
                 triple = filters[i:i + 3]
                 if not any(args[j:j + 3] == triple for j in range(len(args))):
                     args += triple
+            for i in range(0, len(hooks), 2):
+                args = _set_option(args, hooks[i], [hooks[i + 1]])
             new["args"] = args
+            if hooks:
+                mounts = [m for m in container.get("volumeMounts") or []
+                          if m.get("name") != NODE_HOOKS_VOLUME]
+                new["volumeMounts"] = mounts + [{"name": NODE_HOOKS_VOLUME,
+                                                 "mountPath": NODE_HOOKS_DIR, "readOnly": True}]
         out.append(new)
     if not found:
         raise MigrationError("no container of the in-cluster openvpn-client Deployment runs "
                              "openvpn (command or args naming the openvpn binary)")
     return out
+
+
+def openvpn_node_volumes(volumes):
+    """The in-cluster client's pod volumes plus the node hooks' ConfigMap (idempotent)."""
+    out = [v for v in volumes or [] if v.get("name") != NODE_HOOKS_VOLUME]
+    return out + [{"name": NODE_HOOKS_VOLUME,
+                   "configMap": {"name": NODE_HOOKS_CONFIGMAP, "defaultMode": 0o555}}]
 
 
 def mtu_budget(underlay_mtu, tunnel_mtu, veth_mtu=None, overhead=VXLAN_OVERHEAD):

@@ -112,6 +112,8 @@ print(json.dumps({
     "vpn_daemonset": [d.metadata.name for d in apps.list_namespaced_daemon_set("kube-system").items
                       if d.metadata.name == "openvpn-client"],
     "canal_iface": core.read_namespaced_config_map("canal-config", "kube-system").data["canal_iface"],
+    "node_hooks_configmap": [c.metadata.name for c in core.list_namespaced_config_map(
+        "kube-system").items if c.metadata.name == "cloudhop-vpn-node-hooks"],
     "services": sorted(s.metadata.name for s in core.list_namespaced_service("ingress-nginx").items),
     "dns": [r.address for rr in ans for r in rr] if ans else [],
     "client_to_client": "--client-to-client" in vpn_args,
@@ -130,15 +132,33 @@ def probe_summary():
 
 
 def assert_traffic_kept(summary):
-    """The goal is zero failed requests. Measured: 0-1 of ~2,500 per migration, all while canal
-    rolls flannel from one underlay to the other: for the rollout, nodes on the host network and
-    nodes on the tunnel reach each other in one direction only (the OpenVPN server drops VXLAN
-    from a host address, "bad source address"), so a SYN or SYN-ACK is lost and TCP retransmits
-    after 1 s; rarely twice. Until that is solved the bound is 0.5 % - the earlier designs
-    failed 23 and 141 requests, which this catches."""
+    """The goal is zero failed requests; `make demo` fails on one. Every canal restart that moves
+    flannel to another underlay re-creates flannel.1 (new MAC): until the peers have programmed
+    the new entries, packets are lost and TCP retransmits after 1 s. The node hooks (VXLAN bridge,
+    pod-CIDR blackhole) keep that a single loss: measured over 6 underlay toggles, 0 failed
+    (11 requests 1 s late) against 2 failed (with 2 s stalls) without them. The bound here
+    leaves one failure for a loaded CI machine; the designs before the hooks failed 2-5 per
+    migration and the earlier ones 23 and 141."""
     assert summary["total"] > 100, summary
-    assert summary["failed"] <= max(5, summary["total"] // 200), summary
+    assert summary["failed"] <= 1, summary
     assert summary["longest_gap_s"] < 2.0, summary
+
+
+def node_hooks():
+    """What the VPN client's node hooks left on every lab node: the pod-CIDR blackhole route and
+    the VXLAN bridge's NAT rule."""
+    out = {}
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    for ns in (n for n in names if n.startswith("clh-n-")):
+        def run(*cmd):
+            return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True,
+                                  text=True, check=False).stdout
+        out[ns[len("clh-n-"):]] = {
+            "blackhole": "172.25.0.0/16" in run("ip", "route", "show", "type", "blackhole"),
+            "bridge": "--dport 8472" in run("iptables", "-w", "-t", "nat", "-S", "POSTROUTING"),
+        }
+    return out
 
 
 @pytest.fixture
@@ -202,6 +222,9 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert list(st["mds"]) == ["aws-workers"] and st["nodes"]
     assert all(pid.startswith("aws://") for pid in st["nodes"].values())
     assert st["vpn_daemonset"] == [] and st["canal_iface"] == ""
+    assert not st["node_hooks_configmap"]
+    hooks = node_hooks()
+    assert hooks and not any(h["blackhole"] or h["bridge"] for h in hooks.values()), hooks
     assert "ingress-nginx-controller" not in st["services"]
     assert st["dns"] and st["dns"] != [OLD_LB]
     # --- the report: phases, probe figures, DNS change
@@ -246,6 +269,9 @@ def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noq
     killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node", 2,
               "--skip-tags", "cleanup,report", delay=0.5)
     assert state()["ledger"]["workload_move"] == "started"
+    # the VPN client's node hooks run on every node, old and new
+    hooks = node_hooks()
+    assert hooks and all(h == {"blackhole": True, "bridge": True} for h in hooks.values()), hooks
     proc = playbook("migrate.yml", "--skip-tags", "cleanup,report")
     assert proc.returncode == 0, proc.stdout[-8000:]
     st = state()
@@ -260,6 +286,9 @@ def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noq
     assert st["cloud"] == ["vsphere"] and st["vsphere_credentials"]["name"] == "credential-vsphere-" + CID
     assert not st["paused"] and st["mds"] == {"to-migrate-vsphere-node": False}
     assert st["vpn_daemonset"] == [] and st["canal_iface"] == "" and not st["client_to_client"]
+    assert not st["node_hooks_configmap"]
+    hooks = node_hooks()  # the hooks' "down" removed what "up" added
+    assert hooks and not any(h["blackhole"] or h["bridge"] for h in hooks.values()), hooks
     assert all(pid.startswith("vsphere://") for pid in st["nodes"].values())
     assert st["services"] == ["ingress-nginx-controller"]
     assert st["ledger"] == {}

@@ -25,8 +25,9 @@ def checks(violations):
 
 def test_route_text_parses_the_seed_listing_before():
     routes = netcheck.parse_route_text(fixture("seed000_route_before.txt"))
-    assert routes[0] == {"dst": "default", "gateway": "10.2.0.1", "dev": "ens192", "flags": [],
-                         "scope": None, "protocol": "dhcp", "prefsrc": "10.2.9.219"}
+    assert routes[0] == {"dst": "default", "type": "unicast", "gateway": "10.2.0.1",
+                         "dev": "ens192", "flags": [], "scope": None, "protocol": "dhcp",
+                         "prefsrc": "10.2.9.219"}
     peer = [r for r in routes if r["dst"] == "172.25.1.0/24"][0]
     assert peer["gateway"] == "172.25.1.0" and peer["dev"] == "flannel.1"
     assert peer["flags"] == ["onlink"]
@@ -126,6 +127,23 @@ def test_json_and_text_give_the_same_model_for_the_same_state():
     assert j["addrs"]["kube"] == t["addrs"]["kube"]
     assert j["routes"][0]["dst"] == t["routes"][0]["dst"] == "10.20.0.0/24"
     assert netcheck.judge(j, {"vpn_cidr": "10.20.0.0/24"}) == []
+
+
+def test_a_blackhole_route_is_typed_not_read_as_a_destination():
+    """The node hooks' pod-CIDR blackhole: text and JSON listings give the same model, and the
+    more specific flannel routes still satisfy the peer check."""
+    text = ("blackhole 172.25.0.0/16 metric 4242\n"
+            "172.25.1.0/24 via 172.25.1.0 dev flannel.1 onlink\n")
+    routes = netcheck.parse_route_text(text)
+    assert routes[0]["dst"] == "172.25.0.0/16" and routes[0]["type"] == "blackhole"
+    assert routes[0]["dev"] is None and routes[0]["flags"] == []
+    assert routes[1]["type"] == "unicast"
+    m = netcheck.parse_json("[]", json.dumps([
+        {"type": "blackhole", "dst": "172.25.0.0/16", "metric": 4242, "flags": []},
+        {"dst": "172.25.1.0/24", "gateway": "172.25.1.0", "dev": "flannel.1",
+         "flags": ["onlink"]}]), "[]")
+    assert [(r["dst"], r["type"]) for r in m["routes"]] == [(r["dst"], r["type"]) for r in routes]
+    assert netcheck.judge(m, {"peer_pod_cidrs": ["172.25.1.0/24"]}) == []
 
 
 @pytest.mark.parametrize("opts,msg", [

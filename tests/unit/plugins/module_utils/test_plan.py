@@ -66,6 +66,36 @@ def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
     assert plan.openvpn_node_containers(out, SERVER_ARGS) == out
 
 
+def test_node_clients_run_the_node_hooks_with_the_pod_cidr():
+    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="172.25.0.0/16")
+    args = out[0]["args"]
+    assert args[args.index("--script-security") + 1] == "2"
+    assert args[args.index("--up") + 1] == "/bin/sh /etc/cloudhop/node-hooks.sh up 172.25.0.0/16"
+    assert args[args.index("--down") + 1] == \
+        "/bin/sh /etc/cloudhop/node-hooks.sh down 172.25.0.0/16"
+    assert args.count("--up") == 1 and args[:2] == ["--config", "/etc/openvpn/config/config"]
+    assert {"name": "cloudhop-node-hooks", "mountPath": "/etc/cloudhop", "readOnly": True} in \
+        out[0]["volumeMounts"]
+    assert "volumeMounts" not in out[1] or not any(
+        m["name"] == "cloudhop-node-hooks" for m in out[1]["volumeMounts"])
+    # idempotent, and a changed pod CIDR replaces the hooks' arguments instead of adding more
+    assert plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="172.25.0.0/16") == out
+    again = plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="10.100.0.0/16")[0]
+    assert again["args"].count("--up") == 1 and again["args"][-2] == "--down"
+    assert again["args"][again["args"].index("--up") + 1].endswith("up 10.100.0.0/16")
+    assert len([m for m in again["volumeMounts"] if m["name"] == "cloudhop-node-hooks"]) == 1
+    with pytest.raises(MigrationError, match="pod CIDR .cloudhop_pod_cidr.: 'x' is not a CIDR"):
+        plan.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="x")
+
+
+def test_node_volumes_add_the_hooks_configmap_once():
+    base = [{"name": "certs", "secret": {"secretName": "openvpn-client-certificates"}}]
+    out = plan.openvpn_node_volumes(base)
+    assert out[0] == base[0] and out[1]["configMap"]["name"] == "cloudhop-vpn-node-hooks"
+    assert plan.openvpn_node_volumes(out) == out
+    assert plan.openvpn_node_volumes(None)[0]["name"] == "cloudhop-node-hooks"
+
+
 def test_node_client_needs_an_openvpn_container():
     with pytest.raises(MigrationError, match="runs openvpn"):
         plan.openvpn_node_containers([CLIENT[1]], SERVER_ARGS)
