@@ -25,6 +25,16 @@ try:
 except ImportError:
     HAS_GOOGLE_AUTH = False
 
+try:
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    HAS_GOOGLE_TRANSPORT = True
+except ImportError:
+    HAS_GOOGLE_TRANSPORT = False
+
+# a scope every service account may ask a token for; the token is only looked at, never used
+TOKEN_CHECK_SCOPE = "https://www.googleapis.com/auth/cloud-platform.read-only"
+
 
 def aws_caller_identity(access_key_id, secret_access_key, region, endpoint_url=None):
     """STS GetCallerIdentity with the given keys -> {account, arn, user_id}."""
@@ -47,8 +57,10 @@ def aws_caller_identity(access_key_id, secret_access_key, region, endpoint_url=N
             "user_id": ident.get("UserId")}
 
 
-def gcp_service_account(info):
-    """Load the key with google-auth (parses the private key) -> {client_email, project_id}."""
+def gcp_service_account(info, fetch_token=False):
+    """Load the key with google-auth (parses the private key) -> {client_email, project_id}.
+    With ``fetch_token``, also obtain an access token from the key's token_uri: Google refuses a
+    deleted or disabled key and a disabled account there."""
     if not HAS_GOOGLE_AUTH:
         raise MigrationError("gcp validation needs google-auth on the controller "
                              "(pip install google-auth)")
@@ -62,4 +74,20 @@ def gcp_service_account(info):
         raise MigrationError("gcp.service_account is not a usable service-account key (%s); "
                              "download a fresh JSON key for %s"
                              % (reason, info.get("client_email", "the service account")))
+    if fetch_token:
+        if not HAS_GOOGLE_TRANSPORT:
+            raise MigrationError("gcp.fetch_token needs requests on the controller "
+                                 "(pip install requests)")
+        try:
+            creds.with_scopes([TOKEN_CHECK_SCOPE]).refresh(
+                google.auth.transport.requests.Request())
+        except google.auth.exceptions.RefreshError as exc:
+            reason = str(exc.args[0] if exc.args else exc).split(",", maxsplit=1)[0][:200]
+            raise MigrationError("Google refused a token for %s (%s); the key is deleted or "
+                                 "disabled, or the account is: create a new key for an enabled "
+                                 "service account" % (creds.service_account_email, reason))
+        except google.auth.exceptions.TransportError as exc:
+            raise MigrationError("cannot reach the token endpoint of gcp.service_account (%s); "
+                                 "check network access to its token_uri"
+                                 % type(exc).__name__)
     return {"client_email": creds.service_account_email, "project_id": creds.project_id}

@@ -18,7 +18,8 @@ description:
   - C(aws) stores C(accessKeyId) and C(secretAccessKey). With I(aws.validate) the keys are first
     checked with STS C(GetCallerIdentity) (boto3).
   - C(gcp) stores C(serviceAccount), the base64 of the service-account JSON (so the Secret's data
-    holds base64 of base64, as KKP expects). The key is loaded with google-auth first.
+    holds base64 of base64, as KKP expects). The key is loaded with google-auth first, and with
+    I(gcp.fetch_token) a token is obtained with it.
   - Bad or malformed credentials fail before anything is written.
   - Every credential value is C(no_log); results and diffs show data keys with hidden values.
   - Check mode asks the API server for a dry run.
@@ -77,6 +78,13 @@ options:
         description: Load the key with google-auth (parses the private key) before writing.
         type: bool
         default: true
+      fetch_token:
+        description:
+          - With I(gcp.validate), also obtain an access token from the key's C(token_uri). Google
+            refuses a deleted or disabled key, or a disabled account, there.
+          - The token is not used or returned.
+        type: bool
+        default: false
 requirements:
   - boto3 (for I(aws.validate))
   - google-auth (for I(gcp.validate))
@@ -172,7 +180,7 @@ def validated_data(mod, provider):
             v for v in (info.get("private_key"), info.get("private_key_id"), text)
             if isinstance(v, str) and len(v) > 8)
         if gcp.get("validate", True):
-            identity = gcp_service_account(info)
+            identity = gcp_service_account(info, gcp.get("fetch_token", False))
         p["_sa_text"] = text
     return credential_data(provider, p), identity
 
@@ -235,7 +243,8 @@ def main():
             # not no_log as a whole: its type value "service_account" and a file path would be
             # masked in every message; the key material is added to no_log_values instead
             "service_account": {"type": "raw", "no_log": False},
-            "validate": {"type": "bool", "default": True}}},
+            "validate": {"type": "bool", "default": True},
+            "fetch_token": {"type": "bool", "default": False}}},
     )
     KubeModule(spec).run(run)
 

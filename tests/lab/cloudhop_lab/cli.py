@@ -336,10 +336,11 @@ def main(argv=None):
     p_up.add_argument("--cluster-id")
     p_up.add_argument("--dns-ttl", type=int,
                       help="TTL of the app's DNS record (default 300)")
-    p_up.add_argument("--dns-provider", choices=["rfc2136", "route53"],
+    p_up.add_argument("--dns-provider", choices=["rfc2136", "route53", "clouddns"],
                       help="where the app's record lives: the lab's name server, changed by "
-                           "RFC 2136 (default), or a Route53 hosted zone in the lab's AWS API, "
-                           "which the name server mirrors")
+                           "RFC 2136 (default), a Route53 hosted zone in the lab's AWS API or a "
+                           "Cloud DNS managed zone in the lab's Google API; the name server "
+                           "serves what the zone holds")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")

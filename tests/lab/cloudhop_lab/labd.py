@@ -23,12 +23,14 @@ from .dataplane.ingress import IngressAgent, LoadBalancerController
 from .dataplane.kubeproxy import KubeProxy
 from .dataplane.nodes import NetnsMachineBackend
 from .dataplane.cloudapi import AwsApi
+from .dataplane.gcpapi import GcpApi
 from .dataplane.dns import ZONE, DnsServer
 from .dataplane.openvpn import SeedNetwork
 from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
 from .dataplane.topology import Topology
 
 LOG = logging.getLogger("cloudhop_lab")
+CLOUDDNS_ZONE = "example-test"  # the managed zone's name (Cloud DNS names zones apart from dnsName)
 
 
 class Lab:
@@ -44,6 +46,7 @@ class Lab:
         self.topology = None
         self.dns = None
         self.aws = None
+        self.gcp = None
         self.stopping = threading.Event()
         self.flannel = None
         self.user_runtime = None
@@ -106,10 +109,14 @@ class Lab:
         if self.flannel is not None:
             self.aws = AwsApi(self.dir)
             self.aws.start()
+            self.gcp = GcpApi(self.dir, on_dns_change=self._clouddns_served)
+            self.gcp.register_key_file(os.path.join(self.dir, "gcp-sa.json"))
+            self.gcp.create_zone(CLOUDDNS_ZONE, ZONE + ".")
+            self.gcp.start()
             self.controllers += [
                 self.flannel, self.ingress, KubeProxy(self.user),
                 LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
-                                       self.topology, self.dir, self.aws)]
+                                       self.topology, self.dir, self.aws, self.gcp)]
         for c in self.controllers:
             c.start()
 
@@ -127,6 +134,11 @@ class Lab:
                 name = self.opts["app_host"] + "."
                 if self.opts.get("dns_provider") == "route53":
                     self._route53(name, ingress[0]["ip"])
+                elif self.opts.get("dns_provider") == "clouddns":
+                    while self.gcp is None:
+                        time.sleep(0.1)
+                    self.gcp.set_rrset(CLOUDDNS_ZONE, name, "A", self.opts["dns_ttl"],
+                                       [ingress[0]["ip"]])
                 else:
                     self.dns.update(name, ingress[0]["ip"], self.opts["dns_ttl"])
                 LOG.info("dns (%s): %s -> %s (TTL %d)", self.opts.get("dns_provider", "rfc2136"),
@@ -157,12 +169,24 @@ class Lab:
                 self.stopping.wait(0.5)
         threading.Thread(target=mirror, name="route53-nameserver", daemon=True).start()
 
+    def _clouddns_served(self, name, rtype, ttl, rrdatas):
+        """With the record in Cloud DNS, the lab's name server is the managed zone's: it serves
+        what a done change left (Cloud DNS: a change is done once its name servers serve it)."""
+        if self.opts.get("dns_provider") != "clouddns" or rtype != "A":
+            return
+        if rrdatas:
+            self.dns.update(name, rrdatas, ttl)
+        else:
+            self.dns.delete(name)
+
     def stop(self):
         self.stopping.set()
         for c in self.controllers:
             c.stop()
         if self.aws is not None:
             self.aws.stop()
+        if self.gcp is not None:
+            self.gcp.stop()
         for s in self.servers:
             s.shutdown()
 
@@ -186,6 +210,24 @@ class Lab:
                     srv.faults.rules.clear()
                 else:
                     srv.faults.rules.append(request["rule"])
+            return {"ok": True}
+        if cmd == "gcp":
+            # the Google API's request log from index ``since`` (writes = POST/PATCH answered
+            # 2xx), and record sets of the managed zone
+            since = int(request.get("since", 0))
+            with self.gcp.lock:
+                reqs = self.gcp.requests[since:]
+                count = len(self.gcp.requests)
+            zone = request.get("zone", CLOUDDNS_ZONE)
+            return {"ok": True, "mark": count, "requests": len(reqs),
+                    "writes": [r for r in reqs if r[0] != "GET" and r[1] != "/token"
+                               and 200 <= r[2] < 300],
+                    "log": reqs,
+                    "rrset": self.gcp.rrset(zone, request["name"], request.get("type", "A"))
+                    if request.get("name") else None}
+        if cmd == "gcp_concurrent_writer":
+            # another writer sets this record set just before the next change lands
+            self.gcp.before_change.append(request["rrset"])
             return {"ok": True}
         return {"ok": False, "error": "unknown command %r" % cmd}
 

@@ -71,15 +71,23 @@ class DnsServer:
             time.sleep(0.05)
         raise RuntimeError("named did not start; see %s/named.log" % self.dir)
 
+    def delete(self, name):
+        """RFC 2136 delete of a name's A records."""
+        self._send(lambda upd: upd.delete(name, "A"), name)
+
     def update(self, name, address, ttl):
         """RFC 2136 replace of an A record (one address or a list), TSIG-signed (what an
         operator's nsupdate does)."""
+        self._send(lambda upd: upd.replace(
+            name, ttl, "A", *([address] if isinstance(address, str) else address)), name)
+
+    def _send(self, fill, name):
         import dns.query  # pylint: disable=import-outside-toplevel
         import dns.tsigkeyring  # pylint: disable=import-outside-toplevel
         import dns.update  # pylint: disable=import-outside-toplevel
         keyring = dns.tsigkeyring.from_text({KEY_NAME: (ALGORITHM, self.secret)})
         upd = dns.update.Update(ZONE, keyring=keyring, keyname=KEY_NAME)
-        upd.replace(name, ttl, "A", *([address] if isinstance(address, str) else address))
+        fill(upd)
         # the lab daemon lives in clh-ctl, which has a leg on the internet segment
         resp = dns.query.tcp(upd, self.ip, timeout=5)
         if resp.rcode() != 0:

@@ -118,9 +118,10 @@ class LoadBalancerController(Controller):
     name = "load-balancers"
     resync = 0.5
 
-    def __init__(self, api, seed_api, cluster_name, topology, lab_dir, aws=None):
+    def __init__(self, api, seed_api, cluster_name, topology, lab_dir, aws=None, gcp=None):
         super().__init__(api)
         self.aws = aws
+        self.gcp = gcp
         self.seed = seed_api
         self.cluster_name = cluster_name
         self.topology = topology
@@ -149,7 +150,7 @@ class LoadBalancerController(Controller):
                     continue  # a cloud LB appears once the cloud has nodes
                 wanted.add(key + (cloud,))
                 if lb is None:
-                    lb = self._create(key, cloud)
+                    lb = self._create(key, cloud, svc)
                 lb["proxy"].apply(self._config(svc, lb, targets))
                 self._status(svc, lb["ip"])
         for key in set(self.lbs) - wanted:
@@ -186,7 +187,7 @@ class LoadBalancerController(Controller):
                 out.append((name, ip))
         return out
 
-    def _create(self, key, cloud):
+    def _create(self, key, cloud, svc):
         index = self.next_index
         self.next_index += 1
         ns = "clh-lb-%s-%d" % (cloud[:6], index)
@@ -207,6 +208,11 @@ class LoadBalancerController(Controller):
             # the CCM role: the cloud's own record of the LB, with the cluster's tags
             lb["arn"] = self.aws.create_lb("a%s-%d" % (self.cluster_name, index),
                                            self.cluster_name, "%s/%s" % key)
+        if cloud == "gcp" and self.gcp is not None:
+            # the GCP CCM names its forwarding rule after the Service's UID
+            lb["rule"] = ("a" + svc["metadata"]["uid"].replace("-", ""))[:32]
+            self.gcp.create_forwarding_rule(lb["rule"], public, "%s/%s" % key,
+                                            [p["port"] for p in svc["spec"].get("ports") or []])
         self.lbs[key + (cloud,)] = lb
         LOG.info("load balancer %s for %s/%s in %s at %s", ns, key[0], key[1], cloud, public)
         return lb
@@ -216,6 +222,8 @@ class LoadBalancerController(Controller):
         lb["proxy"].stop()
         if lb.get("arn") and self.aws is not None:
             self.aws.delete_lb(lb["arn"])
+        if lb.get("rule") and self.gcp is not None:
+            self.gcp.delete_forwarding_rule(lb["rule"])
         nsx.remove(lb["netns"])
 
     @staticmethod

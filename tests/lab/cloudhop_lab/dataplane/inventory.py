@@ -11,6 +11,10 @@ import os
 import yaml
 
 from .dns import DNS_HOST
+from .gcpapi import ENDPOINT as GCP_ENDPOINT
+from .gcpapi import PROJECT as GCP_PROJECT
+from .gcpapi import REGION as GCP_REGION
+from .gcpapi import TOKEN_URI as GCP_TOKEN_URI
 
 CONFIG = "nodes.cloudhop.yml"
 
@@ -37,8 +41,8 @@ MIGRATION = "user_clusters.yml"
 
 
 def _gcp_service_account(lab_dir, project):
-    """A service-account key file like GCP issues (a fresh RSA key; the lab has no GCP API, so
-    it only has to load with google-auth)."""
+    """A service-account key file like GCP issues: a fresh RSA key, which the lab's Google API
+    registers (gcpapi.py); its token_uri is the lab's OAuth endpoint."""
     from cryptography.hazmat.primitives import serialization  # pylint: disable=C0415
     from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=C0415
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -48,7 +52,7 @@ def _gcp_service_account(lab_dir, project):
     sa = {"type": "service_account", "project_id": project, "private_key_id": "0" * 40,
           "private_key": pem, "client_email": email, "client_id": "100000000000000000001",
           "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-          "token_uri": "https://oauth2.googleapis.com/token"}
+          "token_uri": GCP_TOKEN_URI}
     path = os.path.join(lab_dir, "gcp-sa.json")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -78,7 +82,8 @@ def write_migration_inventory(lab_dir, opts):
             "secret_access_key": "cloudhopLabSecretAccessKey0000000000000x",
             "region": "eu-central-1", "vpc_id": "vpc-0cloudhoplab", "security_group_id":
             "sg-0cloudhoplab", "endpoint_url": "http://127.0.0.1:5000"},
-        "cloudhop_gcp": {"service_account": _gcp_service_account(lab_dir, "cloudhop-lab"),
+        "cloudhop_gcp": {"service_account": _gcp_service_account(lab_dir, GCP_PROJECT),
+                         "region": GCP_REGION, "endpoint_url": GCP_ENDPOINT,
                          "network": "global/networks/cloudhop-lab",
                          "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"},
         "lab_target": {
@@ -100,7 +105,10 @@ def write_migration_inventory(lab_dir, opts):
                           % os.path.join(lab_dir, "dns", "tsig.json"),
             "ttl": opts["migration_dns_ttl"]} if opts.get("dns_provider", "rfc2136") == "rfc2136" else {
             # the hosted zone in the lab's AWS API, with the keys of cloudhop_aws
-            "provider": "route53", "zone": "example.test", "ttl": opts["migration_dns_ttl"]}),
+            "provider": "route53", "zone": "example.test", "ttl": opts["migration_dns_ttl"]}
+            if opts["dns_provider"] == "route53" else {
+            # the managed zone in the lab's Google API, with the service account of cloudhop_gcp
+            "provider": "clouddns", "zone": "example.test", "ttl": opts["migration_dns_ttl"]}),
         "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
         "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
         "cloudhop_gate_requests": 10,

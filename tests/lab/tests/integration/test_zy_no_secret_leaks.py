@@ -2,6 +2,7 @@
 whole output is searched for the test secrets, plain and base64-encoded."""
 
 import base64
+import json
 import os
 
 import pytest
@@ -20,7 +21,7 @@ def _secrets():
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("target", ["cloud_credentials", "cluster_cloud"])
+@pytest.mark.parametrize("target", ["cloud_credentials", "cluster_cloud", "gcp_dns_record"])
 def test_no_secret_in_verbose_output(target, tmp_path):
     proc = run_target(target, tmp_path, ["-vvv"])
     assert proc.returncode == 0, proc.stdout[-5000:]
@@ -29,7 +30,15 @@ def test_no_secret_in_verbose_output(target, tmp_path):
     with open(tmp_path / "sa.key", encoding="utf-8") if (tmp_path / "sa.key").exists() \
             else open(os.devnull, encoding="utf-8") as fh:
         pem = [line for line in fh.read().splitlines() if line and "-----" not in line]
-    if target == "cloud_credentials":
+    if target == "gcp_dns_record":
+        # the lab's service-account key, the other key the target signs with, the access tokens
+        with open(os.path.join(os.environ["CLH_LAB_DIR"], "gcp-sa.json"), encoding="utf-8") as fh:
+            pem = [line for line in json.load(fh)["private_key"].splitlines()
+                   if line and "-----" not in line]
+        with open(tmp_path / "other.pem", encoding="utf-8") as fh:
+            pem += [line for line in fh.read().splitlines() if line and "-----" not in line]
+        pem.append("ya29.")
+    if target in ("cloud_credentials", "gcp_dns_record"):
         assert len(pem) > 5  # the generated service-account key was used, and is searched for
     leaks = [s for s in _secrets() + pem if s in output]
     assert output.count("ESTABLISH LOCAL CONNECTION") > 5  # really verbose

@@ -1,6 +1,6 @@
 """The whole migration (playbooks/migrate.yml and rollback.yml) against fresh labs, under the
 traffic probe: check mode writes nothing, single phases run with --tags, a run killed in the
-middle of a phase resumes, a second run changes nothing, GCP works like AWS, and a rollback after
+middle of a phase resumes, a second run changes nothing, GCP (with Cloud DNS) works like AWS, and a rollback after
 the DNS cutover restores DNS, the cloud spec and the pauses.
 
 Each test brings its own lab up and down (from the host, like the lifecycle tests), so they run
@@ -245,10 +245,11 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.lab_args("--dns-provider", "route53")
-def test_gcp_migration_with_the_record_in_route53(fresh_lab):  # noqa: ARG001
-    """To GCP, with the app's record in a Route53 hosted zone (the lab's AWS API; the lab's
-    name server answers what the zone holds, so the probe follows the API's change)."""
+@pytest.mark.lab_args("--dns-provider", "clouddns")
+def test_gcp_migration_with_the_record_in_cloud_dns(fresh_lab):  # noqa: ARG001
+    """To GCP, with the app's record in a Cloud DNS managed zone (the lab's Google API; the lab's
+    name server serves what a done change left), and the new load balancer checked against the
+    forwarding rule the GCP cloud controller manager keeps."""
     lab("probe", "start", "--wait-ready")
     proc = playbook("migrate.yml", "-e", "cloudhop_target_cloud=gcp",
                     "-e", "cloudhop_confirm_destroy=true")
@@ -258,12 +259,25 @@ def test_gcp_migration_with_the_record_in_route53(fresh_lab):  # noqa: ARG001
     assert st["cloud"] == ["gcp"] and list(st["mds"]) == ["gcp-workers"]
     assert st["nodes"] and all(pid.startswith("gce://") for pid in st["nodes"].values())
     assert st["dns"] and st["dns"] != [OLD_LB]
+    for task, outcome in (("ingress : Gate - the cloud's forwarding rule is the Service's", "ok"),
+                          ("cloudhop : Update the record in the managed zone (Cloud DNS)",
+                           "changed")):
+        assert re.search(r"TASK \[cloudhop\.k8s_migration\.%s.*\n%s:" % (re.escape(task), outcome),
+                         proc.stdout), task
+    # the three DNS writes (TTL lowered, the new address, TTL restored) went through the API
+    gcp = json.loads(lab("admin", json.dumps({"cmd": "gcp", "name": "app.example.test."})).stdout)
+    changes = [r for r in gcp["writes"] if r[1].endswith("/changes")]
+    assert len(changes) == 3, gcp["log"]
+    assert gcp["rrset"]["rrdatas"] == st["dns"] and gcp["rrset"]["ttl"] == 10
     assert_traffic_kept(summary)
     assert summary["per_cloud"].get("gcp", 0) > 0
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.lab_args("--dns-provider", "route53")
 def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noqa: ARG001
+    """With the app's record in a Route53 hosted zone (the lab's AWS API; the lab's name server
+    answers what the zone holds): the rollback restores it through the API."""
     lab("probe", "start", "--wait-ready")
     # killed while draining the second old node
     killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node", 2,
