@@ -16,13 +16,14 @@ APT_PACKAGES := openvpn openssh-server openssh-client iproute2 iputils-ping hapr
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup test lint sanity unit integration demo lab-up lab-down lab-status \
-	bench bench-quick lab-probe lab-probe-stop changelog clean
+	bench bench-quick lab-probe lab-probe-stop changelog clean molecule
 
 help:
 	@echo "make demo   - bring the lab up, run the demo, bring it down"
 	@echo "make test   - setup + ansible-lint + ansible-test sanity + unit + lab integration"
 	@echo "make setup  - install everything (apt, .venv, collection link); idempotent"
 	@echo "make bench  - lab-up time and API latency (bench/results.json, bench/results.md)"
+	@echo "make molecule - the molecule/default scenario (the whole migration in the lab)"
 	@echo "make lab-up / lab-down / lab-status"
 
 setup: $(STAMP) $(COLL_LINK) ~/.ansible/test/cache/get_pip_24_2.py
@@ -73,6 +74,13 @@ integration: setup
 		[ $$rc -eq 0 ] || exit $$rc
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 tests/lab/tests/migration
+
+# molecule/default: the whole migration with Molecule's delegated driver (create = lab up,
+# converge = migrate.yml, idempotence, verify, destroy = lab down); CLOUDHOP_MOLECULE_CLOUD and
+# CLOUDHOP_MOLECULE_DNS pick the target (make test runs it to GCP with Cloud DNS, as a
+# migration test)
+molecule: setup
+	$(BIN)/molecule test
 
 test: setup lint sanity unit integration bench-quick
 

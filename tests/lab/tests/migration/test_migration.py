@@ -1,6 +1,6 @@
 """The whole migration (playbooks/migrate.yml and rollback.yml) against fresh labs, under the
 traffic probe: check mode writes nothing, single phases run with --tags, a run killed in the
-middle of a phase resumes, a second run changes nothing, GCP (with Cloud DNS) works like AWS, and a rollback after
+middle of a phase resumes, a second run changes nothing, GCP (with Cloud DNS, as the molecule scenario) works like AWS, and a rollback after
 the DNS cutover restores DNS, the cloud spec and the pauses.
 
 Each test brings its own lab up and down (from the host, like the lifecycle tests), so they run
@@ -244,33 +244,30 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert proc.returncode != 0 and "point of no return" in proc.stdout, proc.stdout[-3000:]
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.lab_args("--dns-provider", "clouddns")
-def test_gcp_migration_with_the_record_in_cloud_dns(fresh_lab):  # noqa: ARG001
-    """To GCP, with the app's record in a Cloud DNS managed zone (the lab's Google API; the lab's
-    name server serves what a done change left), and the new load balancer checked against the
-    forwarding rule the GCP cloud controller manager keeps."""
-    lab("probe", "start", "--wait-ready")
-    proc = playbook("migrate.yml", "-e", "cloudhop_target_cloud=gcp",
-                    "-e", "cloudhop_confirm_destroy=true")
-    summary = probe_summary()
-    assert proc.returncode == 0, proc.stdout[-8000:]
-    st = state()
-    assert st["cloud"] == ["gcp"] and list(st["mds"]) == ["gcp-workers"]
-    assert st["nodes"] and all(pid.startswith("gce://") for pid in st["nodes"].values())
-    assert st["dns"] and st["dns"] != [OLD_LB]
-    for task, outcome in (("ingress : Gate - the cloud's forwarding rule is the Service's", "ok"),
-                          ("cloudhop : Update the record in the managed zone (Cloud DNS)",
-                           "changed")):
-        assert re.search(r"TASK \[cloudhop\.k8s_migration\.%s.*\n%s:" % (re.escape(task), outcome),
-                         proc.stdout), task
-    # the three DNS writes (TTL lowered, the new address, TTL restored) went through the API
-    gcp = json.loads(lab("admin", json.dumps({"cmd": "gcp", "name": "app.example.test."})).stdout)
-    changes = [r for r in gcp["writes"] if r[1].endswith("/changes")]
-    assert len(changes) == 3, gcp["log"]
-    assert gcp["rrset"]["rrdatas"] == st["dns"] and gcp["rrset"]["ttl"] == 10
-    assert_traffic_kept(summary)
-    assert summary["per_cloud"].get("gcp", 0) > 0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.timeout(1200)
+def test_gcp_migration_with_the_record_in_cloud_dns_by_molecule():
+    """The molecule/default scenario, to GCP with the app's record in a Cloud DNS managed zone
+    (the lab's Google API; the lab's name server serves what a done change left): create = lab up
+    with the probe running, converge = migrate.yml, idempotence = a second run changes nothing,
+    verify = the end state read from the APIs (Cloud DNS changes, the CCM's forwarding rule looked
+    up, the record, the probe's count), destroy = lab down."""
+    env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"],
+               PYTHONPATH=os.path.join(REPO, "tests", "lab"), NO_COLOR="1", PY_COLORS="0",
+               CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns")
+    try:
+        proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "molecule"), "test"], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=1100, check=False)
+    finally:
+        if os.path.exists(os.path.join(LAB, "labd.pid")):
+            lab("down")
+    out = ANSI.sub("", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, out[-8000:]
+    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+        assert re.search(r"%s: Executed: Successful" % step, out), (step, out[-3000:])
+    assert "Gate - the three record changes" in out and "Gate - the ingress phase read" in out
 
 
 @pytest.mark.timeout(900)
