@@ -341,6 +341,9 @@ def main(argv=None):
                            "RFC 2136 (default), a Route53 hosted zone in the lab's AWS API or a "
                            "Cloud DNS managed zone in the lab's Google API; the name server "
                            "serves what the zone holds")
+    p_up.add_argument("--konnectivity", action="store_true", default=None,
+                      help="a Konnectivity cluster: no openvpn-server in the seed, no "
+                           "openvpn-client in the user cluster (the migration brings a VPN hub)")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
@@ -363,7 +366,7 @@ def main(argv=None):
         up({"legacy_api": args.legacy_api, "workers": args.workers,
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
             "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
-            "dataplane": args.dataplane})
+            "dataplane": args.dataplane, "konnectivity": args.konnectivity})
     elif args.cmd == "down":
         down()
     elif args.cmd == "wait-app":

@@ -1,4 +1,7 @@
-"""The seed fixture: an OpenVPN-based KKP user cluster on vSphere (kkp-migration-facts.md)."""
+"""The seed fixture: an OpenVPN-based KKP user cluster on vSphere (kkp-migration-facts.md), or
+with option konnectivity a Konnectivity-based one: no openvpn-server in the seed and no
+openvpn-client in the user cluster (a konnectivity-agent instead), so the migration must bring
+its own VPN hub."""
 
 import base64
 import ipaddress
@@ -10,6 +13,7 @@ DEFAULTS = {
     "cluster_id": "x8p9sk2tzv",
     "project_id": "k7xz5qd2wm",
     "legacy_api": False,
+    "konnectivity": False,
     "dataplane": True,
     "workers": 3,
     "app_replicas": 3,
@@ -148,7 +152,7 @@ def seed_objects(opts, pki_material):
                                "dnsDomain": "cluster.local", "proxyMode": "ipvs",
                                "ipFamily": "IPv4", "nodeCidrMaskSizeIPv4": 24,
                                "nodeLocalDNSCacheEnabled": True,
-                               "konnectivityEnabled": False},
+                               "konnectivityEnabled": bool(opts["konnectivity"])},
         },
     }
     return [
@@ -173,6 +177,7 @@ def seed_objects(opts, pki_material):
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "ca", "namespace": cns}, "type": "Opaque",
          "data": {"ca.crt": _b64(pki_material["ca_crt"])}},
+    ] + ([] if opts["konnectivity"] else [
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "openvpn-server-certificates", "namespace": cns},
          "type": "Opaque",
@@ -188,6 +193,7 @@ def seed_objects(opts, pki_material):
          "spec": {"type": "NodePort", "selector": {"app": "openvpn-server"},
                   "ports": [{"name": "secure", "port": 1194, "targetPort": 1194,
                              "protocol": "TCP", "nodePort": opts["vpn_node_port"]}]}},
+    ]) + [
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "apiserver-external", "namespace": cns},
          "spec": {"type": "NodePort", "selector": {"app": "apiserver"},
@@ -234,6 +240,21 @@ def machine_deployment(opts, ssh_public_key, name=None, replicas=None):
             },
         },
     }
+
+
+def _konnectivity_agent():
+    """The user cluster's end of Konnectivity (it dials the seed's konnectivity-server; no node
+    VPN). In the lab a plain pod: the control plane does not need to reach the nodes."""
+    labels = {"k8s-app": "konnectivity-agent"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "konnectivity-agent", "namespace": "kube-system",
+                         "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                         "name": "konnectivity-agent",
+                         "image": "registry.k8s.io/kas-network-proxy/proxy-agent:v0.31.1",
+                         "args": ["--proxy-server-host=konnectivity-server.example.test",
+                                  "--proxy-server-port=443"]}]}}}}
 
 
 def openvpn_client_pod_spec():
@@ -294,6 +315,7 @@ def user_objects(opts, pki_material, ssh_public_key):
                                                       "valueFrom": {"configMapKeyRef": {
                                                           "name": "canal-config",
                                                           "key": "masquerade"}}}]}]}}}},
+    ] + ([_konnectivity_agent()] if opts["konnectivity"] else [
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "openvpn-client-certificates", "namespace": "kube-system"},
          "type": "Opaque",
@@ -309,6 +331,7 @@ def user_objects(opts, pki_material, ssh_public_key):
          "spec": {"replicas": 1, "selector": {"matchLabels": vpn_labels},
                   "template": {"metadata": {"labels": vpn_labels},
                                "spec": openvpn_client_pod_spec()}}},
+    ]) + [
         machine_deployment(opts, ssh_public_key),
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "echo", "namespace": "echo", "labels": echo},

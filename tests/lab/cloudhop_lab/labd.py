@@ -25,7 +25,7 @@ from .dataplane.nodes import NetnsMachineBackend
 from .dataplane.cloudapi import AwsApi
 from .dataplane.gcpapi import GcpApi
 from .dataplane.dns import ZONE, DnsServer
-from .dataplane.openvpn import SeedNetwork
+from .dataplane.openvpn import SeedNetwork, SeedNodePorts
 from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
 from .dataplane.topology import Topology
 
@@ -102,6 +102,8 @@ class Lab:
                              daemon=True).start()
             seed_runtime = SeedRuntime(self.seed, self.dir)
         self.controllers += standard_controllers(self.seed, seed_runtime)
+        if self.topology is not None:
+            self.controllers.append(SeedNodePorts(self.seed))
         self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
         self.controllers += standard_controllers(self.user, self.user_runtime)
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],

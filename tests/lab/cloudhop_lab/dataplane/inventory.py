@@ -97,6 +97,9 @@ def write_migration_inventory(lab_dir, opts):
                                 "diskSize": 50, "diskType": "pd-ssd",
                                 "network": "global/networks/cloudhop-lab",
                                 "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"}}},
+        # VPN mode auto: the seed's openvpn-server, or (lab up --konnectivity) the hub, reached
+        # at the seed node's NodePort
+        "cloudhop_vpn_hub": {"address": opts["seed_public_ip"], "node_port": 31194},
         "cloudhop_app_host": opts["app_host"],
         "cloudhop_dns": ({
             "provider": "rfc2136", "server": str(ipaddress.ip_network(opts["public_cidr"])[DNS_HOST]), "zone": "example.test",

@@ -1,8 +1,10 @@
 """Real OpenVPN for the lab: the seed's server and the user cluster's clients.
 
-Server: the ``openvpn-server`` pod of namespace ``cluster-<id>`` runs ``openvpn`` with the pod's
-own command line inside ``clh-seed`` (the seed node, on the internet segment). The Service's
-NodePort is realized by an nftables redirect to the container port. When the Deployment changes,
+Server: the ``openvpn-server`` pod of namespace ``cluster-<id>`` (or any seed pod whose
+container runs openvpn, such as the migration's own VPN hub) runs ``openvpn`` with the pod's own
+command line inside ``clh-seed`` (the seed node, on the internet segment). The NodePorts of the
+seed's Services are realized by nftables redirects to their container ports (SeedNodePorts),
+kept in step with the Services as kube-proxy keeps its rules. When the Deployment changes,
 the Deployment controller replaces the pod and the new pod's process starts once the old one is
 gone, so the server always runs the args the API shows.
 
@@ -15,6 +17,7 @@ import logging
 import os
 import shutil
 
+from ..controllers.base import Controller
 from . import netns as nsx
 from .volumes import command_line, materialize
 
@@ -100,6 +103,35 @@ class SeedNetwork:
         # a pod's namespace does not forward: without --client-to-client, clients cannot
         # reach each other through the server
         nsx.sysctls(SEED_NS, [("net.ipv4.ip_forward", 0)])
-        nsx.nft(SEED_NS, "table ip nat {\n chain prerouting {\n"
-                         "  type nat hook prerouting priority -100;\n"
-                         "  tcp dport %d redirect to :1194\n }\n}\n" % self.opts["vpn_node_port"])
+
+
+class SeedNodePorts(Controller):
+    """kube-proxy's NodePorts on the seed node: every TCP NodePort of a seed Service is
+    redirected to its (numeric) targetPort in clh-seed, where the seed's pods listen. A Service
+    that goes away takes its NodePort with it."""
+
+    name = "seed-nodeports"
+    resync = 1.0
+
+    def __init__(self, api):
+        super().__init__(api)
+        self.applied = None
+
+    def reconcile(self):
+        rules = []
+        for svc in self.ls("", "v1", "services"):
+            spec = svc.get("spec") or {}
+            if spec.get("type") not in ("NodePort", "LoadBalancer"):
+                continue
+            for port in spec.get("ports") or []:
+                target = port.get("targetPort", port.get("port"))
+                if port.get("nodePort") and isinstance(target, int) and \
+                        port.get("protocol", "TCP") == "TCP":
+                    rules.append("  tcp dport %d redirect to :%d\n" % (port["nodePort"], target))
+        rules = sorted(set(rules))
+        if rules == self.applied or not nsx.ns_exists(SEED_NS):
+            return
+        nsx.nft(SEED_NS, "table ip nodeports\ndelete table ip nodeports\n"
+                         "table ip nodeports {\n chain prerouting {\n"
+                         "  type nat hook prerouting priority -100;\n%s }\n}\n" % "".join(rules))
+        self.applied = rules

@@ -181,3 +181,25 @@ def test_deleted_pod_leaves_no_namespace(core, ns):
     assert "%s dev %s " % (pod.status.pod_ip, cali_name(ns, "gone")) not in routes
     links = netns_run("clh-n-" + node, "ip", "-br", "link").stdout
     assert cali_name(ns, "gone") not in links
+
+
+def _seed_nodeports():
+    out = subprocess.run(["ip", "netns", "exec", "clh-seed", "nft", "list", "table", "ip",
+                          "nodeports"], capture_output=True, text=True, check=False).stdout
+    return sorted(line.split("dport ")[1].strip() for line in out.splitlines() if "dport" in line)
+
+
+def test_seed_nodeports_follow_the_seed_services(seed_core):
+    """The seed node's NodePorts are its Services' (kube-proxy's role): the fixture's
+    openvpn-server port is there, a new NodePort Service adds its port, deleting it removes it."""
+    assert "32359 redirect to :1194" in _seed_nodeports()
+    body = {"metadata": {"name": "nodeport-test"},
+            "spec": {"type": "NodePort", "selector": {"app": "nodeport-test"},
+                     "ports": [{"port": 1195, "targetPort": 1195, "nodePort": 31995}]}}
+    seed_core.create_namespaced_service("cluster-x8p9sk2tzv", body)
+    try:
+        wait_for(lambda: "31995 redirect to :1195" in _seed_nodeports(), what="NodePort added")
+    finally:
+        seed_core.delete_namespaced_service("nodeport-test", "cluster-x8p9sk2tzv")
+    wait_for(lambda: "31995 redirect to :1195" not in _seed_nodeports(), what="NodePort removed")
+    assert "32359 redirect to :1194" in _seed_nodeports()

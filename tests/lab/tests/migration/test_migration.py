@@ -248,15 +248,17 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.mark.timeout(1200)
-def test_gcp_migration_with_the_record_in_cloud_dns_by_molecule():
-    """The molecule/default scenario, to GCP with the app's record in a Cloud DNS managed zone
-    (the lab's Google API; the lab's name server serves what a done change left): create = lab up
+def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
+    """The molecule/default scenario, to GCP, for a Konnectivity cluster (no openvpn-server: the
+    migration brings its own VPN hub) with the app's record in a Cloud DNS managed zone (the lab's
+    Google API; the lab's name server serves what a done change left): create = lab up
     with the probe running, converge = migrate.yml, idempotence = a second run changes nothing,
-    verify = the end state read from the APIs (Cloud DNS changes, the CCM's forwarding rule looked
-    up, the record, the probe's count), destroy = lab down."""
+    verify = the end state read from the APIs (the hub used and gone, Cloud DNS changes, the CCM's
+    forwarding rule looked up, the record, the probe's count), destroy = lab down."""
     env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"],
                PYTHONPATH=os.path.join(REPO, "tests", "lab"), NO_COLOR="1", PY_COLORS="0",
-               CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns")
+               CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns",
+               CLOUDHOP_MOLECULE_KONNECTIVITY="true")
     try:
         proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "molecule"), "test"], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=1100, check=False)
