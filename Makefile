@@ -89,7 +89,7 @@ bench: setup
 	$(PY) bench/run.py
 
 bench-quick: setup
-	BENCH_QUICK=1 BENCH_ROUNDS=2 $(PY) bench/run.py
+	BENCH_QUICK=1 BENCH_ROUNDS=1 $(PY) bench/run.py
 
 # the whole migration in the lab under live traffic (CLOUDHOP_DEMO_CLOUD=gcp for GCP)
 demo: setup

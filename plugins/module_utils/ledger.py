@@ -61,11 +61,12 @@ def check_facts(facts):
 
 
 def transition(ledger, phase, action, now, version, facts=None, message=None, reopen=False,
-               assume_started=False):
+               assume_started=False, started=None):
     """Apply ``action`` (start|done|fail|reset|record) to ``phase`` -> (ledger, changed).
 
     ``assume_started`` lets ``done`` follow a start that was never written: in check mode the
-    start of the same run was only a dry run.
+    start of the same run was only a dry run. ``started`` (a timestamp) does the same for a
+    phase that writes nothing until it has passed (preflight), and is recorded as its start.
     """
     if not phase or not PHASE_RE.match(phase):
         raise MigrationError("phase %r is not a valid phase name (lower-case letters, digits, "
@@ -83,6 +84,9 @@ def transition(ledger, phase, action, now, version, facts=None, message=None, re
             rec.update(status="started", started=now, finished=None, message=None,
                        attempts=rec.get("attempts", 0) + 1)
     elif action == "done":
+        if status in ("pending", "failed") and started:
+            rec.update(status="started", started=started, attempts=rec.get("attempts", 0) + 1)
+            status = "started"
         if status == "pending" and assume_started:
             rec.update(status="started", started=now, attempts=rec.get("attempts", 0) + 1)
             status = "started"

@@ -169,12 +169,14 @@ def mtu_budget(underlay_mtu, tunnel_mtu, veth_mtu=None, overhead=VXLAN_OVERHEAD)
            "problems": []}
     if flannel < 1280:
         out["problems"].append("flannel.1 over the tunnel would get MTU %d (< 1280): raise the "
-                               "tunnel's MTU" % flannel)
+                               "tunnel's MTU (cloudhop_vpn_tunnel_mtu %d, at least %d)"
+                               % (flannel, tunnel_mtu, 1280 + overhead))
     if veth_mtu and int(veth_mtu) > flannel:
         out["problems"].append(
             "canal-config veth_mtu %s is larger than flannel.1's MTU over the tunnel (%d): pods "
-            "would send packets VXLAN cannot carry; set veth_mtu to %d or less"
-            % (veth_mtu, flannel, flannel))
+            "would send packets VXLAN cannot carry; set veth_mtu to %d or less, or raise "
+            "cloudhop_vpn_tunnel_mtu (%d) to %d"
+            % (veth_mtu, flannel, flannel, tunnel_mtu, int(veth_mtu) + overhead))
     return out
 
 

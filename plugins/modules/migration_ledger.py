@@ -49,6 +49,12 @@ options:
     description: Allow C(start) on a phase that is C(done).
     type: bool
     default: false
+  started:
+    description:
+      - With I(action=done) on a phase never started (or failed), the time it started
+        (C(YYYY-MM-DDTHH:MM:SSZ)), for a phase that writes nothing until it has passed.
+    type: str
+    version_added: 0.1.0
   name:
     description: Name of the ledger ConfigMap.
     type: str
@@ -135,7 +141,7 @@ def once(mod, ns):
         # in check mode the start of this run was a dry run: done may follow it
         after, changed = transition(before, p["phase"], p["action"], utc_now(),
                                     COLLECTION_VERSION, p["facts"], p["note"], p["reopen"],
-                                    assume_started=mod.check_mode)
+                                    assume_started=mod.check_mode, started=p["started"])
     if changed:
         if live is None:
             mod.kube.create("v1", "ConfigMap", {
@@ -188,6 +194,7 @@ def main():
                 "choices": ["read", "start", "done", "fail", "record", "reset"]},
         phase={"type": "str"}, facts={"type": "dict"}, note={"type": "str"},
         reopen={"type": "bool", "default": False},
+        started={"type": "str"},
         name={"type": "str", "default": "cloudhop-migration"},
         namespace={"type": "str"},
     )

@@ -123,6 +123,15 @@ print(json.dumps({
 """
 
 
+LEDGER = r"""
+import json, os
+from kubernetes import client, config
+seed = config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"])
+cm = client.CoreV1Api(seed).read_namespaced_config_map("cloudhop-migration", "cluster-x8p9sk2tzv")
+print(json.dumps(cm.data or {}))
+"""
+
+
 def state():
     return in_lab(STATE)
 
@@ -142,6 +151,60 @@ def assert_traffic_kept(summary):
     assert summary["total"] > 100, summary
     assert summary["failed"] <= 1, summary
     assert summary["longest_gap_s"] < 2.0, summary
+
+
+def lab_secrets():
+    """Every secret value the lab's migration uses: the API token, the TSIG key, the AWS secret
+    key, the vSphere password, the service account's private key and the VPN hub's keys (the key
+    bodies line by line), plain and base64-encoded, and the prefix of Google's access tokens.
+    The AWS access key ID is an identifier, not a secret: amazon.aws's modules do not hide it
+    (access_key has no_log=False there), so -vvv shows it in their invocations."""
+    import base64  # pylint: disable=import-outside-toplevel
+
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from cloudhop_lab.fixture import DEFAULTS  # pylint: disable=import-outside-toplevel
+
+    def load(name):
+        with open(os.path.join(LAB, name), encoding="utf-8") as fh:
+            return json.load(fh) if name.endswith(".json") else yaml.safe_load(fh)
+
+    host = load("user_clusters.yml")["all"]["children"]["user_clusters"]["hosts"][CID]
+    values = [load("config.json")["admin_token"], load("dns/tsig.json")["secret"],
+              host["cloudhop_aws"]["secret_access_key"],
+              DEFAULTS["vsphere_password"]]
+    values += [base64.b64encode(v.encode()).decode() for v in values]
+    pems = [load("gcp-sa.json")["private_key"]]
+    hub = os.path.join(LAB, "backups", CID, "vpn-hub")
+    for name in ("ca.key", "server.key", "client.key"):
+        if os.path.exists(os.path.join(hub, name)):
+            with open(os.path.join(hub, name), encoding="utf-8") as fh:
+                pems.append(fh.read())
+    values += [line for pem in pems for line in pem.splitlines()
+               if line and "-----" not in line and len(line) > 16]
+    return values + ["ya29.lab-"]
+
+
+def assert_no_secrets(where):
+    """``where``: {what: text}. No secret value of the lab shows in any of them."""
+    leaks = {what: [v[:6] + "..." for v in lab_secrets() if v in text]
+             for what, text in where.items()}
+    assert not any(leaks.values()), "secret values found: %s" % leaks
+
+
+def private_files(root):
+    """Files and directories under ``root`` that others may read (not 0600 / 0700)."""
+    bad = []
+    for top, dirs, files in os.walk(root):
+        for d in dirs:
+            if os.stat(os.path.join(top, d)).st_mode & 0o077:
+                bad.append(os.path.join(top, d))
+        for f in files:
+            if os.stat(os.path.join(top, f)).st_mode & 0o077:
+                bad.append(os.path.join(top, f))
+    if os.stat(root).st_mode & 0o077:
+        bad.append(root)
+    return bad
 
 
 def node_hooks():
@@ -209,9 +272,10 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
               "TASK [cloudhop.k8s_migration.target_cloud : Unpause, so KKP reconciles", 1,
               "-e", "cloudhop_confirm_destroy=true")
     assert state()["cloud"] == ["aws"] and state()["ledger"]["target_cloud"] == "started"
-    # --- the next re-run completes the migration, without switching the cloud again
+    # --- the next re-run completes the migration, without switching the cloud again (at -vvv:
+    # no secret may show in its output, the report or the ledger)
     proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
-                    "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl"))
+                    "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl"), "-vvv")
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert re.search(r"TASK \[cloudhop\.k8s_migration\.target_cloud : Pause the Cluster\] \**\n"
                      r"skipping:", proc.stdout), proc.stdout[-8000:]
@@ -234,6 +298,18 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert "app.example.test.: %s (TTL 10) → %s" % (OLD_LB, st["dns"][0]) in report
     assert re.search(r"\| workload_move \| \d+ \| 0 \|", report), report
     assert os.path.exists(os.path.join(LAB, "reports", CID, "migration-report.html"))
+    # --- secrets: none in the -vvv output, the report or the ledger; backups and generated key
+    # material are 0600 in 0700 directories
+    assert proc.stdout.count("ESTABLISH LOCAL CONNECTION") > 50  # really -vvv
+    ledger = in_lab(LEDGER)
+    assert ledger, "the ledger is empty"
+    assert_no_secrets({
+        "output": proc.stdout + proc.stderr, "ledger": json.dumps(ledger),
+        "report.md": report,
+        "report.html": open(os.path.join(LAB, "reports", CID, "migration-report.html"),
+                            encoding="utf-8").read()})
+    assert os.listdir(os.path.join(LAB, "backups"))
+    assert private_files(os.path.join(LAB, "backups")) == []
 
     # --- a second run changes nothing
     proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true")
@@ -258,7 +334,7 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"],
                PYTHONPATH=os.path.join(REPO, "tests", "lab"), NO_COLOR="1", PY_COLORS="0",
                CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns",
-               CLOUDHOP_MOLECULE_KONNECTIVITY="true")
+               CLOUDHOP_MOLECULE_KONNECTIVITY="true", ANSIBLE_VERBOSITY="3")
     try:
         proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "molecule"), "test"], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=1100, check=False)
@@ -270,6 +346,14 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
         assert re.search(r"%s: Executed: Successful" % step, out), (step, out[-3000:])
     assert "Gate - the three record changes" in out and "Gate - the ingress phase read" in out
+    # at -vvv: the service account's key, the hub's keys and Google's tokens never show; the
+    # hub's keys and the backups are 0600 in 0700 directories
+    assert out.count("ESTABLISH LOCAL CONNECTION") > 50
+    report = os.path.join(LAB, "reports", CID, "migration-report.md")
+    assert os.path.exists(os.path.join(LAB, "backups", CID, "vpn-hub", "ca.key"))
+    assert_no_secrets({"molecule output": out,
+                       "report.md": open(report, encoding="utf-8").read()})
+    assert private_files(os.path.join(LAB, "backups")) == []
 
 
 @pytest.mark.timeout(900)

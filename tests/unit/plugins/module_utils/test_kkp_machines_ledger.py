@@ -225,6 +225,12 @@ def test_ledger_transitions():
     simulated, changed = ledger.transition(EMPTY, "x", "done", "t", "v", assume_started=True)
     assert changed and simulated["phases"]["x"]["status"] == "done"
     assert simulated["phases"]["x"]["started"] == "t"
+    # preflight writes nothing until it has passed: done records the start it was given
+    passed, changed = ledger.transition(EMPTY, "preflight", "done", "t9", "v", started="t1")
+    assert changed and passed["phases"]["preflight"]["status"] == "done"
+    assert passed["phases"]["preflight"]["started"] == "t1"
+    assert passed["phases"]["preflight"]["finished"] == "t9"
+    assert passed["phases"]["preflight"]["attempts"] == 1
     assert ledger.summary(done)["done"] == ["seed_vpn"]
 
 
