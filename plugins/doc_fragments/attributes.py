@@ -25,8 +25,16 @@ requirements:
   - kubernetes >= 24.2.0
 """
 
-    # Node-side checks: one raw command, judged on the controller.
+    # Node-side checks: one raw command, judged on the controller (with INFO: read-only).
     NODE_CHECK = r"""
+attributes:
+  action:
+    description: Runs as an action plugin on the controller; the node gets one raw command.
+    support: full
+"""
+
+    # Modules that only read (info modules): they run in check mode and change nothing.
+    INFO = r"""
 attributes:
   check_mode:
     description: Read-only; runs in check mode.
@@ -34,7 +42,4 @@ attributes:
   diff_mode:
     description: Nothing changes, so there is no diff.
     support: none
-  action:
-    description: Runs as an action plugin on the controller; the node gets one raw command.
-    support: full
 """

@@ -20,14 +20,8 @@ description:
   - Needs C(compute.forwardingRules.list) on the project (role C(roles/compute.viewer)).
 author:
   - cloudhop contributors (@cloudhop)
-attributes:
-  check_mode:
-    description: Read-only; runs in check mode.
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
 extends_documentation_fragment:
+  - cloudhop.k8s_migration.attributes.info
   - cloudhop.k8s_migration.gcp
 options:
   region:

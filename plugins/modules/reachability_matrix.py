@@ -22,6 +22,7 @@ description:
 author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
+  - cloudhop.k8s_migration.attributes.info
   - cloudhop.k8s_migration.attributes.node_check
 options:
   targets:

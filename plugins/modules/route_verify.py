@@ -30,6 +30,7 @@ description:
 author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
+  - cloudhop.k8s_migration.attributes.info
   - cloudhop.k8s_migration.attributes.node_check
 options:
   vpn_cidr:
