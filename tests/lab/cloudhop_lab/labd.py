@@ -109,12 +109,15 @@ class Lab:
         self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
                                                   self.backend))
         if self.flannel is not None:
-            self.aws = AwsApi(self.dir)
-            self.aws.start()
-            self.gcp = GcpApi(self.dir, on_dns_change=self._clouddns_served)
-            self.gcp.register_key_file(os.path.join(self.dir, "gcp-sa.json"))
-            self.gcp.create_zone(CLOUDDNS_ZONE, ZONE + ".")
-            self.gcp.start()
+            # published only once ready: the DNS bootstrap thread waits for them to be set
+            aws = AwsApi(self.dir)
+            aws.start()
+            self.aws = aws
+            gcp = GcpApi(self.dir, on_dns_change=self._clouddns_served)
+            gcp.register_key_file(os.path.join(self.dir, "gcp-sa.json"))
+            gcp.create_zone(CLOUDDNS_ZONE, ZONE + ".")
+            gcp.start()
+            self.gcp = gcp
             self.controllers += [
                 self.flannel, self.ingress, KubeProxy(self.user),
                 LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
