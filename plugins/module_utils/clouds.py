@@ -57,15 +57,14 @@ def aws_caller_identity(access_key_id, secret_access_key, region, endpoint_url=N
             "user_id": ident.get("UserId")}
 
 
-def gcp_service_account(info, fetch_token=False):
-    """Load the key with google-auth (parses the private key) -> {client_email, project_id}.
-    With ``fetch_token``, also obtain an access token from the key's token_uri: Google refuses a
-    deleted or disabled key and a disabled account there."""
+def google_credentials(info, scopes=None):
+    """google-auth's service-account credentials of ``info``; a key it cannot use is a
+    MigrationError whose message names fields, never key material."""
     if not HAS_GOOGLE_AUTH:
-        raise MigrationError("gcp validation needs google-auth on the controller "
+        raise MigrationError("gcp.service_account needs google-auth on the controller "
                              "(pip install google-auth)")
     try:
-        creds = google_sa.Credentials.from_service_account_info(info)
+        return google_sa.Credentials.from_service_account_info(info, scopes=scopes)
     except (ValueError, TypeError, KeyError) as exc:
         # google-auth's messages name fields, never key material; keep only the first line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -74,6 +73,13 @@ def gcp_service_account(info, fetch_token=False):
         raise MigrationError("gcp.service_account is not a usable service-account key (%s); "
                              "download a fresh JSON key for %s"
                              % (reason, info.get("client_email", "the service account")))
+
+
+def gcp_service_account(info, fetch_token=False):
+    """Load the key with google-auth (parses the private key) -> {client_email, project_id}.
+    With ``fetch_token``, also obtain an access token from the key's token_uri: Google refuses a
+    deleted or disabled key and a disabled account there."""
+    creds = google_credentials(info)
     if fetch_token:
         if not HAS_GOOGLE_TRANSPORT:
             raise MigrationError("gcp.fetch_token needs requests on the controller "

@@ -17,6 +17,8 @@ __metaclass__ = type
 import json
 import time
 
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.clouds import (
+    google_credentials)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
     parse_service_account)
@@ -24,7 +26,6 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import 
 try:
     import google.auth.exceptions
     from google.auth.transport.requests import AuthorizedSession
-    from google.oauth2 import service_account as google_sa
     import requests
     HAS_GOOGLE_AUTH = True
 except ImportError:
@@ -197,14 +198,7 @@ class GoogleApi(object):
         if not HAS_GOOGLE_AUTH:
             raise MigrationError("the Google APIs need google-auth and requests on the controller "
                                  "(pip install google-auth requests)")
-        try:
-            creds = google_sa.Credentials.from_service_account_info(info, scopes=scopes)
-        except (ValueError, TypeError, KeyError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "BEGIN" in reason or len(reason) > 200:
-                reason = "the private key cannot be parsed"
-            raise MigrationError("gcp.service_account is not a usable service-account key (%s); "
-                                 "download a fresh JSON key" % reason)
+        creds = google_credentials(info, scopes)
         self.email = creds.service_account_email
         self.project = info.get("project_id")
         self.session = AuthorizedSession(creds)
@@ -252,9 +246,8 @@ class GoogleApi(object):
         raise MigrationError("%s: no answer" % what)  # pragma: no cover (the loop returns)
 
     # --- Cloud DNS
-    def zones(self, project, dns_name=None):
-        params = {"dnsName": fqdn(dns_name)} if dns_name else None
-        return self.call("GET", "dns", "/dns/v1/projects/%s/managedZones" % project, params,
+    def zones(self, project):
+        return self.call("GET", "dns", "/dns/v1/projects/%s/managedZones" % project,
                          what="list the Cloud DNS zones of project %s" % project
                          ).get("managedZones") or []
 
