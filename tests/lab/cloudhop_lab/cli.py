@@ -234,16 +234,23 @@ def wait_app(timeout=60, streak=10):
     """Until the app answers through DNS and its load balancer ``streak`` times in a row (every
     ingress pod has its backends), from clh-client."""
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
-    deadline, good = time.monotonic() + timeout, 0
+    deadline, good, failures = time.monotonic() + timeout, 0, {}
     while good < streak:
-        ok = subprocess.run(
+        proc = subprocess.run(
             ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m", "cloudhop_lab.probe",
              "--dns", "198.18.0.53", "--log", os.devnull, "--summary", os.devnull, "--check"],
-            env=env, cwd=REPO, check=False).returncode == 0
+            env=env, cwd=REPO, check=False, capture_output=True, text=True)
+        ok = proc.returncode == 0
         good = good + 1 if ok else 0
+        if not ok:
+            why = proc.stderr.strip().splitlines()[-1:] or ["exit %d" % proc.returncode]
+            failures[why[0]] = failures.get(why[0], 0) + 1
         if time.monotonic() > deadline:
             raise SystemExit("the app does not answer steadily through DNS and its load balancer "
-                             "after %d s; see .lab/labd.log" % timeout)
+                             "after %d s (failures: %s); see .lab/labd.log" % (
+                                 timeout, "; ".join("%d x %s" % (n, w) for w, n in
+                                                    sorted(failures.items(),
+                                                           key=lambda i: -i[1])) or "none"))
         if not ok:
             time.sleep(0.2)
 

@@ -148,9 +148,12 @@ def main(argv=None):
             ip = Resolver(args.dns).resolve(args.host)
             conn = http.client.HTTPConnection(ip, 80, timeout=args.timeout)
             conn.request("GET", "/", headers={"Host": args.host})
-            raise SystemExit(0 if conn.getresponse().status == 200 else 1)
-        except (OSError, RuntimeError, http.client.HTTPException):
-            raise SystemExit(1)
+            status = conn.getresponse().status
+            if status != 200:
+                raise SystemExit("%s answered HTTP %d" % (ip, status))
+            raise SystemExit(0)
+        except (OSError, RuntimeError, http.client.HTTPException) as exc:
+            raise SystemExit("%s: %s" % (type(exc).__name__, exc))
     probe = Probe(args)
     signal.signal(signal.SIGTERM, lambda *_: probe.stop.set())
     signal.signal(signal.SIGINT, lambda *_: probe.stop.set())
