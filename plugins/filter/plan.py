@@ -40,5 +40,6 @@ class FilterModule(object):
             "probe_phase_stats": _wrap(plan.probe_phase_stats),
             "cluster_problems": _wrap(cluster_problems),
             "unavailable_workloads": _wrap(plan.unavailable_workloads),
+            "blocking_pdbs": _wrap(plan.blocking_pdbs),
             "phase_windows": _wrap(plan.phase_windows),
         }

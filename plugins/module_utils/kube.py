@@ -8,6 +8,12 @@ Auth options, client creation and library checks come from kubernetes.core (``AU
 get-or-None, merge patches (never strategic: Cluster and MachineDeployment are custom
 resources), the server's dry run in check mode, and Kubernetes errors turned into
 ``MigrationError`` with the object named.
+
+Failures that pass are retried: 429 and 5xx answers, timeouts and refused connections, with
+exponential backoff (``BACKOFF``), and then reported with every attempt's outcome. Writes computed
+from a read object carry its resourceVersion, so a concurrent writer gets them a 409 Conflict
+instead of a lost update; ``retry_on_conflict`` reads again and redoes the change (client-go's
+RetryOnConflict).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +22,7 @@ __metaclass__ = type
 
 import copy
 import json
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -39,8 +46,28 @@ try:
 except ImportError:  # the module fails with missing_required_lib via AnsibleK8SModule
     NotFoundError = ResourceNotFoundError = ApiException = None
 
+try:
+    from urllib3.exceptions import HTTPError as TransportError
+except ImportError:  # pragma: no cover - urllib3 comes with the kubernetes client
+    TransportError = OSError
+
 MERGE = "application/merge-patch+json"
 DRY_RUN = "All"
+RETRY_STATUS = (429, 500, 502, 503, 504)
+BACKOFF = (1, 2, 4, 8)  # seconds before each retry: 5 attempts within about 15 s
+REQUEST_TIMEOUT = 30  # seconds for one API request
+CONFLICT_RETRIES = 3
+
+
+def api_error_reason(exc):
+    """The ``reason`` of a Kubernetes API error's Status (``Conflict``, ``AlreadyExists``...)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        return json.loads(body).get("reason")
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def api_error_message(exc):
@@ -65,9 +92,15 @@ def k8s_argument_spec(**extra):
 class Kube(object):
     """Thin verbs over the kubernetes.core dynamic client. ``dry_run`` = check mode."""
 
-    def __init__(self, client, dry_run=False):
+    def __init__(self, client, dry_run=False, backoff=BACKOFF, sleep=time.sleep,
+                 request_timeout=REQUEST_TIMEOUT):
         self.client = client  # kubernetes.core K8SClient
         self.dry_run = dry_run
+        self.backoff = backoff
+        self.sleep = sleep
+        self.request_timeout = request_timeout
+        self.retried = []    # "what: outcome" of every transient failure that was retried
+        self.conflicts = []  # objects a concurrent writer changed between read and write
 
     def resource(self, api_version, kind, what=None):
         try:
@@ -101,19 +134,37 @@ class Kube(object):
         return any(r.get("kind") == kind and "/" not in r.get("name", "")
                    for r in (out or {}).get("resources") or [])
 
-    @staticmethod
-    def _call(what, func, *args, **kwargs):
-        """func(...), with API errors as MigrationError; ``missing_ok`` turns 404 into None."""
+    def _call(self, what, func, *args, **kwargs):
+        """func(...), with API errors as MigrationError; ``missing_ok`` turns 404 into None.
+        429, 5xx, timeouts and connection errors are retried after ``backoff`` seconds."""
         missing_ok = kwargs.pop("missing_ok", False)
-        try:
-            return func(*args, **kwargs).to_dict()
-        except NotFoundError:
-            if missing_ok:
-                return None
-            raise
-        except ApiException as exc:  # DynamicApiError is one
-            raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
-                                 status=getattr(exc, "status", None))
+        kwargs.setdefault("_request_timeout", self.request_timeout)
+        failures = []
+        for attempt in range(len(self.backoff) + 1):
+            try:
+                return func(*args, **kwargs).to_dict()
+            except NotFoundError:
+                if missing_ok:
+                    return None
+                raise
+            except ApiException as exc:  # DynamicApiError is one
+                status = getattr(exc, "status", None)
+                outcome = api_error_message(exc)
+                if status not in RETRY_STATUS:
+                    raise MigrationError(
+                        "%s failed: %s%s" % (what, outcome, _after(failures)), status=status,
+                        reason=api_error_reason(exc), after_retries=len(failures))
+            except (TransportError, OSError) as exc:  # timeouts, refused connections
+                outcome, status = "%s: %s" % (type(exc).__name__, exc), None
+            failures.append(outcome)
+            if attempt < len(self.backoff):
+                self.retried.append("%s: %s" % (what, outcome))
+                self.sleep(self.backoff[attempt])
+        raise MigrationError(
+            "%s failed %d times over %d s (%s); the API server is overloaded or unreachable. "
+            "Check it, then run again."
+            % (what, len(failures), sum(self.backoff), "; ".join(_unique(failures))),
+            status=status, after_retries=len(failures) - 1)
 
     def get(self, api_version, kind, name, namespace=None):
         return self._call("reading %s %s" % (kind, _ref(name, namespace)),
@@ -128,16 +179,28 @@ class Kube(object):
     def _params(self):
         return {"dry_run": DRY_RUN} if self.dry_run else {}
 
-    def merge_patch(self, api_version, kind, name, patch, namespace=None):
+    def merge_patch(self, api_version, kind, name, patch, namespace=None, resource_version=None):
+        """``resource_version``: the one of the object the patch was computed from; the server
+        refuses the patch with 409 Conflict if the object has changed since."""
+        if resource_version:
+            patch = copy.deepcopy(patch)
+            patch.setdefault("metadata", {})["resourceVersion"] = resource_version
         return self._call("patching %s %s" % (kind, _ref(name, namespace)),
                           self.resource(api_version, kind).patch, body=patch, name=name,
                           namespace=namespace, content_type=MERGE, **self._params())
 
     def create(self, api_version, kind, body, namespace=None):
         name = body.get("metadata", {}).get("name")
-        return self._call("creating %s %s" % (kind, _ref(name, namespace)),
-                          self.resource(api_version, kind).create, body=body,
-                          namespace=namespace, **self._params())
+        try:
+            return self._call("creating %s %s" % (kind, _ref(name, namespace)),
+                              self.resource(api_version, kind).create, body=body,
+                              namespace=namespace, **self._params())
+        except MigrationError as exc:
+            # an attempt that timed out may have created it: then the retry finds it there
+            if exc.details.get("reason") != "AlreadyExists" or \
+                    not exc.details.get("after_retries"):
+                raise
+            return self.get(api_version, kind, name, namespace)
 
     def delete(self, api_version, kind, name, namespace=None):
         """Delete; None when it was already gone."""
@@ -150,11 +213,45 @@ def _ref(name, namespace):
     return "%s/%s" % (namespace, name) if namespace else str(name)
 
 
+def _unique(items):
+    return [x for i, x in enumerate(items) if x not in items[:i]]
+
+
+def _after(failures):
+    return " (after %d retried failures: %s)" % (len(failures), "; ".join(_unique(failures))) \
+        if failures else ""
+
+
+def retry_on_conflict(kube, what, attempt, retries=CONFLICT_RETRIES):
+    """``attempt()`` reads the object afresh, computes its change from what it read and writes it
+    with the resourceVersion it read. A 409 Conflict means another writer changed the object in
+    between: read again and redo, up to ``retries`` times. Returns what ``attempt()`` returns;
+    every conflict is recorded in ``kube.conflicts``."""
+    for count in range(retries + 1):
+        try:
+            return attempt()
+        except MigrationError as exc:
+            if exc.details.get("status") != 409 or exc.details.get("reason") == "AlreadyExists":
+                raise
+            kube.conflicts.append(what)
+            if count == retries:
+                raise MigrationError(
+                    "%s was changed by another writer between each read and write, %d times in "
+                    "a row (409 Conflict); nothing of this task was written. Find the other "
+                    "writer (the object's metadata.managedFields names the managers), stop it or "
+                    "let it finish, then run again" % (what, retries + 1),
+                    status=409, conflicts=retries + 1)
+    return None  # not reached
+
+
 class KubeModule(object):
     """AnsibleK8SModule plus one client factory and one way to fail."""
 
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec, retry_counts=False, **kwargs):
+        """retry_counts: return ``conflicts`` and ``api_retries`` (when not zero) besides the
+        warnings every module gives; the module's RETURN documents them."""
         kwargs.setdefault("supports_check_mode", True)
+        self.retry_counts = retry_counts
         if not HAS_K8S_CORE:
             AnsibleModule(argument_spec={}, bypass_checks=True).fail_json(
                 msg="this module needs the kubernetes.core collection (a dependency of "
@@ -186,12 +283,36 @@ class KubeModule(object):
         return self._kube
 
     def run(self, func):
-        """Call func(self) -> result dict; exit_json or fail_json exactly once."""
+        """Call func(self) -> result dict; exit_json or fail_json exactly once. Retried
+        conflicts and transient API failures are reported as one warning line each."""
         try:
             result = func(self)
         except MigrationError as exc:
+            self._report_retries(failed=True)
             self.module.fail_json(msg=exc.msg, **exc.details)
         except Exception as exc:  # pylint: disable=broad-except
             self.module.fail_json(msg="unexpected error: %s" % exc,
                                   exception=traceback.format_exc())
+        result.update(self._report_retries())
         self.module.exit_json(**result)
+
+    def _report_retries(self, failed=False):
+        """Warnings for what was retried; the counts, for the result, when not zero. (After a
+        failure its message lists its own retries.)"""
+        kube = self._kube
+        if kube is None:
+            return {}
+        if kube.conflicts:
+            self.module.warn(
+                "%s was changed by another writer between read and write (409 Conflict); read "
+                "it again and redid the change (%d time%s)" % (
+                    ", ".join(_unique(kube.conflicts)), len(kube.conflicts),
+                    "" if len(kube.conflicts) == 1 else "s"))
+        if kube.retried and not failed:
+            self.module.warn("the API server failed %d request%s that passed on a retry: %s" % (
+                len(kube.retried), "" if len(kube.retried) == 1 else "s",
+                "; ".join(_unique(kube.retried))))
+        if not self.retry_counts:
+            return {}
+        out = {"conflicts": len(kube.conflicts), "api_retries": len(kube.retried)}
+        return dict((k, v) for k, v in out.items() if v)

@@ -119,6 +119,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+conflicts:
+  description:
+    - How many times another writer changed an object between this task's read and write
+      (409 Conflict), after which the task read it again and redid its change. A warning
+      names the objects.
+  returned: when not zero
+  type: int
+  sample: 1
+api_retries:
+  description:
+    - How many API requests failed transiently (429, 5xx, timeout, refused connection) and
+      passed on a retry with backoff. A warning lists them.
+  returned: when not zero
+  type: int
+  sample: 2
 previous_provider:
   description: The provider before this task.
   returned: always
@@ -181,16 +196,14 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import 
     CREDENTIALS_NAMESPACE, check_cloud_settings, cloud_view, credential_secret_name,
     current_provider, get_cluster, machine_metadata, provider_blocks, refuse_deleting,
     remove_credentials_patch, restore_patch, switch_patch)
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 
 
-def run(mod):
+def _attempt(mod, provider, settings):
+    """Read the Cluster, compute the change from it, dry-run it, back up, write it with the
+    resourceVersion read (a concurrent writer makes the server answer 409: see
+    retry_on_conflict)."""
     p = mod.params
-    provider = p["provider"]
-    settings = (p.get(provider) if provider else None) or {}
-    check_backup_dir(p["backup_dir"])
-    if p["state"] == "switched":
-        check_cloud_settings(provider, p["dc"], settings)
     api_version, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
     # a rollback must work on a cluster left with zero or two provider blocks
     if p["state"] != "restored":
@@ -211,6 +224,7 @@ def run(mod):
     after = cluster
     if patch is not None:
         refuse_deleting(cluster, "change the cloud of")
+        version = cluster["metadata"]["resourceVersion"]
         if not (cluster.get("spec") or {}).get("pause") and not p["allow_unpaused"]:
             raise MigrationError(
                 "Cluster %s is not paused; the seed would reconcile a half-made cloud switch. "
@@ -228,13 +242,29 @@ def run(mod):
         dry = mod.kube.dry_run
         mod.kube.dry_run = True
         try:
-            after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch)
+            after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch,
+                                         resource_version=version)
         finally:
             mod.kube.dry_run = dry
         if not mod.check_mode:
             result["backup_path"] = write_backup(p["backup_dir"], "cluster-" + p["cluster"],
                                                  cluster)
-            after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch)
+            after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch,
+                                         resource_version=version)
+    result.update(after=after, before=cluster)
+    return result
+
+
+def run(mod):
+    p = mod.params
+    provider = p["provider"]
+    settings = (p.get(provider) if provider else None) or {}
+    check_backup_dir(p["backup_dir"])
+    if p["state"] == "switched":
+        check_cloud_settings(provider, p["dc"], settings)
+    result = retry_on_conflict(mod.kube, "Cluster %s" % p["cluster"],
+                               lambda: _attempt(mod, provider, settings))
+    after, cluster = result.pop("after"), result.pop("before")
     result["metadata"] = machine_metadata(after, current_provider(after))
     if mod.diff_mode:
         result["diff"] = {"before": cloud_view(cluster), "after": cloud_view(after)}
@@ -259,7 +289,7 @@ def main():
         restore_from={"type": "path"},
         allow_unpaused={"type": "bool", "default": False},
     )
-    KubeModule(spec, required_if=[("state", "switched", ("dc", "provider")),
+    KubeModule(spec, retry_counts=True, required_if=[("state", "switched", ("dc", "provider")),
                                   ("state", "restored", ("restore_from",))]).run(run)
 
 

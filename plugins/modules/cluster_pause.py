@@ -76,6 +76,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+conflicts:
+  description:
+    - How many times another writer changed an object between this task's read and write
+      (409 Conflict), after which the task read it again and redid its change. A warning
+      names the objects.
+  returned: when not zero
+  type: int
+  sample: 1
+api_retries:
+  description:
+    - How many API requests failed transiently (429, 5xx, timeout, refused connection) and
+      passed on a retry with backoff. A warning lists them.
+  returned: when not zero
+  type: int
+  sample: 2
 api_version:
   description: apiVersion of the Cluster kind the seed serves (found by discovery).
   returned: always
@@ -111,20 +126,26 @@ diff:
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
     get_cluster, pause_patch, pause_state, refuse_deleting, wait_reconciled)
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 
 
 def run(mod):
     p = mod.params
-    api_version, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
-    previous = pause_state(cluster)
-    patch = pause_patch(cluster, p["paused"], p["reason"])
+
+    def attempt():
+        api_version, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
+        patch = pause_patch(cluster, p["paused"], p["reason"])
+        after = cluster
+        if patch is not None:
+            refuse_deleting(cluster, "pause" if p["paused"] else "unpause")
+            after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch,
+                                         resource_version=cluster["metadata"]["resourceVersion"])
+        return api_version, pause_state(cluster), patch, after
+
+    api_version, previous, patch, after = retry_on_conflict(
+        mod.kube, "Cluster %s" % p["cluster"], attempt)
     result = {"changed": patch is not None, "api_version": api_version, "previous": previous,
-              "current": previous}
-    if patch is not None:
-        refuse_deleting(cluster, "pause" if p["paused"] else "unpause")
-        after = mod.kube.merge_patch(api_version, "Cluster", p["cluster"], patch)
-        result["current"] = pause_state(after)
+              "current": pause_state(after)}
     if mod.diff_mode:
         result["diff"] = {"before": previous, "after": result["current"]}
     if p["wait_reconciled"] and not p["paused"] and not mod.check_mode:
@@ -139,7 +160,7 @@ def main():
     spec.update(paused={"type": "bool", "required": True}, reason={"type": "str"},
                 wait_reconciled={"type": "bool", "default": False},
                 wait_timeout={"type": "int", "default": 300})
-    KubeModule(spec).run(run)
+    KubeModule(spec, retry_counts=True).run(run)
 
 
 if __name__ == "__main__":

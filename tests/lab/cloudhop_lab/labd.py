@@ -210,11 +210,12 @@ class Lab:
             return {"ok": True, "rv": apis[request.get("cluster", "user")].compact()}
         if cmd == "fault":
             srv = self.servers[0 if request.get("cluster") == "seed" else 1]
-            with srv.faults.lock:
-                if request.get("clear"):
+            if request.get("clear"):
+                with srv.faults.lock:
+                    matched = [dict(r) for r in srv.faults.rules]
                     srv.faults.rules.clear()
-                else:
-                    srv.faults.rules.append(request["rule"])
+                return {"ok": True, "rules": matched}
+            srv.faults.add(request["rule"])
             return {"ok": True}
         if cmd == "gcp":
             # the Google API's request log from index ``since`` (writes = POST/PATCH answered

@@ -45,11 +45,25 @@ class Audit:
 
 
 class Faults:
-    """Programmable failures for fault-injection tests (503s, delays, forced conflicts)."""
+    """Programmable failures for fault-injection tests.
+
+    A rule (dict) matches requests by ``verb`` and ``path_contains``, for ``count`` requests
+    (default 1) or, with ``seconds``, every request until that many seconds after it was added.
+    It can ``delay`` the request (seconds; longer than the client's timeout is a timeout), answer
+    ``code`` (503, 500, 429...) instead of serving it, or do a ``concurrent_write`` first (another
+    client changes the object, so a write with the resourceVersion read before gets 409).
+    """
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.rules = []  # dicts: verb, path_contains, code, count, delay
+        self.rules = []
+
+    def add(self, rule):
+        rule = dict(rule)
+        if rule.get("seconds"):
+            rule["until"] = time.monotonic() + float(rule["seconds"])
+        with self.lock:
+            self.rules.append(rule)
 
     def match(self, verb, path):
         with self.lock:
@@ -58,9 +72,14 @@ class Faults:
                     continue
                 if rule.get("path_contains") and rule["path_contains"] not in path:
                     continue
-                if rule.get("count", 1) <= 0:
-                    continue
-                rule["count"] = rule.get("count", 1) - 1
+                if "until" in rule:
+                    if time.monotonic() > rule["until"]:
+                        continue
+                else:
+                    if rule.get("count", 1) <= 0:
+                        continue
+                    rule["count"] = rule.get("count", 1) - 1
+                rule["matched"] = rule.get("matched", 0) + 1
                 return dict(rule)
         return None
 
@@ -268,6 +287,12 @@ def make_handler(api, tokens, audit, faults):
             if fault:
                 if fault.get("delay"):
                     time.sleep(fault["delay"])
+                if fault.get("concurrent_write") and name:
+                    # another client writes the object just before this request is served (a
+                    # write carrying the resourceVersion it read then gets 409, as from etcd)
+                    api.patch(rt, ns, name, "merge", {"metadata": {"annotations": {
+                        "lab.cloudhop.io/concurrent-writer": str(time.time())}}},
+                        manager="concurrent-writer")
                 if fault.get("code"):
                     raise errors.ApiError(fault["code"], fault.get("reason", "ServiceUnavailable"),
                                           fault.get("message", "injected fault"))

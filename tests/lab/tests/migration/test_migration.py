@@ -132,6 +132,41 @@ print(json.dumps(cm.data or {}))
 """
 
 
+# a Deployment pinned to the last old node (by nodeName, so its pod comes back there) with a
+# PodDisruptionBudget of minAvailable 1: %s is create, report or delete
+HELD = r"""
+import json, os, time
+from kubernetes import client, config
+user = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
+core, apps, policy = client.CoreV1Api(user), client.AppsV1Api(user), client.PolicyV1Api(user)
+old = sorted(n.metadata.name for n in core.list_node().items
+             if n.spec.provider_id.startswith("vsphere://"))
+action, labels = "%s", {"app": "held"}
+if action == "create":
+    apps.create_namespaced_deployment("default", {"metadata": {"name": "held"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels}, "spec": {"nodeName": old[-1],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "cloudhop/echo:lab"}]}}}})
+    policy.create_namespaced_pod_disruption_budget("default", {"metadata": {"name": "held"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        pdb = policy.read_namespaced_pod_disruption_budget("held", "default")
+        if pdb.status and pdb.status.current_healthy == 1:
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit("the held pod did not become ready")
+elif action == "delete":
+    policy.delete_namespaced_pod_disruption_budget("held", "default")
+    apps.delete_namespaced_deployment("held", "default")
+print(json.dumps({"node": old[-1], "unschedulable": {
+    n.metadata.name: bool(n.spec.unschedulable) for n in core.list_node().items
+    if n.metadata.name in old}}))
+"""
+
+
 def state():
     return in_lab(STATE)
 
@@ -257,6 +292,23 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     proc = playbook("migrate.yml", "--tags", "preflight")
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert state()["ledger"] == {"preflight": "done"}
+    # --- the user cluster's API fails every MachineDeployment patch (503) for longer than the
+    # retries: the phase fails in bounded time, naming itself and the outcome, and the ledger
+    # records it; once the API is back, the same command resumes
+    lab("admin", json.dumps({"cmd": "fault", "cluster": "user", "rule": {
+        "verb": "patch", "path_contains": "/machinedeployments/", "code": 503, "seconds": 300}}))
+    t0 = time.monotonic()
+    proc = playbook("migrate.yml", "--tags", "workers_pause")
+    took = time.monotonic() - t0
+    lab("admin", json.dumps({"cmd": "fault", "cluster": "user", "clear": True}))
+    assert proc.returncode != 0
+    assert re.search(r"Phase workers_pause of cluster %s failed at .*patching MachineDeployment "
+                     r"kube-system/to-migrate-vsphere-node failed 5 times over 15 s \(.*HTTP 503"
+                     % CID, proc.stdout), proc.stdout[-4000:]
+    assert took < 90, took
+    st = state()
+    assert st["ledger"] == {"preflight": "done", "workers_pause": "failed"}
+    assert st["mds"] == {"to-migrate-vsphere-node": False}
     proc = playbook("migrate.yml", "--tags", "workers_pause")
     assert proc.returncode == 0, proc.stdout[-8000:]
     st = state()
@@ -372,6 +424,22 @@ def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noq
     # the VPN client's node hooks run on every node, old and new
     hooks = node_hooks()
     assert hooks and all(h == {"blackhole": True, "bridge": True} for h in hooks.values()), hooks
+    # --- a workload on the last old node whose PodDisruptionBudget allows no disruption: that
+    # drain times out, uncordons the node, and the failure names the budget
+    pdb_state = in_lab(HELD % "create")
+    proc = playbook("migrate.yml", "--skip-tags", "cleanup,report",
+                    "-e", "workload_move_drain_timeout=6")
+    after = in_lab(HELD % "report")
+    in_lab(HELD % "delete")
+    assert proc.returncode != 0
+    assert re.search(r"Draining %s failed at .*Eviction was refused by PodDisruptionBudget "
+                     r"default/held \(minAvailable 1: 1 of 1 pods healthy, 1 needed, 0 "
+                     r"disruptions allowed; holds held-" % pdb_state["node"], proc.stdout), \
+        proc.stdout[-6000:]
+    assert state()["ledger"]["workload_move"] == "failed"
+    # nothing is left cordoned without reason: the old nodes drained before it stay cordoned,
+    # the held one is schedulable again
+    assert after["unschedulable"] == dict(pdb_state["unschedulable"], **{pdb_state["node"]: False})
     proc = playbook("migrate.yml", "--skip-tags", "cleanup,report")
     assert proc.returncode == 0, proc.stdout[-8000:]
     st = state()

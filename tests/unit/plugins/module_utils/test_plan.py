@@ -156,3 +156,46 @@ def test_phase_windows_in_migration_order_with_durations():
     out = plan.phase_windows(phases)
     assert [w["name"] for w in out] == ["preflight", "seed_vpn"]
     assert out[0]["seconds"] == 5.0 and out[1]["seconds"] is None
+
+
+def _pod(name, ns="echo", deleting=False, **labels):
+    meta = {"name": name, "namespace": ns, "labels": labels}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+    return {"metadata": meta}
+
+
+def _pdb(name, allowed, ns="echo", **spec):
+    return {"metadata": {"name": name, "namespace": ns}, "spec": spec,
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 3, "desiredHealthy": 3,
+                       "expectedPods": 3}}
+
+
+@pytest.mark.parametrize("selector,labels,want", [
+    ({}, {"a": "1"}, True),  # policy/v1: an empty selector selects every pod
+    (None, {"a": "1"}, False),
+    ({"matchLabels": {"app": "echo"}}, {"app": "echo", "x": "y"}, True),
+    ({"matchLabels": {"app": "echo"}}, {"app": "other"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]},
+     {"tier": "web"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]},
+     {"tier": "web"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]}, {}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {}, True),
+])
+def test_selector_matches(selector, labels, want):
+    assert plan.selector_matches(selector, labels) is want
+
+
+def test_blocking_pdbs_names_only_budgets_that_hold_a_pod_now():
+    pods = [_pod("echo-1", app="echo"), _pod("web-1", ns="web", app="web"),
+            _pod("gone-1", deleting=True, app="gone")]
+    pdbs = [_pdb("echo", 0, minAvailable=3, selector={"matchLabels": {"app": "echo"}}),
+            _pdb("roomy", 1, minAvailable=2, selector={"matchLabels": {"app": "echo"}}),
+            _pdb("elsewhere", 0, ns="other", maxUnavailable=0, selector={}),
+            _pdb("gone", 0, maxUnavailable=0, selector={"matchLabels": {"app": "gone"}})]
+    assert plan.blocking_pdbs(pdbs, pods) == [
+        "echo/echo (minAvailable 3: 3 of 3 pods healthy, 3 needed, 0 disruptions allowed; "
+        "holds echo-1)"]
+    assert plan.blocking_pdbs(pdbs, []) == []

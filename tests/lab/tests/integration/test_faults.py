@@ -1,0 +1,150 @@
+"""API faults met by the collection's modules, injected in the lab's seed API server.
+
+- A concurrent writer changes the Cluster between the module's read and its write: the write
+  carries the resourceVersion it was computed from, so the server answers 409 Conflict (no lost
+  update); the module reads again, redoes the change and says so in one warning line. A writer
+  that never stops makes the module fail clearly, having written nothing.
+- The API answers 503 for a while: retried with backoff, then passes with one warning line; an
+  outage longer than the retries fails, bounded in time, with every outcome in the message.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from .conftest import LAB
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+ANNOTATION = "lab.cloudhop.io/concurrent-writer"
+
+
+def cluster_id():
+    with open(os.path.join(LAB, "user_clusters.yml"), encoding="utf-8") as fh:
+        inv = yaml.safe_load(fh)
+    (cid, dummy), = inv["all"]["children"]["user_clusters"]["hosts"].items()
+    return cid
+
+
+def fault(lab_admin, rule=None):
+    """Add a rule to the seed API's faults, or (rule None) clear them; returns the cleared
+    rules with how many requests each matched."""
+    if rule is None:
+        return lab_admin({"cmd": "fault", "cluster": "seed", "clear": True})["rules"]
+    assert lab_admin({"cmd": "fault", "cluster": "seed", "rule": rule})["ok"]
+    return None
+
+
+def module(name, **args):
+    """Run one module of the collection on localhost; (result, warnings, seconds)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [os.path.join(REPO, ".venv", "bin", "ansible"), "localhost", "-m",
+         "cloudhop.k8s_migration." + name, "-a", json.dumps(args)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
+    took = time.monotonic() - t0
+    out = proc.stdout
+    doc = json.loads(out[out.index("{"):])
+    res = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return res, res.get("warnings") or [], took
+
+
+@pytest.fixture(autouse=True)
+def unpaused_afterwards(seed_custom, lab_admin):
+    """Whatever a test did, the next one starts with no faults and the Cluster unpaused."""
+    yield
+    fault(lab_admin)
+    seed_custom.patch_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", cluster_id(),
+                                            {"spec": {"pause": False, "pauseReason": None}})
+
+
+def cluster(seed_custom, cid):
+    return seed_custom.get_cluster_custom_object("kubermatic.k8c.io", "v1", "clusters", cid)
+
+
+def pause(cid, paused, **extra):
+    return module("cluster_pause", kubeconfig=os.environ["CLH_SEED_KUBECONFIG"], cluster=cid,
+                  paused=paused, reason="fault test" if paused else None, **extra)
+
+
+def test_a_concurrent_writer_gets_a_reread_not_a_lost_update(seed_custom, seed_audit,
+                                                              lab_admin):
+    cid = cluster_id()
+    assert not cluster(seed_custom, cid)["spec"].get("pause")
+    fault(lab_admin, {"verb": "patch", "path_contains": "/clusters/" + cid,
+                      "concurrent_write": True, "count": 1})
+    seed_audit.mark()
+    try:
+        res, warnings, dummy = pause(cid, True)
+    finally:
+        rules = fault(lab_admin)
+    assert rules[0].get("matched") == 1
+    assert not res.get("failed"), res.get("msg")
+    assert res["changed"] and res["conflicts"] == 1
+    assert len(warnings) == 1, warnings
+    assert "Cluster %s was changed by another writer" % cid in warnings[0]
+    assert "409 Conflict" in warnings[0] and "(1 time)" in warnings[0]
+    # both writes are in the object: the other writer's and the module's
+    obj = cluster(seed_custom, cid)
+    assert obj["spec"]["pause"] is True and ANNOTATION in obj["metadata"]["annotations"]
+    patches = [r for r in seed_audit.since() if r["method"] == "PATCH" and cid in r["path"]]
+    assert [r["code"] for r in patches] == [409, 200]  # refused, then redone on a fresh read
+    res, warnings, dummy = pause(cid, False)
+    assert res["changed"] and "conflicts" not in res and not warnings
+    assert not cluster(seed_custom, cid)["spec"].get("pause")
+
+
+def test_a_writer_that_never_stops_fails_the_task_with_nothing_written(seed_custom, lab_admin):
+    cid = cluster_id()
+    fault(lab_admin, {"verb": "patch", "path_contains": "/clusters/" + cid,
+                      "concurrent_write": True, "count": 10})
+    try:
+        res, dummy, dummy2 = pause(cid, True)
+    finally:
+        rules = fault(lab_admin)
+    assert rules[0]["matched"] == 4
+    assert res.get("failed")
+    assert "Cluster %s was changed by another writer between each read and write, 4 times in " \
+        "a row (409 Conflict)" % cid in res["msg"]
+    assert "managedFields" in res["msg"]
+    assert not cluster(seed_custom, cid)["spec"].get("pause")
+
+
+def test_an_api_that_fails_for_a_while_is_retried_with_backoff(seed_custom, lab_admin):
+    cid = cluster_id()
+    fault(lab_admin, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
+                      "count": 2})
+    try:
+        res, warnings, took = pause(cid, True)
+    finally:
+        rules = fault(lab_admin)
+    assert not res.get("failed"), res.get("msg")
+    assert res["changed"], res
+    assert res["api_retries"] == rules[0]["matched"] == 2, (res, rules)
+    assert len(warnings) == 1 and "2 requests that passed on a retry" in warnings[0]
+    assert "HTTP 503" in warnings[0] and "reading Cluster %s" % cid in warnings[0]
+    assert took >= 3  # 1 s, then 2 s of backoff
+    assert cluster(seed_custom, cid)["spec"]["pause"] is True
+    res, dummy, dummy2 = pause(cid, False)
+    assert res["changed"] and not cluster(seed_custom, cid)["spec"].get("pause")
+
+
+def test_an_outage_longer_than_the_retries_fails_in_bounded_time(seed_custom, lab_admin):
+    cid = cluster_id()
+    fault(lab_admin, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
+                      "seconds": 60})
+    try:
+        res, dummy, took = pause(cid, True)
+    finally:
+        rules = fault(lab_admin)
+    assert res.get("failed")
+    assert rules[0]["matched"] == 5
+    assert "reading Cluster %s failed 5 times over 15 s" % cid in res["msg"]
+    assert "HTTP 503" in res["msg"] and "run again" in res["msg"]
+    assert 15 <= took < 40
+    assert not cluster(seed_custom, cid)["spec"].get("pause")
