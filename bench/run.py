@@ -1,4 +1,5 @@
-"""make bench: lab-up time and API latency; writes bench/results.json and a Markdown table."""
+"""make bench: lab-up time, API latency, scale, VPN latency, probe cost and route_verify against a
+bare SSH sweep; writes bench/results.json and a Markdown table."""
 
 import json
 import os
@@ -112,6 +113,9 @@ def main():
     vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
                                {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
     probe = probe_overhead()
+    # route_verify against a bare parallel SSH sweep, at growing node counts (one lab: it scales)
+    sweep = in_fresh_lab([os.path.join(HERE, "route_sweep.py")] +
+                         (["1", "3"] if QUICK else ["3", "10", "50", "100"]))
     path = os.path.join(HERE, "results.json")
     results = {}
     if os.path.exists(path):
@@ -126,6 +130,7 @@ def main():
     results["vpn_latency"] = vpn
     results["vpn_latency_tcp_nodelay"] = vpn_nodelay
     results["probe_overhead"] = probe
+    results["route_verify_sweep"] = sweep
     results["quick"] = QUICK
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
@@ -147,6 +152,11 @@ def main():
                 % (vpn_nodelay["one_way_added_ms_p50"], vpn_nodelay["rtt_ms_p99_over_vpn"]))
     rows.append("| probe at %d req/s: CPU | %.1f %% of one core | |"
                 % (probe["rate"], probe["cpu_percent"]))
+    for r in sweep:
+        rows.append("| route_verify on %d nodes / bare SSH sweep | %.2f s / %.2f s = %.2f x "
+                    "(whole command %.2f s) | |" % (r["nodes"], r["route_verify_play_s"],
+                                                    r["bare_sweep_s"], r["ratio_play"],
+                                                    r["ansible_playbook_s"]))
     table = "\n".join(rows)
     with open(os.path.join(HERE, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(table + "\n")

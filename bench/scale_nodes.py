@@ -45,6 +45,21 @@ def used_mib():
     return (info["MemTotal"] - info["MemAvailable"]) // 1024
 
 
+def scale_to(custom, apps, n, t0=None):
+    """Scale the vSphere MachineDeployment to n nodes and wait until n are Ready with canal."""
+    t0 = t0 or time.monotonic()
+    custom.patch_namespaced_custom_object(*MD, {"spec": {"replicas": n}})
+    while True:
+        md = custom.get_namespaced_custom_object(*MD)
+        canal = apps.read_namespaced_daemon_set("canal", "kube-system").status
+        if (md.get("status") or {}).get("readyReplicas") == n and canal.number_ready == n:
+            return
+        if time.monotonic() - t0 > 900:
+            raise SystemExit("timed out at %s nodes" % (md.get("status") or {}).get(
+                "readyReplicas"))
+        time.sleep(0.2)
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     api = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
@@ -53,16 +68,7 @@ def main():
     base_mem, base_procs = lab_pss_mib()
     base_used = used_mib()
     t0 = time.monotonic()
-    custom.patch_namespaced_custom_object(*MD, {"spec": {"replicas": n}})
-    while True:
-        md = custom.get_namespaced_custom_object(*MD)
-        canal = apps.read_namespaced_daemon_set("canal", "kube-system").status
-        if (md.get("status") or {}).get("readyReplicas") == n and canal.number_ready == n:
-            break
-        if time.monotonic() - t0 > 900:
-            raise SystemExit("timed out at %s nodes" % (md.get("status") or {}).get(
-                "readyReplicas"))
-        time.sleep(0.2)
+    scale_to(custom, apps, n, t0)
     elapsed = time.monotonic() - t0
     time.sleep(2)
     mem, procs = lab_pss_mib()

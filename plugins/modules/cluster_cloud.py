@@ -289,8 +289,9 @@ def main():
         restore_from={"type": "path"},
         allow_unpaused={"type": "bool", "default": False},
     )
-    KubeModule(spec, retry_counts=True, required_if=[("state", "switched", ("dc", "provider")),
-                                  ("state", "restored", ("restore_from",))]).run(run)
+    KubeModule(spec, retry_counts=True,
+               required_if=[("state", "switched", ("dc", "provider")),
+                            ("state", "restored", ("restore_from",))]).run(run)
 
 
 if __name__ == "__main__":

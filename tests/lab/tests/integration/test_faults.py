@@ -6,10 +6,13 @@
   that never stops makes the module fail clearly, having written nothing.
 - The API answers 503 for a while: retried with backoff, then passes with one warning line; an
   outage longer than the retries fails, bounded in time, with every outcome in the message.
+- A node refuses SSH during preflight's route check: every other node is still checked, then
+  the run stops naming the node and the reason, before any write.
 """
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -72,8 +75,7 @@ def pause(cid, paused, **extra):
                   paused=paused, reason="fault test" if paused else None, **extra)
 
 
-def test_a_concurrent_writer_gets_a_reread_not_a_lost_update(seed_custom, seed_audit,
-                                                              lab_admin):
+def test_a_concurrent_writer_gets_a_reread_not_a_lost_update(seed_custom, seed_audit, lab_admin):
     cid = cluster_id()
     assert not cluster(seed_custom, cid)["spec"].get("pause")
     fault(lab_admin, {"verb": "patch", "path_contains": "/clusters/" + cid,
@@ -148,3 +150,40 @@ def test_an_outage_longer_than_the_retries_fails_in_bounded_time(seed_custom, la
     assert "HTTP 503" in res["msg"] and "run again" in res["msg"]
     assert 15 <= took < 40
     assert not cluster(seed_custom, cid)["spec"].get("pause")
+
+
+def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_audit):
+    """One node's sshd refuses connections (the node's own firewall resets port 22, also on
+    connections an SSH ControlMaster already holds). The read-only route check still asks
+    every node, then fails naming that node and SSH's reason; nothing is written."""
+    node = sorted(n[len("clh-n-"):] for n in os.listdir("/run/netns") if n.startswith("clh-n-"))[0]
+    netns = "clh-n-" + node
+    ruleset = ("table inet clh_test_ssh {\n chain input {\n  type filter hook input priority 0;"
+               "\n  tcp dport 22 reject with tcp reset\n }\n}\n")
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=ruleset, text=True,
+                   check=True)
+    seed_audit.mark()
+    user_audit.mark()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    try:
+        proc = subprocess.run(
+            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+             "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
+             "-i", os.path.join(LAB, "user_clusters.yml"),
+             os.path.join(REPO, "playbooks", "preflight.yml")],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet",
+                        "clh_test_ssh"], check=True)
+    out = proc.stdout
+    assert proc.returncode != 0
+    assert re.search(r"1 of 3 nodes did not answer over SSH \(reading its routes and "
+                     r"interfaces\): %s: [^;]*(refused|reset|closed)[^;]*; the other nodes "
+                     r"were checked" % re.escape(node), out), out[-5000:]
+    # the other nodes' route checks ran
+    others = sorted(n[len("clh-n-"):] for n in os.listdir("/run/netns")
+                    if n.startswith("clh-n-"))[1:]
+    for other in others:
+        assert re.search(r"ok: \[[^\]]*-> [^\]]*\] => \(item=%s\)" % re.escape(other), out), \
+            other
+    assert seed_audit.writes() == [] and user_audit.writes() == []

@@ -1,0 +1,100 @@
+"""route_verify on N lab nodes against a bare parallel SSH sweep (runs inside clh-ctl).
+
+For each size: scale the vSphere MachineDeployment to N nodes, then, in alternating rounds,
+- the bare sweep: one ``ssh root@node ip -j route`` per node, all at once, fresh connections;
+- route_verify: ``bench/route_verify.yml`` (one play over the nodes, forks = N, the
+  collection's ansible.cfg: pipelining, ControlPersist), each round with an empty ControlPath
+  directory so every connection is new, as in the bare sweep.
+Reports medians: the bare sweep, route_verify's play (task start to end, from the playbook's own
+timestamps) and the whole ansible-playbook command (with its start-up), and their ratios.
+Usage: route_sweep.py ROUNDS N [N ...]. Prints JSON.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from kubernetes import client, config
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale_nodes import scale_to  # noqa: E402  pylint: disable=wrong-import-position
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+LAB = os.environ["CLH_LAB_DIR"]
+
+
+def node_ips(core):
+    return [next(a.address for a in n.status.addresses if a.type == "InternalIP")
+            for n in core.list_node().items if n.metadata.name.startswith("to-migrate-vsphere")]
+
+
+def bare_sweep(ips):
+    ssh = ["ssh", "-i", os.path.join(LAB, "ssh", "id_ed25519"), "-o", "BatchMode=yes",
+           "-o", "UserKnownHostsFile=" + os.path.join(LAB, "ssh", "known_hosts"),
+           "-o", "StrictHostKeyChecking=yes", "-o", "ControlMaster=no"]
+
+    def one(ip):
+        out = subprocess.run(ssh + ["root@" + ip, "ip", "-j", "route"], capture_output=True,
+                             text=True, check=False, timeout=120)
+        return out.returncode == 0 and out.stdout.startswith("[")
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(ips)) as pool:
+        ok = list(pool.map(one, ips))
+    took = time.monotonic() - t0
+    assert all(ok), "the bare sweep failed on %d nodes" % ok.count(False)
+    return took
+
+
+def route_verify(n):
+    with tempfile.TemporaryDirectory() as cp_dir:
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir, ANSIBLE_FORKS=str(max(n, 5)))
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+             "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
+             os.path.join(HERE, "route_verify.yml")],
+            capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=600)
+        wall = time.monotonic() - t0
+        subprocess.run(["pkill", "-f", cp_dir], check=False)  # the ControlPersist masters
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    marks = [float(line.split("SWEEP-T=")[1].split('"')[0]) for line in proc.stdout.splitlines()
+             if "SWEEP-T=" in line]
+    assert len(marks) == 2, proc.stdout[-3000:]
+    checked = proc.stdout.count("ok: [to-migrate-vsphere")
+    assert checked == n, "route_verify answered on %d of %d nodes" % (checked, n)
+    return marks[1] - marks[0], wall
+
+
+def main():
+    rounds, sizes = int(sys.argv[1]), [int(a) for a in sys.argv[2:]]
+    api = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
+    custom, apps, core = client.CustomObjectsApi(api), client.AppsV1Api(api), client.CoreV1Api(api)
+    out = []
+    for n in sizes:
+        scale_to(custom, apps, n)
+        ips = node_ips(core)
+        assert len(ips) == n, (len(ips), n)
+        bare, play, wall = [], [], []
+        for _r in range(rounds):
+            bare.append(bare_sweep(ips))
+            p, w = route_verify(n)
+            play.append(p)
+            wall.append(w)
+        b, p, w = statistics.median(bare), statistics.median(play), statistics.median(wall)
+        out.append({"nodes": n, "rounds": rounds, "bare_sweep_s": round(b, 2),
+                    "route_verify_play_s": round(p, 2), "ansible_playbook_s": round(w, 2),
+                    "ratio_play": round(p / b, 2), "ratio_command": round(w / b, 2),
+                    "runs": {"bare": [round(x, 2) for x in bare],
+                             "play": [round(x, 2) for x in play]}})
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
