@@ -70,10 +70,10 @@ unit: setup
 integration: setup
 	@$(PY) -m cloudhop_lab up
 	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider \
-		--timeout 600 tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; \
+		--timeout 600 --durations 12 tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; \
 		[ $$rc -eq 0 ] || exit $$rc
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 tests/lab/tests/migration
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 --durations 5 tests/lab/tests/migration
 
 # molecule/default: the whole migration with Molecule's delegated driver (create = lab up,
 # converge = migrate.yml, idempotence, verify, destroy = lab down); CLOUDHOP_MOLECULE_CLOUD and
