@@ -59,28 +59,30 @@ REQUEST_TIMEOUT = 30  # seconds for one API request
 CONFLICT_RETRIES = 3
 
 
-def api_error_reason(exc):
-    """The ``reason`` of a Kubernetes API error's Status (``Conflict``, ``AlreadyExists``...)."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        return json.loads(body).get("reason")
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def api_error_message(exc):
-    """The Status message of a Kubernetes API error, or the exception text."""
+def _status(exc):
+    """The Status object in a Kubernetes API error's body, or None."""
     body = getattr(exc, "body", None)
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     try:
         status = json.loads(body)
-        return "%s (HTTP %s, %s)" % (
-            status.get("message"), getattr(exc, "status", "?"), status.get("reason", ""))
     except (TypeError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def api_error_reason(exc):
+    """The ``reason`` of a Kubernetes API error's Status (``Conflict``, ``AlreadyExists``...)."""
+    return (_status(exc) or {}).get("reason")
+
+
+def api_error_message(exc):
+    """The Status message of a Kubernetes API error, or the exception text."""
+    status = _status(exc)
+    if status is None:
         return "%s (HTTP %s)" % (getattr(exc, "reason", str(exc)), getattr(exc, "status", "?"))
+    return "%s (HTTP %s, %s)" % (
+        status.get("message"), getattr(exc, "status", "?"), status.get("reason", ""))
 
 
 def k8s_argument_spec(**extra):

@@ -75,17 +75,25 @@ def pause(cid, paused, **extra):
                   paused=paused, reason="fault test" if paused else None, **extra)
 
 
+def pause_under_fault(lab_admin, cid, rule):
+    """cluster_pause paused=true while a seed API fault rule is in place; (result, warnings,
+    seconds, the rule with how many requests it matched)."""
+    fault(lab_admin, rule)
+    try:
+        res, warnings, took = pause(cid, True)
+    finally:
+        rules = fault(lab_admin)
+    return res, warnings, took, rules[0]
+
+
 def test_a_concurrent_writer_gets_a_reread_not_a_lost_update(seed_custom, seed_audit, lab_admin):
     cid = cluster_id()
     assert not cluster(seed_custom, cid)["spec"].get("pause")
-    fault(lab_admin, {"verb": "patch", "path_contains": "/clusters/" + cid,
-                      "concurrent_write": True, "count": 1})
     seed_audit.mark()
-    try:
-        res, warnings, dummy = pause(cid, True)
-    finally:
-        rules = fault(lab_admin)
-    assert rules[0].get("matched") == 1
+    res, warnings, dummy, rule = pause_under_fault(
+        lab_admin, cid, {"verb": "patch", "path_contains": "/clusters/" + cid,
+                         "concurrent_write": True, "count": 1})
+    assert rule.get("matched") == 1
     assert not res.get("failed"), res.get("msg")
     assert res["changed"] and res["conflicts"] == 1
     assert len(warnings) == 1, warnings
@@ -103,13 +111,10 @@ def test_a_concurrent_writer_gets_a_reread_not_a_lost_update(seed_custom, seed_a
 
 def test_a_writer_that_never_stops_fails_the_task_with_nothing_written(seed_custom, lab_admin):
     cid = cluster_id()
-    fault(lab_admin, {"verb": "patch", "path_contains": "/clusters/" + cid,
-                      "concurrent_write": True, "count": 10})
-    try:
-        res, dummy, dummy2 = pause(cid, True)
-    finally:
-        rules = fault(lab_admin)
-    assert rules[0]["matched"] == 4
+    res, dummy, dummy2, rule = pause_under_fault(
+        lab_admin, cid, {"verb": "patch", "path_contains": "/clusters/" + cid,
+                         "concurrent_write": True, "count": 10})
+    assert rule["matched"] == 4
     assert res.get("failed")
     assert "Cluster %s was changed by another writer between each read and write, 4 times in " \
         "a row (409 Conflict)" % cid in res["msg"]
@@ -119,15 +124,12 @@ def test_a_writer_that_never_stops_fails_the_task_with_nothing_written(seed_cust
 
 def test_an_api_that_fails_for_a_while_is_retried_with_backoff(seed_custom, lab_admin):
     cid = cluster_id()
-    fault(lab_admin, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
-                      "count": 2})
-    try:
-        res, warnings, took = pause(cid, True)
-    finally:
-        rules = fault(lab_admin)
+    res, warnings, took, rule = pause_under_fault(
+        lab_admin, cid, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
+                         "count": 2})
     assert not res.get("failed"), res.get("msg")
     assert res["changed"], res
-    assert res["api_retries"] == rules[0]["matched"] == 2, (res, rules)
+    assert res["api_retries"] == rule["matched"] == 2, (res, rule)
     assert len(warnings) == 1 and "2 requests that passed on a retry" in warnings[0]
     assert "HTTP 503" in warnings[0] and "reading Cluster %s" % cid in warnings[0]
     assert took >= 3  # 1 s, then 2 s of backoff
@@ -138,14 +140,11 @@ def test_an_api_that_fails_for_a_while_is_retried_with_backoff(seed_custom, lab_
 
 def test_an_outage_longer_than_the_retries_fails_in_bounded_time(seed_custom, lab_admin):
     cid = cluster_id()
-    fault(lab_admin, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
-                      "seconds": 60})
-    try:
-        res, dummy, took = pause(cid, True)
-    finally:
-        rules = fault(lab_admin)
+    res, dummy, took, rule = pause_under_fault(
+        lab_admin, cid, {"verb": "get", "path_contains": "/clusters/" + cid, "code": 503,
+                         "seconds": 60})
     assert res.get("failed")
-    assert rules[0]["matched"] == 5
+    assert rule["matched"] == 5
     assert "reading Cluster %s failed 5 times over 15 s" % cid in res["msg"]
     assert "HTTP 503" in res["msg"] and "run again" in res["msg"]
     assert 15 <= took < 40
