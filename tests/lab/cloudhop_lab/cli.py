@@ -383,7 +383,8 @@ def main(argv=None):
         up({"legacy_api": args.legacy_api, "workers": args.workers,
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
             "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
-            "dataplane": args.dataplane, "konnectivity": args.konnectivity})
+            "dataplane": args.dataplane, "konnectivity": args.konnectivity,
+            "rbac": args.rbac})
     elif args.cmd == "down":
         down()
     elif args.cmd == "wait-app":

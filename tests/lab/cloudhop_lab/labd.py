@@ -83,7 +83,7 @@ class Lab:
         system:masters. Not enforcing: allowed, and written to rbac-denied.jsonl."""
         kinds = {k: api.rt("rbac.authorization.k8s.io", "v1", k.lower() + "s")
                  for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
-        authz = rbac.Authorizer(lambda kind: api.list(kinds[kind], copy_objs=False),
+        authz = rbac.Authorizer(lambda kind: api.list(kinds[kind], copy_objs=False)[0],
                                 {"cloudhop-admin": ["system:masters"]})
         denied_log = os.path.join(self.dir, "rbac-denied.jsonl")
         lock = threading.Lock()
