@@ -22,8 +22,8 @@ CONFIG = "nodes.cloudhop.yml"
 def kubeconfig(lab_dir, cluster, opts):
     """The kubeconfig the collection uses: the admin's, or with ``--rbac`` the one of user
     cloudhop-migrator, who has only what docs/rbac grants."""
-    return os.path.join(lab_dir, "%s%s.kubeconfig" % (cluster, "-migrator" if opts.get("rbac")
-                                                       else ""))
+    suffix = "-migrator" if opts.get("rbac") else ""
+    return os.path.join(lab_dir, "%s%s.kubeconfig" % (cluster, suffix))
 
 
 def write_plugin_config(lab_dir, md_name, opts=None):
