@@ -65,7 +65,7 @@ class Api:
         self.service_net = ipaddress.ip_network(service_cidr)
         self.on_change = []  # callables(key) run after each committed write (outside lock)
         self.compacted = 0  # watches from an older resourceVersion get 410 Expired
-        self.rbac = None  # optional authorizer callable(user, verb, rt, ns, sub) -> bool
+        self.rbac = None  # optional authorizer callable(user, verb, rt, ns, sub, name) -> bool
 
     # ------------------------------------------------------------------ helpers
 

@@ -179,7 +179,8 @@ def up(options):
     _pki(os.path.join(d, "pki"), opts)
     _ssh_keypair(os.path.join(d, "ssh"))
     config = {"bind": "127.0.0.1", "seed_port": 6443, "user_port": 7443,
-              "admin_token": secrets.token_urlsafe(24), "options": opts}
+              "admin_token": secrets.token_urlsafe(24),
+              "migrator_token": secrets.token_urlsafe(24), "options": opts}
     with open(os.path.join(d, "config.json"), "w", encoding="utf-8") as fh:
         os.fchmod(fh.fileno(), 0o600)
         json.dump(config, fh, indent=2)
@@ -188,7 +189,11 @@ def up(options):
                 "https://127.0.0.1:%d" % config["seed_port"], ca, config["admin_token"])
     _kubeconfig(os.path.join(d, "user.kubeconfig"), "lab-user",
                 "https://127.0.0.1:%d" % config["user_port"], ca, config["admin_token"])
-    write_plugin_config(d, opts["md_name"])
+    if opts.get("rbac"):
+        for name, port in (("seed", config["seed_port"]), ("user", config["user_port"])):
+            _kubeconfig(os.path.join(d, name + "-migrator.kubeconfig"), "lab-" + name,
+                        "https://127.0.0.1:%d" % port, ca, config["migrator_token"])
+    write_plugin_config(d, opts["md_name"], opts)
     write_migration_inventory(d, opts)
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
@@ -351,6 +356,11 @@ def main(argv=None):
     p_up.add_argument("--konnectivity", action="store_true", default=None,
                       help="a Konnectivity cluster: no openvpn-server in the seed, no "
                            "openvpn-client in the user cluster (the migration brings a VPN hub)")
+    p_up.add_argument("--rbac", choices=["audit", "enforce"],
+                      help="the collection's inventories use user cloudhop-migrator, bound to "
+                           "the roles of docs/rbac; enforce: its requests are authorized by RBAC "
+                           "as kube-apiserver does; audit: allowed, and each one RBAC would "
+                           "refuse is written to .lab/rbac-denied.jsonl")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
@@ -373,7 +383,8 @@ def main(argv=None):
         up({"legacy_api": args.legacy_api, "workers": args.workers,
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
             "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
-            "dataplane": args.dataplane, "konnectivity": args.konnectivity})
+            "dataplane": args.dataplane, "konnectivity": args.konnectivity,
+            "rbac": args.rbac})
     elif args.cmd == "down":
         down()
     elif args.cmd == "wait-app":

@@ -79,12 +79,16 @@ def unauthorized():
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
-def forbidden(user, verb, rt, ns, sub=None):
+def forbidden(user, verb, rt, ns, sub=None, name=None):
+    """kube-apiserver's RBAC denial: ``clusters.kubermatic.k8c.io "x" is forbidden: User "u"
+    cannot patch resource "clusters" in API group "kubermatic.k8c.io" at the cluster scope``."""
     res = rt.plural + ("/" + sub if sub else "")
     where = ('in the namespace "%s"' % ns) if ns else "at the cluster scope"
     group = '"%s"' % rt.group
-    return ApiError(403, "Forbidden", 'User "%s" cannot %s resource "%s" in API group %s %s'
-                    % (user, verb, res, group, where),
+    what = '%s "%s"' % (_qualified(rt), name) if name else _qualified(rt)
+    return ApiError(403, "Forbidden", '%s is forbidden: User "%s" cannot %s resource "%s" in API '
+                    'group %s %s' % (what, user, verb, res, group, where),
+                    {"name": name, "kind": rt.plural, "group": rt.group} if name else
                     {"kind": rt.plural, "group": rt.group})
 
 

@@ -109,6 +109,11 @@ def builtin_types():
           status=True),
         r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
           False, short_names=["crd", "crds"], status=True),
+        # RBAC: what the lab's authorizer (rbac.py) decides from
+        r("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     ]
 
 

@@ -13,7 +13,9 @@ import sys
 import threading
 import time
 
-from . import fixture, server
+import yaml
+
+from . import fixture, rbac, server
 from .api import Api
 from .controllers.core import standard_controllers
 from .controllers.kkp import KKPSeedController
@@ -28,6 +30,9 @@ from .dataplane.dns import ZONE, DnsServer
 from .dataplane.openvpn import SeedNetwork, SeedNodePorts
 from .dataplane.runtime import NetnsPodRuntime, SeedRuntime
 from .dataplane.topology import Topology
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+MIGRATOR = "cloudhop-migrator"
 
 LOG = logging.getLogger("cloudhop_lab")
 CLOUDDNS_ZONE = "example-test"  # the managed zone's name (Cloud DNS names zones apart from dnsName)
@@ -73,6 +78,38 @@ class Lab:
         for obj in fixture.user_objects(self.opts, material, ssh_pub):
             self._create(self.user, obj)
 
+    def _authorizer(self, api, enforce):
+        """RBAC from the API's own Role/ClusterRole/(Cluster)RoleBinding objects; the admin is in
+        system:masters. Not enforcing: allowed, and written to rbac-denied.jsonl."""
+        kinds = {k: api.rt("rbac.authorization.k8s.io", "v1", k.lower() + "s")
+                 for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
+        authz = rbac.Authorizer(lambda kind: api.list(kinds[kind], copy_objs=False)[0],
+                                {"cloudhop-admin": ["system:masters"]})
+        denied_log = os.path.join(self.dir, "rbac-denied.jsonl")
+        lock = threading.Lock()
+
+        def decide(user, verb, rt, ns, sub, name):
+            if authz.allowed(user, verb, rt.group, rt.plural, sub, ns, name):
+                return True
+            with lock, open(denied_log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"cluster": api.name, "user": user, "verb": verb,
+                                     "group": rt.group, "resource": rt.plural,
+                                     "subresource": sub, "namespace": ns, "name": name,
+                                     "enforced": enforce}) + "\n")
+            return not enforce
+        return decide
+
+    def load_rbac(self):
+        """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac)."""
+        for api, doc in ((self.seed, "seed.yaml"), (self.user, "user-cluster.yaml")):
+            path = os.path.join(REPO, "docs", "rbac", doc)
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as fh:
+                for obj in yaml.safe_load_all(fh):
+                    if obj:
+                        self._create(api, obj)
+
     @staticmethod
     def _create(api, obj):
         rt = api.rt_for(obj["apiVersion"], obj["kind"])
@@ -86,6 +123,11 @@ class Lab:
     def start(self):
         cfg = self.config
         tokens = {cfg["admin_token"]: "cloudhop-admin"}
+        if cfg.get("migrator_token"):
+            tokens[cfg["migrator_token"]] = MIGRATOR
+        if self.opts.get("rbac"):
+            for api in (self.seed, self.user):
+                api.rbac = self._authorizer(api, self.opts["rbac"] == "enforce")
         pki = os.path.join(self.dir, "pki")
         for api, port in ((self.seed, cfg["seed_port"]), (self.user, cfg["user_port"])):
             self.servers.append(server.serve(
@@ -267,6 +309,8 @@ def main(argv=None):
         config = json.load(fh)
     lab = Lab(args.dir, config)
     lab.load_fixture()
+    if lab.opts.get("rbac"):
+        lab.load_rbac()
     lab.start()
     _admin_server(lab, os.path.join(args.dir, "labd.sock"))
     stop = threading.Event()

@@ -281,8 +281,8 @@ def make_handler(api, tokens, audit, faults):
                         "DELETE": "delete" if name else "deletecollection"}[method]
             record.update(verb=verb, resource=rt.plural, namespace=ns, name=name,
                           subresource=sub, group=group)
-            if api.rbac is not None and not api.rbac(user, verb, rt, ns, sub):
-                raise errors.forbidden(user, verb, rt, ns, sub)
+            if api.rbac is not None and not api.rbac(user, verb, rt, ns, sub, name):
+                raise errors.forbidden(user, verb, rt, ns, sub, name)
             fault = faults.match(verb, self.path)
             if fault:
                 if fault.get("delay"):

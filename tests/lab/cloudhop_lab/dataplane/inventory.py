@@ -19,11 +19,18 @@ from .gcpapi import TOKEN_URI as GCP_TOKEN_URI
 CONFIG = "nodes.cloudhop.yml"
 
 
-def write_plugin_config(lab_dir, md_name):
+def kubeconfig(lab_dir, cluster, opts):
+    """The kubeconfig the collection uses: the admin's, or with ``--rbac`` the one of user
+    cloudhop-migrator, who has only what docs/rbac grants."""
+    suffix = "-migrator" if opts.get("rbac") else ""
+    return os.path.join(lab_dir, "%s%s.kubeconfig" % (cluster, suffix))
+
+
+def write_plugin_config(lab_dir, md_name, opts=None):
     ssh = os.path.join(lab_dir, "ssh")
     config = {
         "plugin": "cloudhop.k8s_migration.nodes",
-        "kubeconfig": os.path.join(lab_dir, "user.kubeconfig"),
+        "kubeconfig": kubeconfig(lab_dir, "user", opts or {}),
         "ssh_user": "root",
         "ssh_private_key_file": os.path.join(ssh, "id_ed25519"),
         "ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes"
@@ -68,8 +75,8 @@ def write_migration_inventory(lab_dir, opts):
     host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-        "cloudhop_seed_kubeconfig": os.path.join(lab_dir, "seed.kubeconfig"),
-        "cloudhop_user_kubeconfig": os.path.join(lab_dir, "user.kubeconfig"),
+        "cloudhop_seed_kubeconfig": kubeconfig(lab_dir, "seed", opts),
+        "cloudhop_user_kubeconfig": kubeconfig(lab_dir, "user", opts),
         "cloudhop_cluster_id": cid,
         "cloudhop_source_machinedeployments": [opts["md_name"]],
         "cloudhop_target_cloud": "aws",
