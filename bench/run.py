@@ -1,5 +1,6 @@
-"""make bench: lab-up time, API latency, scale, VPN latency, probe cost and route_verify against a
-bare SSH sweep; writes bench/results.json and a Markdown table."""
+"""make bench: lab-up time, API latency, scale, VPN latency, probe cost, route_verify against a
+bare SSH sweep and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
+bench/results.json and a Markdown table."""
 
 import json
 import os
@@ -116,6 +117,12 @@ def main():
     # route_verify against a bare parallel SSH sweep, at growing node counts (one lab: it scales)
     sweep = in_fresh_lab([os.path.join(HERE, "route_sweep.py")] +
                          (["1", "3"] if QUICK else ["3", "10", "50", "100"]))
+    # the demo migration (3 -> 3 and 10 -> 10 nodes): minutes each, so only in the full run
+    demo = None
+    if not QUICK:
+        demo = json.loads(subprocess.run(
+            [sys.executable, os.path.join(HERE, "demo_phases.py"), "3", "10"], check=True,
+            cwd=REPO, capture_output=True, text=True).stdout)["runs"]
     path = os.path.join(HERE, "results.json")
     results = {}
     if os.path.exists(path):
@@ -131,6 +138,8 @@ def main():
     results["vpn_latency_tcp_nodelay"] = vpn_nodelay
     results["probe_overhead"] = probe
     results["route_verify_sweep"] = sweep
+    if demo is not None:
+        results["demo_migration"] = demo
     results["quick"] = QUICK
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
@@ -157,6 +166,18 @@ def main():
                     "(whole command %.2f s) | |" % (r["nodes"], r["route_verify_play_s"],
                                                     r["bare_sweep_s"], r["ratio_play"],
                                                     r["ansible_playbook_s"]))
+    for r in results.get("demo_migration") or []:
+        rows.append("| demo %d -> %d nodes: migration (lab up included) | %.0f s (%.0f s) | |"
+                    % (r["workers"], r["workers"], r["migration_s"], r["with_lab_up_s"]))
+        rows.append("| demo %d -> %d: per phase | %s | |" % (r["workers"], r["workers"], ", ".join(
+            "%s %.0f s" % kv for kv in r["phases_s"].items())))
+        rows.append("| demo %d -> %d: probe failed, longest gap | %d of %d, %.2f s | |"
+                    % (r["workers"], r["workers"], r["probe_during"]["failed"],
+                       r["probe_during"]["requests"], r["probe_during"]["longest_gap_s"]))
+        rows.append("| demo %d -> %d: probe latency before / during | %.2f / %.2f ms | %.2f / %.2f "
+                    "ms (+%.2f ms) |" % (r["workers"], r["workers"], r["probe_before"]["p50_ms"],
+                                         r["probe_during"]["p50_ms"], r["probe_before"]["p99_ms"],
+                                         r["probe_during"]["p99_ms"], r["p99_increase_ms"]))
     table = "\n".join(rows)
     with open(os.path.join(HERE, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(table + "\n")

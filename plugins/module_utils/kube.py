@@ -81,8 +81,12 @@ def api_error_message(exc):
     status = _status(exc)
     if status is None:
         return "%s (HTTP %s)" % (getattr(exc, "reason", str(exc)), getattr(exc, "status", "?"))
-    return "%s (HTTP %s, %s)" % (
+    text = "%s (HTTP %s, %s)" % (
         status.get("message"), getattr(exc, "status", "?"), status.get("reason", ""))
+    if status.get("reason") == "Forbidden":
+        text += ("; the kubeconfig's user lacks this permission: grant it (docs/rbac/ in the "
+                 "collection lists every verb and resource it uses)")
+    return text
 
 
 def k8s_argument_spec(**extra):

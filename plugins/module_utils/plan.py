@@ -108,12 +108,39 @@ def _set_option(args, option, values):
     return out + [option] + values
 
 
-def openvpn_node_containers(containers, server_args, pod_cidr=None):
+# the node-level client retries a lost server every second and at most every 5 s (OpenVPN's
+# default doubles the wait after 5 tries up to 300 s: a hub back after a minute's outage would
+# leave nodes without a tunnel for up to another minute)
+NODE_CONNECT_RETRY = ["1", "5"]
+
+
+def _with_connect_retry(args):
+    out = list(args)
+    if "--connect-retry" in out:
+        i = out.index("--connect-retry")
+        j = i + 1
+        while j < len(out) and j < i + 3 and not out[j].startswith("--"):
+            j += 1
+        return out[:i + 1] + NODE_CONNECT_RETRY + out[j:]
+    return out + ["--connect-retry"] + NODE_CONNECT_RETRY
+
+
+def openvpn_readiness_probe(vpn_interface):
+    """Ready while the tunnel device has its IPv4 address: the DaemonSet's rollout then means
+    every node's tunnel is up, and a node whose client lost the server shows NotReady."""
+    return {"exec": {"command": ["sh", "-c", "ip -4 -o addr show dev %s | grep -q inet"
+                                 % vpn_interface]},
+            "periodSeconds": 2, "failureThreshold": 1, "timeoutSeconds": 2}
+
+
+def openvpn_node_containers(containers, server_args, pod_cidr=None, vpn_interface=None):
     """The in-cluster openvpn-client's containers, made into the node-level VPN client: every
     container privileged, and the OpenVPN process told to ignore the routes the server pushes
     for the in-cluster client (pod, service and virtual node networks). With ``pod_cidr``, the
     OpenVPN process also runs the node hooks (``openvpn_node_hooks``) from the ConfigMap volume
-    ``NODE_HOOKS_VOLUME`` mounted at ``NODE_HOOKS_DIR``.
+    ``NODE_HOOKS_VOLUME`` mounted at ``NODE_HOOKS_DIR``. With ``vpn_interface``, it is Ready
+    only while that tunnel device has an address (``openvpn_readiness_probe``). A lost server
+    is retried every 1 to 5 s (``NODE_CONNECT_RETRY``).
 
     A node needs only the VPN network itself (``10.20.0.0/24 via ... dev kube``, pushed by
     ``--server`` with ``--client-to-client``). A pushed pod-network route on every node would
@@ -140,7 +167,9 @@ def openvpn_node_containers(containers, server_args, pod_cidr=None):
                     args += triple
             for i in range(0, len(hooks), 2):
                 args = _set_option(args, hooks[i], [hooks[i + 1]])
-            new["args"] = args
+            new["args"] = _with_connect_retry(args)
+            if vpn_interface:
+                new["readinessProbe"] = openvpn_readiness_probe(vpn_interface)
             if hooks:
                 mounts = [m for m in container.get("volumeMounts") or []
                           if m.get("name") != NODE_HOOKS_VOLUME]

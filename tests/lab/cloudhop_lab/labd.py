@@ -55,6 +55,7 @@ class Lab:
         self.stopping = threading.Event()
         self.flannel = None
         self.user_runtime = None
+        self.seed_runtime = None
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
             self.flannel = FlannelAgent(self.user, opts["pod_cidr"])
@@ -80,7 +81,8 @@ class Lab:
 
     def _authorizer(self, api, enforce):
         """RBAC from the API's own Role/ClusterRole/(Cluster)RoleBinding objects; the admin is in
-        system:masters. Not enforcing: allowed, and written to rbac-denied.jsonl."""
+        system:masters. Refused requests go to rbac-denied.jsonl (not enforcing: allowed all
+        the same); every request of another user to rbac-used.jsonl."""
         kinds = {k: api.rt("rbac.authorization.k8s.io", "v1", k.lower() + "s")
                  for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
         authz = rbac.Authorizer(lambda kind: api.list(kinds[kind], copy_objs=False)[0],
@@ -88,15 +90,21 @@ class Lab:
         denied_log = os.path.join(self.dir, "rbac-denied.jsonl")
         lock = threading.Lock()
 
+        used_log = os.path.join(self.dir, "rbac-used.jsonl")
+
         def decide(user, verb, rt, ns, sub, name):
-            if authz.allowed(user, verb, rt.group, rt.plural, sub, ns, name):
-                return True
-            with lock, open(denied_log, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"cluster": api.name, "user": user, "verb": verb,
-                                     "group": rt.group, "resource": rt.plural,
-                                     "subresource": sub, "namespace": ns, "name": name,
-                                     "enforced": enforce}) + "\n")
-            return not enforce
+            allowed = authz.allowed(user, verb, rt.group, rt.plural, sub, ns, name)
+            entry = json.dumps({"cluster": api.name, "user": user, "verb": verb,
+                                "group": rt.group, "resource": rt.plural, "subresource": sub,
+                                "namespace": ns, "name": name, "enforced": enforce}) + "\n"
+            with lock:
+                if user != "cloudhop-admin":  # audit: every request of the collection's user
+                    with open(used_log, "a", encoding="utf-8") as fh:
+                        fh.write(entry)
+                if not allowed:
+                    with open(denied_log, "a", encoding="utf-8") as fh:
+                        fh.write(entry)
+            return allowed or not enforce
         return decide
 
     def load_rbac(self):
@@ -107,8 +115,9 @@ class Lab:
                 continue
             with open(path, encoding="utf-8") as fh:
                 for obj in yaml.safe_load_all(fh):
-                    if obj:
-                        self._create(api, obj)
+                    # a v1 List (as kubectl apply -f takes it) or single objects
+                    for item in (obj or {}).get("items", [obj]) if obj else []:
+                        self._create(api, item)
 
     @staticmethod
     def _create(api, obj):
@@ -143,6 +152,7 @@ class Lab:
             threading.Thread(target=self._bootstrap_dns, name="dns-bootstrap",
                              daemon=True).start()
             seed_runtime = SeedRuntime(self.seed, self.dir)
+        self.seed_runtime = seed_runtime
         self.controllers += standard_controllers(self.seed, seed_runtime)
         if self.topology is not None:
             self.controllers.append(SeedNodePorts(self.seed))
@@ -259,6 +269,19 @@ class Lab:
                 return {"ok": True, "rules": matched}
             srv.faults.add(request["rule"])
             return {"ok": True}
+        if cmd == "vpn-hub":
+            # the seed's OpenVPN server processes (openvpn-server, or the migration's hub):
+            # kill = SIGKILL, the kubelet restarts them (crash-loop back-off); hold: true keeps
+            # them crashing until release
+            if self.seed_runtime is None:
+                return {"ok": False, "error": "the lab has no data plane"}
+            action = request.get("action", "status")
+            if action == "kill":
+                killed = self.seed_runtime.kill_hub(bool(request.get("hold")))
+                return {"ok": True, "killed": killed}
+            if action == "release":
+                self.seed_runtime.release_hub()
+            return {"ok": True, "hub": self.seed_runtime.hub_status()}
         if cmd == "gcp":
             # the Google API's request log from index ``since`` (writes = POST/PATCH answered
             # 2xx), and record sets of the managed zone

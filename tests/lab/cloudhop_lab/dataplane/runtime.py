@@ -186,7 +186,7 @@ class NetnsPodRuntime(FakeRuntime):
         if meta["kind"] == "canal":
             return self.flannel is None or self.flannel.node_ready(meta["node"])
         if uid in self.vpn:
-            return self.vpn[uid].tun_up()
+            return self.vpn[uid].ready()
         if self.ingress is not None and uid in self.ingress.pods:
             return self.ingress.pod_ready(uid)
         if not super().ready(pod):
@@ -245,12 +245,59 @@ class SeedRuntime(FakeRuntime):
     """The seed node's runtime: openvpn-server pods run for real in clh-seed, one at a time
     (they share the node's port, as pods behind one NodePort share the Service)."""
 
+    # the kubelet's crash-loop back-off: the first restart at once, then 10 s doubling to 300 s
+    BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+
     def __init__(self, api, lab_dir):
         super().__init__()
         self.api = api
         self.dir = os.path.join(lab_dir, "seed-pods")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.vpn = {}
+        self.held = False  # `vpn-hub hold`: every (re)start of the hub's container fails
+        self.restarts = {}  # pod uid -> [restart count, monotonic time the next may run]
+
+    def kill_hub(self, hold):
+        """SIGKILL every openvpn server process of the seed, as a crash would; ``hold`` keeps
+        their containers failing (crash-looping) until :meth:`release_hub`. The kubelet
+        restarts them with its back-off otherwise. Returns the pods' names."""
+        self.held = self.held or hold
+        killed = []
+        for proc in self.vpn.values():
+            if proc.alive():
+                proc.proc.kill()
+                proc.proc.wait()
+                killed.append(proc.pod["metadata"]["name"])
+        return killed
+
+    def release_hub(self):
+        """The crash's cause is gone: the hub's containers start at the kubelet's next sync,
+        without the back-off's wait (as after deleting the crash-looping pod)."""
+        self.held = False
+        for state in self.restarts.values():
+            state[1] = 0.0
+
+    def hub_status(self):
+        return [{"pod": p.pod["metadata"]["name"], "alive": p.alive(), "tun_up": p.tun_up(),
+                 "restarts": self.restarts.get(uid, [0, None])[0]}
+                for uid, p in self.vpn.items()]
+
+    def _restart_if_crashed(self, uid):
+        """restartPolicy Always: a container whose process died is started again, the first
+        time at once, then after 10 s doubling to 300 s (kubelet's crash-loop back-off)."""
+        proc = self.vpn.get(uid)
+        if proc is None or proc.alive():
+            return
+        state = self.restarts.setdefault(uid, [0, None])
+        now = time.monotonic()
+        if state[1] is None:
+            state[1] = now + (min(self.BACKOFF_START * 2 ** (state[0] - 1), self.BACKOFF_MAX)
+                              if state[0] else 0.0)
+        if now < state[1]:
+            return
+        state[0], state[1] = state[0] + 1, None
+        if not self.held:  # held: it starts and crashes at once, and the back-off grows
+            proc.start()
 
     def start(self, pod, node):
         uid = pod["metadata"]["uid"]
@@ -269,9 +316,13 @@ class SeedRuntime(FakeRuntime):
 
     def ready(self, pod):
         proc = self.vpn.get(pod["metadata"]["uid"])
-        return proc.tun_up() if proc is not None else super().ready(pod)
+        if proc is None:
+            return super().ready(pod)
+        self._restart_if_crashed(pod["metadata"]["uid"])
+        return proc.ready()
 
     def forget(self, uid):
+        self.restarts.pop(uid, None)
         proc = self.vpn.pop(uid, None)
         if proc is not None:
             proc.stop()

@@ -1,18 +1,25 @@
 """The whole migration (playbooks/migrate.yml and rollback.yml) against fresh labs, under the
-traffic probe: check mode writes nothing, single phases run with --tags, a run killed in the
-middle of a phase resumes, a second run changes nothing, GCP (with Cloud DNS, as the molecule scenario) works like AWS, and a rollback after
-the DNS cutover restores DNS, the cloud spec and the pauses.
+traffic probe and as user cloudhop-migrator with only docs/rbac's roles (enforced): check mode
+writes nothing, single phases run with --tags, a 503 outage and a missing RBAC verb fail a phase
+clearly and the same command resumes, a run SIGKILLed at chosen tasks and at ten random moments
+resumes each time, GCP (with Cloud DNS and a VPN hub, as the molecule scenario, whose
+idempotence step proves a second run changes nothing) works like AWS, the VPN hub killed during
+a drain stops the run before the next one, and a rollback after the DNS cutover restores DNS,
+the cloud spec and the pauses.
 
 Each test brings its own lab up and down (from the host, like the lifecycle tests), so they run
 after the in-lab integration suite.
 """
 
+import ipaddress
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -50,9 +57,10 @@ def playbook(name, *args, timeout=600):
                           text=True, timeout=timeout, check=False)
 
 
-def killed_at(name, marker, occurrence, *args, delay=0.0):
-    """Run a playbook and SIGKILL its whole process group when ``marker`` (a task header) has
-    appeared ``occurrence`` times in its output (after ``delay`` seconds); returns the output."""
+def acting_at(name, marker, occurrence, action, *args, delay=0.0, timeout=600):
+    """Run a playbook and call ``action(proc)`` when ``marker`` (a task header) has appeared
+    ``occurrence`` times in its output (after ``delay`` seconds); if that returns True, stop
+    reading. Returns the return code and the output."""
     proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -63,16 +71,40 @@ def killed_at(name, marker, occurrence, *args, delay=0.0):
             seen += 1
             if seen == occurrence:
                 time.sleep(delay)
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-    proc.wait(timeout=30)
-    assert seen == occurrence, "".join(out)[-6000:]
-    return "".join(out)
+                if action(proc):
+                    break
+    proc.wait(timeout=timeout)
+    assert seen >= occurrence, "".join(out)[-6000:]
+    return proc.returncode, "".join(out)
 
 
-def recap(out):
-    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-            for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", out, re.M)}
+def killed_at(name, marker, occurrence, *args, delay=0.0):
+    """Run a playbook and SIGKILL its whole process group when ``marker`` (a task header) has
+    appeared ``occurrence`` times in its output (after ``delay`` seconds); returns the output."""
+    return acting_at(name, marker, occurrence,
+                     lambda proc: os.killpg(proc.pid, signal.SIGKILL) or True,
+                     *args, delay=delay, timeout=30)[1]
+
+
+def killed_after(seconds, marker, name, *args):
+    """Run a playbook and SIGKILL its whole process group ``seconds`` after ``marker`` first
+    shows in its output, unless it ended before; returns its return code (-9 when killed) and
+    output."""
+    proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    timer, out = None, []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if timer is None and marker in line:
+                timer = threading.Timer(seconds, os.killpg, (proc.pid, signal.SIGKILL))
+                timer.start()
+        proc.wait(timeout=600)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return proc.returncode, "".join(out)
 
 
 def in_lab(code):
@@ -167,8 +199,42 @@ print(json.dumps({"node": old[-1], "unschedulable": {
 """
 
 
+# docs/rbac's kube-system Role of the user cluster: %s is remove or grant (`patch` on
+# MachineDeployments), as the lab's admin
+MD_PATCH = r"""
+import json, os
+from kubernetes import client, config
+rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"]))
+role = rbac.read_namespaced_role("cloudhop-migrator", "kube-system")
+rule = next(r for r in role.rules if "machinedeployments" in r.resources)
+rule.verbs = [v for v in rule.verbs if v != "patch"] + (["patch"] if "%s" == "grant" else [])
+rbac.replace_namespaced_role("cloudhop-migrator", "kube-system", role)
+print(json.dumps(rule.verbs))
+"""
+
+
 def state():
     return in_lab(STATE)
+
+
+def step(what):
+    """A timestamped line (pytest shows it with -s, or when the test fails)."""
+    print("%s %s" % (time.strftime("%H:%M:%S"), what), flush=True)
+
+
+def wait_vpn_clients(timeout=120):
+    """Until every lab node reaches the VPN hub's address over its tunnel (clients reconnect
+    with OpenVPN's connect-retry back-off)."""
+    with open(os.path.join(LAB, "config.json"), encoding="utf-8") as fh:
+        hub_ip = str(next(ipaddress.ip_network(json.load(fh)["options"]["vpn_cidr"]).hosts()))
+    names = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                       check=True).stdout.split() if n.startswith("clh-n-")]
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        names = [n for n in names if subprocess.run(
+            ["ip", "netns", "exec", n, "ping", "-c", "1", "-W", "1", hub_ip],
+            capture_output=True, check=False).returncode != 0]
+    assert not names, "no tunnel to the hub from %s" % names
 
 
 def probe_summary():
@@ -262,11 +328,17 @@ def node_hooks():
     return out
 
 
+# The collection runs as user cloudhop-migrator with only docs/rbac's roles, enforced as
+# kube-apiserver does (CLH_TEST_RBAC=audit allows every request and logs what RBAC would refuse
+# to .lab/rbac-denied.jsonl: how docs/rbac was derived)
+RBAC = os.environ.get("CLH_TEST_RBAC", "enforce")
+
+
 @pytest.fixture
 def fresh_lab(request):
     # @pytest.mark.lab_args(...) adds options to `lab up`
     marker = request.node.get_closest_marker("lab_args")
-    lab("up", "--dns-ttl", "10", *(marker.args if marker else ()))
+    lab("up", "--dns-ttl", "10", "--rbac", RBAC, *(marker.args if marker else ()))
     try:
         lab("wait-app")  # the migration starts on a cluster that serves
         yield
@@ -278,7 +350,8 @@ def fresh_lab(request):
 
 
 @pytest.mark.timeout(900)
-def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # noqa: ARG001
+def test_aws_check_mode_tags_faults_and_kills_resume(fresh_lab):  # noqa: ARG001
+    step('check mode')
     # --- check mode on a fresh lab: the whole migration as a dry run, nothing written
     mark = lab("audit", "mark").stdout.strip()
     proc = playbook("migrate.yml", "--check", "--diff", "-e", "cloudhop_confirm_destroy=true")
@@ -288,10 +361,12 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert audit["dry_run_writes"], "check mode sent no server-side dry run at all"
     assert state()["ledger"] == {}
 
+    step('--tags preflight')
     # --- single phases with --tags: only those run and are recorded
     proc = playbook("migrate.yml", "--tags", "preflight")
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert state()["ledger"] == {"preflight": "done"}
+    step('503 outage in workers_pause')
     # --- the user cluster's API fails every MachineDeployment patch (503) for longer than the
     # retries: the phase fails in bounded time, naming itself and the outcome, and the ledger
     # records it; once the API is back, the same command resumes
@@ -309,12 +384,30 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     st = state()
     assert st["ledger"] == {"preflight": "done", "workers_pause": "failed"}
     assert st["mds"] == {"to-migrate-vsphere-node": False}
+    if RBAC == "enforce":
+        step('RBAC: patch on MachineDeployments taken away')
+        # --- docs/rbac's Role without `patch` on MachineDeployments: the phase fails with the
+        # API server's 403 and a pointer to docs/rbac; granted again, the command resumes
+        in_lab(MD_PATCH % "remove")
+        proc = playbook("migrate.yml", "--tags", "workers_pause")
+        in_lab(MD_PATCH % "grant")
+        assert proc.returncode != 0
+        q = r'\\?"'
+        assert re.search(
+            r"Phase workers_pause of cluster {cid} failed at .*machinedeployments\.cluster\.k8s\.io "
+            r"{q}to-migrate-vsphere-node{q} is forbidden: User {q}cloudhop-migrator{q} cannot patch "
+            r"resource {q}machinedeployments{q} in API group {q}cluster\.k8s\.io{q} in the namespace "
+            r"{q}kube-system{q} \(HTTP 403, Forbidden\); the kubeconfig's user lacks this "
+            r"permission: grant it \(docs/rbac/".format(cid=CID, q=q), proc.stdout), \
+            proc.stdout[-4000:]
+        assert state()["ledger"]["workers_pause"] == "failed"
     proc = playbook("migrate.yml", "--tags", "workers_pause")
     assert proc.returncode == 0, proc.stdout[-8000:]
     st = state()
     assert st["ledger"] == {"preflight": "done", "workers_pause": "done"}
     assert st["mds"] == {"to-migrate-vsphere-node": True}
 
+    step('the run, killed in target_cloud')
     # --- the real run under live traffic, killed in the middle of target_cloud
     lab("probe", "start", "--wait-ready")
     out = killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.target_cloud : Switch spec.cloud", 1,
@@ -322,18 +415,44 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert "PLAY RECAP" not in out
     st = state()
     assert st["ledger"]["target_cloud"] == "started" and st["ledger"]["seed_vpn"] == "done"
+    step('killed after the cloud switch')
     # --- the re-run is killed again, after the cloud switch
     killed_at("migrate.yml",
               "TASK [cloudhop.k8s_migration.target_cloud : Unpause, so KKP reconciles", 1,
               "-e", "cloudhop_confirm_destroy=true")
     assert state()["cloud"] == ["aws"] and state()["ledger"]["target_cloud"] == "started"
-    # --- the next re-run completes the migration, without switching the cloud again (at -vvv:
-    # no secret may show in its output, the report or the ledger)
+    step('killed as target_workers begins')
+    # --- the next re-run finishes target_cloud without switching the cloud again; it is killed
+    # as target_workers begins
+    out = killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.target_workers : ", 1,
+                    "-e", "cloudhop_confirm_destroy=true")
+    assert re.search(r"TASK \[cloudhop\.k8s_migration\.target_cloud : Pause the Cluster\] \**\n"
+                     r"skipping:", out), out[-8000:]
+    assert state()["ledger"]["target_cloud"] == "done"
+    step('killed at random moments')
+    # --- then killed at random moments, seeds 1-10: 0-20 s after the re-run starts its first
+    # phase not done (each re-run resumes from the ledger; the task each kill landed in is
+    # printed)
+    hit, outputs = [], []
+    for seed in range(1, 11):
+        rc, out = killed_after(random.Random(seed).uniform(0, 20),
+                               "TASK [cloudhop.k8s_migration.cloudhop : Record the phase's start]",
+                               "migrate.yml", "-vvv", "-e", "cloudhop_confirm_destroy=true",
+                               "--skip-tags", "report")
+        outputs.append(out)
+        tasks = re.findall(r"^TASK \[(.*?)\] \*", out, re.M)
+        if rc == 0:
+            break
+        assert rc == -signal.SIGKILL and "PLAY RECAP" not in out, out[-6000:]
+        hit.append((seed, tasks[-1] if tasks else None))
+    step("SIGKILL landed in: %s" % hit)
+    assert len(hit) >= 5, hit
+    step('the run that completes')
+    # --- the next re-run completes the migration (at -vvv: no secret may show in its output,
+    # the report or the ledger)
     proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
                     "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl"), "-vvv")
     assert proc.returncode == 0, proc.stdout[-8000:]
-    assert re.search(r"TASK \[cloudhop\.k8s_migration\.target_cloud : Pause the Cluster\] \**\n"
-                     r"(?:task path: .*\n)?skipping:", proc.stdout), proc.stdout[-8000:]
     assert_traffic_kept(probe_summary())
     st = state()
     assert set(st["ledger"].values()) == {"done"} and len(st["ledger"]) == 11
@@ -346,6 +465,7 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert hooks and not any(h["blackhole"] or h["bridge"] for h in hooks.values()), hooks
     assert "ingress-nginx-controller" not in st["services"]
     assert st["dns"] and st["dns"] != [OLD_LB]
+    step('the report')
     # --- the report: phases, probe figures, DNS change
     report = open(os.path.join(LAB, "reports", CID, "migration-report.md"), encoding="utf-8").read()
     for phase in ("preflight", "target_cloud", "workload_move", "cleanup"):
@@ -353,23 +473,22 @@ def test_aws_check_mode_tags_interruption_resume_and_second_run(fresh_lab):  # n
     assert "app.example.test.: %s (TTL 10) → %s" % (OLD_LB, st["dns"][0]) in report
     assert re.search(r"\| workload_move \| \d+ \| 0 \|", report), report
     assert os.path.exists(os.path.join(LAB, "reports", CID, "migration-report.html"))
+    step('secrets')
     # --- secrets: none in the -vvv output, the report or the ledger; backups and generated key
     # material are 0600 in 0700 directories
-    assert proc.stdout.count("ESTABLISH LOCAL CONNECTION") > 50  # really -vvv
+    outputs.append(proc.stdout + proc.stderr)
+    assert "".join(outputs).count("ESTABLISH LOCAL CONNECTION") > 100  # really -vvv
     ledger = in_lab(LEDGER)
     assert ledger, "the ledger is empty"
     assert_no_secrets({
-        "output": proc.stdout + proc.stderr, "ledger": json.dumps(ledger),
+        "output": "".join(outputs), "ledger": json.dumps(ledger),
         "report.md": report,
         "report.html": open(os.path.join(LAB, "reports", CID, "migration-report.html"),
                             encoding="utf-8").read()})
     assert os.listdir(os.path.join(LAB, "backups"))
     assert private_files(os.path.join(LAB, "backups")) == []
 
-    # --- a second run changes nothing
-    proc = playbook("migrate.yml", "-e", "cloudhop_confirm_destroy=true")
-    assert proc.returncode == 0, proc.stdout[-8000:]
-    assert recap(proc.stdout)[CID]["changed"] == 0, proc.stdout[-3000:]
+    step('rollback refused')
     # --- past the point of no return the rollback refuses, and says why
     proc = playbook("rollback.yml")
     assert proc.returncode != 0 and "point of no return" in proc.stdout, proc.stdout[-3000:]
@@ -389,7 +508,7 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"],
                PYTHONPATH=os.path.join(REPO, "tests", "lab"), NO_COLOR="1", PY_COLORS="0",
                CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns",
-               CLOUDHOP_MOLECULE_KONNECTIVITY="true")
+               CLOUDHOP_MOLECULE_KONNECTIVITY="true", CLOUDHOP_MOLECULE_RBAC=RBAC)
     try:
         proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "molecule"), "test"], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=1100, check=False)
@@ -413,17 +532,46 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
 
 @pytest.mark.timeout(900)
 @pytest.mark.lab_args("--dns-provider", "route53")
-def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noqa: ARG001
+def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh_lab):  # noqa: ARG001
     """With the app's record in a Route53 hosted zone (the lab's AWS API; the lab's name server
     answers what the zone holds): the rollback restores it through the API."""
     lab("probe", "start", "--wait-ready")
-    # killed while draining the second old node
-    killed_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node", 2,
-              "--skip-tags", "cleanup,report", delay=0.5)
-    assert state()["ledger"]["workload_move"] == "started"
-    # the VPN client's node hooks run on every node, old and new
-    hooks = node_hooks()
-    assert hooks and all(h == {"blackhole": True, "bridge": True} for h in hooks.values()), hooks
+    step("the run, the VPN hub killed while it drains the second old node")
+    # --- the VPN hub is killed (and crash-loops) while the second old node is drained: the
+    # overlay gate after that drain finds the pairs broken, and the run stops there, before
+    # draining another node; the node drained before stays cordoned, the others are schedulable
+    # again. The probe is stopped at the kill (the moved pods are out of reach while the hub is
+    # down); the VPN client's node hooks are checked on every node, old and new, just before.
+    seen = {}
+
+    def kill_hub(proc):  # noqa: ARG001
+        seen["probe"] = probe_summary()
+        seen["hooks"] = node_hooks()
+        lab("admin", json.dumps({"cmd": "vpn-hub", "action": "kill", "hold": True}))
+
+    rc, out = acting_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node",
+                        2, kill_hub, "--skip-tags", "cleanup,report")
+    hub = json.loads(lab("admin", json.dumps({"cmd": "vpn-hub", "action": "release"})).stdout)
+    assert_traffic_kept(seen["probe"])
+    assert seen["hooks"] and all(h == {"blackhole": True, "bridge": True}
+                                 for h in seen["hooks"].values()), seen["hooks"]
+    assert rc != 0
+    assert out.count("TASK [cloudhop.k8s_migration.workload_move : Drain the node") == 2, out[-6000:]
+    failed = re.search(r'Draining (\S+) failed at "Gate - the reachability matrix is all green - '
+                       r'after draining \1": \d+ unreachable pair\(s\): .* \(vpn 10\.20\.0\.'
+                       r'.* the nodes drained before \(([^)]*)\) stay cordoned', out)
+    assert failed, out[-6000:]
+    assert state()["ledger"]["workload_move"] == "failed"
+    assert hub["hub"] and all(h["restarts"] >= 1 for h in hub["hub"]), hub
+    drained = failed.group(2).split(", ")
+    assert len(drained) == 1 and failed.group(1) not in drained
+    unschedulable = in_lab(HELD % "report")["unschedulable"]
+    assert unschedulable == {n: n in drained for n in unschedulable}, unschedulable
+    step("hub released")
+    wait_vpn_clients()
+    step("every node's tunnel is back")
+    lab("probe", "start", "--wait-ready")
+    step('a PodDisruptionBudget holds the last old node')
     # --- a workload on the last old node whose PodDisruptionBudget allows no disruption: that
     # drain times out, uncordons the node, and the failure names the budget
     pdb_state = in_lab(HELD % "create")
@@ -437,14 +585,15 @@ def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noq
                      r"disruptions allowed; holds held-" % pdb_state["node"], proc.stdout), \
         proc.stdout[-6000:]
     assert state()["ledger"]["workload_move"] == "failed"
-    # nothing is left cordoned without reason: the old nodes drained before it stay cordoned,
-    # the held one is schedulable again
-    assert after["unschedulable"] == dict(pdb_state["unschedulable"], **{pdb_state["node"]: False})
+    # nothing is left cordoned without reason: the held one (the last old node) is schedulable
+    # again, the old nodes drained before it stay cordoned
+    assert after["unschedulable"] == {n: n != pdb_state["node"] for n in pdb_state["unschedulable"]}
     proc = playbook("migrate.yml", "--skip-tags", "cleanup,report")
     assert proc.returncode == 0, proc.stdout[-8000:]
     st = state()
     assert st["ledger"]["dns_cutover"] == "done" and st["dns"] != [OLD_LB]
     assert st["paused"] and st["mds"]["to-migrate-vsphere-node"]
+    step('rollback')
     # --- roll back: DNS, cloud spec from the backup, pauses, VPN and canal
     proc = playbook("rollback.yml")
     assert proc.returncode == 0, proc.stdout[-8000:]
@@ -461,6 +610,7 @@ def test_rollback_after_dns_cutover_with_an_interrupted_drain(fresh_lab):  # noq
     assert st["services"] == ["ingress-nginx-controller"]
     assert st["ledger"] == {}
     assert_traffic_kept(summary)
+    step('a second rollback')
     # --- a second rollback finds nothing to undo
     proc = playbook("rollback.yml")
     assert proc.returncode != 0 and "records no migration" in proc.stdout

@@ -164,3 +164,13 @@ def test_retry_on_conflict_leaves_other_errors_alone():
     with pytest.raises(MigrationError):
         kube_utils.retry_on_conflict(kube, "Cluster x", attempt)
     assert len(calls) == 1 and kube.conflicts == []
+
+
+def test_forbidden_points_at_docs_rbac():
+    exc = api_error(403, "Forbidden", 'machinedeployments.cluster.k8s.io "md" is forbidden: User '
+                    '"cloudhop-migrator" cannot patch resource "machinedeployments"')
+    text = kube_utils.api_error_message(exc)
+    assert text.startswith('machinedeployments.cluster.k8s.io "md" is forbidden: User '
+                           '"cloudhop-migrator" cannot patch') and "(HTTP 403, Forbidden)" in text
+    assert "docs/rbac/" in text
+    assert "docs/rbac/" not in kube_utils.api_error_message(api_error(409, "Conflict"))

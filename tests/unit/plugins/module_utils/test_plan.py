@@ -58,12 +58,31 @@ def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
     out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS)
     assert out[0]["args"] == ["--config", "/etc/openvpn/config/config",
                               "--pull-filter", "ignore", "route 172.25.0.0 255.255.0.0",
-                              "--pull-filter", "ignore", "route 10.240.16.0 255.255.240.0"]
+                              "--pull-filter", "ignore", "route 10.240.16.0 255.255.240.0",
+                              "--connect-retry", "1", "5"]
     assert out[1]["args"] == ["-node=x"]  # not an OpenVPN process
     assert all(c["securityContext"]["privileged"] is True for c in out)
     assert "securityContext" not in CLIENT[0]  # input untouched
     # idempotent: the DaemonSet spec of a second run is the same
     assert plan.openvpn_node_containers(out, SERVER_ARGS) == out
+
+
+def test_node_clients_are_ready_while_their_tunnel_has_an_address():
+    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS, vpn_interface="kube")
+    probe = out[0]["readinessProbe"]
+    assert probe["exec"]["command"] == ["sh", "-c", "ip -4 -o addr show dev kube | grep -q inet"]
+    assert "readinessProbe" not in out[1]  # not the OpenVPN process
+    assert "readinessProbe" not in plan.openvpn_node_containers(CLIENT, SERVER_ARGS)[0]
+    assert plan.openvpn_node_containers(out, SERVER_ARGS, vpn_interface="kube") == out
+
+
+def test_node_clients_retry_a_lost_server_every_1_to_5_s():
+    def client(args):
+        return [dict(CLIENT[0], args=args)]
+    out = plan.openvpn_node_containers(client(["--connect-retry", "2", "--verb", "3"]), [])
+    assert out[0]["args"] == ["--connect-retry", "1", "5", "--verb", "3"]
+    out = plan.openvpn_node_containers(client(["--connect-retry", "2", "60"]), [])
+    assert out[0]["args"] == ["--connect-retry", "1", "5"]
 
 
 def test_node_clients_run_the_node_hooks_with_the_pod_cidr():
@@ -81,7 +100,7 @@ def test_node_clients_run_the_node_hooks_with_the_pod_cidr():
     # idempotent, and a changed pod CIDR replaces the hooks' arguments instead of adding more
     assert plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="172.25.0.0/16") == out
     again = plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="10.100.0.0/16")[0]
-    assert again["args"].count("--up") == 1 and again["args"][-2] == "--down"
+    assert again["args"].count("--up") == 1 and again["args"][-5] == "--down"
     assert again["args"][again["args"].index("--up") + 1].endswith("up 10.100.0.0/16")
     assert len([m for m in again["volumeMounts"] if m["name"] == "cloudhop-node-hooks"]) == 1
     with pytest.raises(MigrationError, match="pod CIDR .cloudhop_pod_cidr.: 'x' is not a CIDR"):
