@@ -1,5 +1,5 @@
 """make bench: lab-up time, API latency, scale, VPN latency, probe cost, route_verify against a
-bare SSH sweep and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
+bare SSH sweep, gate latency and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
 bench/results.json and a Markdown table."""
 
 import json
@@ -117,6 +117,8 @@ def main():
     # route_verify against a bare parallel SSH sweep, at growing node counts (one lab: it scales)
     sweep = in_fresh_lab([os.path.join(HERE, "route_sweep.py")] +
                          (["1", "3"] if QUICK else ["3", "10", "50", "100"]))
+    # a gate's condition turning true -> the next task starting (the roles' wait pattern)
+    gate = in_fresh_lab([os.path.join(HERE, "gate_latency.py"), "3" if QUICK else "10"])
     # the demo migration (3 -> 3 and 10 -> 10 nodes): minutes each, so only in the full run
     demo = None
     if not QUICK:
@@ -138,6 +140,7 @@ def main():
     results["vpn_latency_tcp_nodelay"] = vpn_nodelay
     results["probe_overhead"] = probe
     results["route_verify_sweep"] = sweep
+    results["gate_latency"] = gate
     if demo is not None:
         results["demo_migration"] = demo
     results["quick"] = QUICK
@@ -166,6 +169,8 @@ def main():
                     "(whole command %.2f s) | |" % (r["nodes"], r["route_verify_play_s"],
                                                     r["bare_sweep_s"], r["ratio_play"],
                                                     r["ansible_playbook_s"]))
+    rows.append("| gate condition true -> next task started (%d rounds) | %.2f s | %.2f s (max) |"
+                % (gate["rounds"], gate["median_s"], gate["max_s"]))
     for r in results.get("demo_migration") or []:
         rows.append("| demo %d -> %d nodes: migration (lab up included) | %.0f s (%.0f s) | |"
                     % (r["workers"], r["workers"], r["migration_s"], r["with_lab_up_s"]))

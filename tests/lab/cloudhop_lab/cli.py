@@ -359,8 +359,9 @@ def main(argv=None):
     p_up.add_argument("--rbac", choices=["audit", "enforce"],
                       help="the collection's inventories use user cloudhop-migrator, bound to "
                            "the roles of docs/rbac; enforce: its requests are authorized by RBAC "
-                           "as kube-apiserver does; audit: allowed, and each one RBAC would "
-                           "refuse is written to .lab/rbac-denied.jsonl")
+                           "as kube-apiserver does; audit: allowed. Each request RBAC refuses "
+                           "goes to .lab/rbac-denied.jsonl, every request of that user to "
+                           ".lab/rbac-used.jsonl")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
     sub.add_parser("down", help="stop the lab and remove its namespaces")

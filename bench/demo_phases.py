@@ -1,0 +1,103 @@
+"""make bench: the demo migration (vSphere -> AWS under the traffic probe, as `make demo`) on
+labs of N old nodes, N new: the whole time, the time of each phase (from the ledger), and the
+probe's figures - failed requests, the longest gap without a success and p99 latency, during the
+migration against the 30 s of traffic before it. Prints one JSON object: {"runs": [...]}.
+
+Usage: demo_phases.py N [N ...]   (run from the host, as root: it brings labs up and down)
+"""
+
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+LAB = os.path.join(REPO, ".lab")
+CID = "x8p9sk2tzv"
+BASELINE_S = 30
+
+LEDGER = r"""
+import json, os
+from kubernetes import client, config
+seed = config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"])
+cm = client.CoreV1Api(seed).read_namespaced_config_map("cloudhop-migration", "cluster-%s")
+print(json.dumps({k[len("phase."):]: json.loads(v) for k, v in (cm.data or {}).items()
+                  if k.startswith("phase.")}))
+""" % CID
+
+
+def lab(*args):
+    return subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], check=True, cwd=REPO,
+                          capture_output=True, text=True).stdout
+
+
+def epoch(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def p99(values):
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(0.99 * len(values)))], 2) if values else None
+
+
+def window(records, start, end):
+    """The probe's figures for the requests scheduled in [start, end)."""
+    rs = [r for r in records if start <= r["t"] < end]
+    ok = [r for r in rs if r.get("status") == 200]
+    gap, last = 0.0, start
+    for r in ok:
+        gap, last = max(gap, r["t"] - last), r["t"]
+    gap = max(gap, end - last) if rs else None
+    return {"requests": len(rs), "failed": len(rs) - len(ok),
+            "longest_gap_s": round(gap, 2) if gap is not None else None,
+            "p50_ms": round(statistics.median([r["ms"] for r in ok]), 2) if ok else None,
+            "p99_ms": p99([r["ms"] for r in ok])}
+
+
+def run(workers):
+    started = time.monotonic()
+    lab("up", "--workers", str(workers), "--dns-ttl", "20")
+    try:
+        lab("wait-app")
+        lab("probe", "start", "--rate", "20", "--wait-ready")
+        time.sleep(BASELINE_S)  # the baseline: traffic before the migration
+        t0 = time.time()
+        proc = subprocess.run(
+            [os.path.join(REPO, "tests", "lab", "run"),
+             os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+             "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
+             "-i", os.path.join(LAB, "user_clusters.yml"),
+             os.path.join(REPO, "playbooks", "migrate.yml"), "-e", "cloudhop_confirm_destroy=true",
+             "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl")],
+            cwd=REPO, capture_output=True, text=True, check=False)
+        t1 = time.time()
+        lab("probe", "stop")
+        if proc.returncode != 0:
+            raise SystemExit("the migration of %d nodes failed:\n%s" % (workers, proc.stdout[-4000:]))
+        ledger = json.loads(subprocess.run(
+            [os.path.join(REPO, "tests", "lab", "run"), sys.executable, "-c", LEDGER],
+            cwd=REPO, capture_output=True, text=True, check=True).stdout)
+        with open(os.path.join(LAB, "probe.jsonl"), encoding="utf-8") as fh:
+            records = sorted((json.loads(line) for line in fh if line.strip()),
+                             key=lambda r: r["t"])
+    finally:
+        lab("down")
+    phases = {name: round(epoch(p["finished"]) - epoch(p["started"]), 1)
+              for name, p in sorted(ledger.items(), key=lambda kv: kv[1]["started"])}
+    before = window(records, t0 - BASELINE_S, t0)
+    during = window(records, t0, t1)
+    return {"workers": workers, "migration_s": round(t1 - t0, 1),
+            "with_lab_up_s": round(time.monotonic() - started, 1), "phases_s": phases,
+            "probe_before": before, "probe_during": during,
+            "p99_increase_ms": round(during["p99_ms"] - before["p99_ms"], 2)
+            if during["p99_ms"] is not None and before["p99_ms"] is not None else None,
+            "phase_probe": {name: window(records, epoch(p["started"]), epoch(p["finished"]))
+                            for name, p in ledger.items()}}
+
+
+if __name__ == "__main__":
+    print(json.dumps({"runs": [run(int(n)) for n in sys.argv[1:]]}))
