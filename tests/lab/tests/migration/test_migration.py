@@ -1,7 +1,7 @@
 """The whole migration (playbooks/migrate.yml and rollback.yml) against fresh labs, under the
 traffic probe and as user cloudhop-migrator with only docs/rbac's roles (enforced): check mode
 writes nothing, single phases run with --tags, a 503 outage and a missing RBAC verb fail a phase
-clearly and the same command resumes, a run SIGKILLed at chosen tasks and at ten random moments
+clearly and the same command resumes, a run SIGKILLed at chosen tasks and at random moments (seeds 1-10)
 resumes each time, GCP (with Cloud DNS and a VPN hub, as the molecule scenario, whose
 idempotence step proves a second run changes nothing) works like AWS, the VPN hub killed during
 a drain stops the run before the next one, and a rollback after the DNS cutover restores DNS,
