@@ -255,7 +255,7 @@ class SeedRuntime(FakeRuntime):
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.vpn = {}
         self.held = False  # `vpn-hub hold`: every (re)start of the hub's container fails
-        self.restarts = {}  # pod uid -> [restart count, monotonic time the next may run]
+        self.restarts = {}  # pod uid -> [restarts, monotonic time of the next try, or None]
 
     def kill_hub(self, hold):
         """SIGKILL every openvpn server process of the seed, as a crash would; ``hold`` keeps
