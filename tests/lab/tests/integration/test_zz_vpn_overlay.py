@@ -171,8 +171,13 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
             st = apps.read_namespaced_daemon_set("openvpn-client", "kube-system").status
             return st.desired_number_scheduled == st.number_ready == len(core.list_node().items)
         wait_for(vpn_ready, timeout=90, what="VPN client ready on every node")
-        routes = netns_run("clh-n-" + vs_node.metadata.name, "ip", "route").stdout
-        assert "10.20.0.0/24 via 10.20.0." in routes and "dev kube" in routes
+
+        # this DaemonSet has no readinessProbe, so Ready means the process runs (as in
+        # Kubernetes), not that its tunnel is up yet: wait for the route the server pushes
+        def vpn_routed():
+            routes = netns_run("clh-n-" + vs_node.metadata.name, "ip", "route").stdout
+            return "10.20.0.0/24 via 10.20.0." in routes and "dev kube" in routes
+        wait_for(vpn_routed, timeout=30, interval=0.2, what="the VPN route on " + vs_node.metadata.name)
         core.patch_namespaced_config_map("canal-config", "kube-system",
                                          {"data": {"canal_iface": "kube"}})
         # a ConfigMap change alone does nothing: flannel still uses ens192
