@@ -14,7 +14,7 @@ __metaclass__ = type
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.netcheck import (
     COMMAND, COMMAND_TEXT, ROUTE_VERIFY_SPEC, ParseError, check_options, judge, parse_output,
-    summary)
+    summary, violation_text)
 from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.raw_check import (
     RawCheckAction)
 
@@ -50,6 +50,5 @@ class ActionModule(RawCheckAction):
         if violations and args["fail_on_violation"]:
             result["failed"] = True
             result["msg"] = "%d network check(s) failed: %s" % (len(violations), "; ".join(
-                "%s: expected %s, found %s" % (v["check"], v["expected"], v["found"])
-                for v in violations))
+                violation_text(v) for v in violations))
         return result

@@ -205,6 +205,23 @@ def parse_output(stdout):
     return model
 
 
+# what to do, for the checks whose expected/found alone does not say it
+HINTS = {
+    "vpn_interface_exists": "no tunnel device %(interface)s on this node: its VPN client is not "
+                            "connected (look at the openvpn-client pod on this node), or "
+                            "vpn_interface (cloudhop_vpn_interface) is not the device the client's "
+                            "config creates (its dev line)",
+}
+
+
+def violation_text(v):
+    """One violation as the line a failure message shows: check, expected, found, and a hint."""
+    text = "%s: expected %s, found %s" % (v["check"], v["expected"], v["found"])
+    if v["check"] in HINTS:
+        text += " (%s)" % (HINTS[v["check"]] % v)
+    return text
+
+
 def _v(check, expected, found, iface=None):
     out = {"check": check, "expected": expected, "found": found}
     if iface:

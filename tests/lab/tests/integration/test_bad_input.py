@@ -83,6 +83,11 @@ def cases(base, tmp_path):
                                 "cloudhop_vpn_hub.address"),
         "hub-port-not-a-nodeport": ({"cloudhop_vpn_mode": "hub", "cloudhop_vpn_hub": {
             "address": "198.18.0.10", "node_port": 80}}, "cloudhop_vpn_hub.node_port 80"),
+        # a name no node's tunnel would have when the gates verify it: the client's config
+        # says dev kube
+        "vpn-interface-not-the-clients-dev": ({"cloudhop_vpn_interface": "tun7"},
+                                              "cloudhop_vpn_interface is tun7, but the cluster's "
+                                              "OpenVPN client config"),
         # DNS
         "ttl-too-low": ({"cloudhop_dns": dict(dns, ttl=1)}, "ttl 1 is out of range"),
         "ttl-too-high": ({"cloudhop_dns": dict(dns, ttl=86400)}, "ttl 86400 is out of range"),

@@ -56,6 +56,13 @@ def test_before_the_vpn_the_vpn_checks_fail_with_expected_and_found():
     assert checks(violations) == ["vpn_interface_exists", "vpn_route"]
     route = [v for v in violations if v["check"] == "vpn_route"][0]
     assert route["expected"] == "10.20.0.0/24 dev kube" and route["found"] == "no route"
+    # the failure line of a missing tunnel says what to look at and which variable to check
+    missing = netcheck.violation_text(violations[0])
+    assert missing.startswith("vpn_interface_exists: expected interface kube, found missing (")
+    assert "no tunnel device kube on this node" in missing
+    assert "cloudhop_vpn_interface" in missing
+    assert netcheck.violation_text(route) == \
+        "vpn_route: expected 10.20.0.0/24 dev kube, found no route"
 
 
 @pytest.mark.parametrize("routes", ["seed000_route_vpn.txt", "seed000_route_after.txt"])
