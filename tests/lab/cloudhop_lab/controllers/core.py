@@ -474,6 +474,10 @@ class FakeRuntime:
                      for c in pod["spec"].get("containers") or []] + [0])
         return time.monotonic() >= started + delay
 
+    def restart_counts(self, pod):  # pylint: disable=unused-argument
+        """{container: how often the kubelet restarted it} (containers not named: 0)."""
+        return {}
+
     def stopped(self, pod):
         """Stop the pod's containers; True once they are gone."""
         uid = pod["metadata"]["uid"]
@@ -561,11 +565,15 @@ class Kubelet(Controller):
                     self._write_status(pod_rt, p, ip, internal_ip(node), ready)
                 elif status.get("phase") == "Running":
                     ready = self.runtime.ready(p)
-                    if ready != pod_ready(p):
+                    restarts = self.runtime.restart_counts(p)
+                    counted = dict((c["name"], c.get("restartCount", 0))
+                                   for c in status.get("containerStatuses") or [])
+                    if ready != pod_ready(p) or any(counted.get(name, 0) != n
+                                                    for name, n in restarts.items()):
                         self._write_status(pod_rt, p, status.get("podIP"), status.get("hostIP"),
-                                           ready)
+                                           ready, restarts)
 
-    def _write_status(self, pod_rt, pod, ip, host_ip, ready):
+    def _write_status(self, pod_rt, pod, ip, host_ip, ready, restarts=None):
         cur = dc(pod)
         now = now_iso()
         st = cur.setdefault("status", {})
@@ -586,7 +594,7 @@ class Kubelet(Controller):
         st["containerStatuses"] = [{
             "name": c["name"], "image": c.get("image"), "imageID": "lab://" + c.get("image", ""),
             "containerID": "lab://%s/%s" % (pod["metadata"]["uid"], c["name"]),
-            "ready": ready, "started": True, "restartCount": 0,
+            "ready": ready, "started": True, "restartCount": (restarts or {}).get(c["name"], 0),
             "state": {"running": {"startedAt": st["startTime"]}}}
             for c in pod["spec"].get("containers") or []]
         self.api.update(pod_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], cur,

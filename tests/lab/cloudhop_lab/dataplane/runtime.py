@@ -321,6 +321,12 @@ class SeedRuntime(FakeRuntime):
         self._restart_if_crashed(pod["metadata"]["uid"])
         return proc.ready()
 
+    def restart_counts(self, pod):
+        proc = self.vpn.get(pod["metadata"]["uid"])
+        if proc is None:
+            return super().restart_counts(pod)
+        return {proc.container["name"]: self.restarts.get(pod["metadata"]["uid"], [0])[0]}
+
     def forget(self, uid):
         self.restarts.pop(uid, None)
         proc = self.vpn.pop(uid, None)

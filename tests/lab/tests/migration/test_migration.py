@@ -86,30 +86,37 @@ def killed_at(name, marker, occurrence, *args, delay=0.0):
                      *args, delay=delay, timeout=30)[1]
 
 
-def killed_after(seconds, marker, name, *args):
-    """Run a playbook and SIGKILL its whole process group ``seconds`` after the task ``marker``
-    (a task header) first ran (``changed``, or ``ok`` for a phase already started; tasks of
-    skipped phases show as skipping), unless it ended before; returns its return code (-9 when
-    killed) and output."""
+PHASE_HEADER = re.compile(r"^TASK \[.*Run the (\w+) phase through the ledger\]")
+
+
+def killed_in_phase(seconds, phase, order, name, *args):
+    """Run a playbook and SIGKILL its whole process group ``seconds`` after it records the
+    start of ``phase`` (``Record the phase's start`` reports changed, or ok for a phase already
+    started) - or of the first phase after it in ``order``, when ``phase`` was already done;
+    unless it ended before. Returns its return code (-9 when killed), its output and the last
+    phase it began."""
     proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    timer, out, in_marker = None, [], False
+    timer, out, current, in_marker = None, [], None, False
     try:
         for line in proc.stdout:
             out.append(line)
+            header = PHASE_HEADER.match(line)
+            current = header.group(1) if header else current
             if timer is not None:
                 continue
             if line.startswith("TASK ["):
-                in_marker = marker in line
-            elif in_marker and line.startswith(("changed: [", "ok: [")):
+                in_marker = "cloudhop : Record the phase's start]" in line
+            elif in_marker and current in order and order.index(current) >= order.index(phase) \
+                    and line.startswith(("changed: [", "ok: [")):
                 timer = threading.Timer(seconds, os.killpg, (proc.pid, signal.SIGKILL))
                 timer.start()
         proc.wait(timeout=600)
     finally:
         if timer is not None:
             timer.cancel()
-    return proc.returncode, "".join(out)
+    return proc.returncode, "".join(out), current
 
 
 def in_lab(code):
@@ -118,6 +125,15 @@ def in_lab(code):
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
+
+HUB_RESTARTS = r"""
+import json, os
+from kubernetes import client, config
+seed = client.CoreV1Api(config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"]))
+pods = seed.list_namespaced_pod("cluster-x8p9sk2tzv", label_selector="app=openvpn-server").items
+print(json.dumps({p.metadata.name: max(c.restart_count for c in p.status.container_statuses)
+                  for p in pods}))
+"""
 
 STATE = r"""
 import json, os
@@ -435,24 +451,28 @@ def test_aws_check_mode_tags_faults_and_kills_resume(fresh_lab):  # noqa: ARG001
                      r"skipping:", out), out[-8000:]
     assert state()["ledger"]["target_cloud"] == "done"
     step('killed at random moments')
-    # --- then killed at random moments, seeds 1-10: 0-4 s after the re-run records the start
-    # of its first phase not done (each re-run resumes from the ledger; the task each kill
-    # landed in is printed). The rest of the migration is short enough that a run may complete
-    # it before all ten seeds are used: that ends the chain.
+    # --- then killed 10 times at random moments, seeds 1-10: seed s picks the phase it kills
+    # in (two seeds for each phase still to run, so the kills spread over all of them, while
+    # each run gets further than the last) and a moment 0-4 s after the run records that
+    # phase's start. Each re-run resumes from the ledger; the task each kill landed in is
+    # printed.
+    rest = ["target_workers", "ingress", "workload_move", "dns_cutover", "cleanup"]
     hit, outputs = [], []
     for seed in range(1, 11):
-        rc, out = killed_after(random.Random(seed).uniform(0, 4),
-                               "TASK [cloudhop.k8s_migration.cloudhop : Record the phase's start]",
-                               "migrate.yml", "-vvv", "-e", "cloudhop_confirm_destroy=true",
-                               "--skip-tags", "report")
+        aim = rest[(seed - 1) // 2]
+        rc, out, landed = killed_in_phase(
+            random.Random(seed).uniform(0, 4), aim, rest, "migrate.yml", "-vvv",
+            "-e", "cloudhop_confirm_destroy=true", "--skip-tags", "report")
         outputs.append(out)
         tasks = re.findall(r"^TASK \[(.*?)\] \*", out, re.M)
-        if rc == 0:
-            break
-        assert rc == -signal.SIGKILL and "PLAY RECAP" not in out, out[-6000:]
-        hit.append((seed, tasks[-1] if tasks else None))
+        assert rc == -signal.SIGKILL and "PLAY RECAP" not in out, (seed, aim, out[-6000:])
+        hit.append((seed, landed, tasks[-1] if tasks else None))
     step("SIGKILL landed in: %s" % hit)
-    assert len(hit) >= 5, hit
+    # every kill landed in the phase its seed aimed at, or (when that phase ended within the
+    # delay) a later one; together they cover every phase still to run
+    assert all(rest.index(landed) >= rest.index(rest[(seed - 1) // 2])
+               for seed, landed, dummy in hit), hit
+    assert {landed for dummy, landed, dummy2 in hit} == set(rest), hit
     step('the run that completes')
     # --- the next re-run completes the migration (at -vvv: no secret may show in its output,
     # the report or the ledger)
@@ -569,6 +589,10 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     assert failed, out[-6000:]
     assert state()["ledger"]["workload_move"] == "failed"
     assert hub["hub"] and all(h["restarts"] >= 1 for h in hub["hub"]), hub
+    # the pod's status says so too, as the kubelet's restartCount (kubectl's RESTARTS)
+    counts = in_lab(HUB_RESTARTS)
+    assert set(counts) == {h["pod"] for h in hub["hub"]} and min(counts.values()) >= 1, \
+        (counts, hub)
     drained = failed.group(2).split(", ")
     assert len(drained) == 1 and failed.group(1) not in drained
     unschedulable = in_lab(HELD % "report")["unschedulable"]
