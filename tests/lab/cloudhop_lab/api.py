@@ -275,11 +275,14 @@ class Api:
             else:
                 meta.pop(f, None)
         if sub == "status":
+            # the status subresource changes only the status (the rest is the stored object),
+            # and like any write it gets a new resourceVersion and a watch event
             kept = dc(old)
             kept["status"] = new.get("status")
             if kept["status"] is None:
                 kept.pop("status")
             new = kept
+            meta = new["metadata"]
         elif rt.status:
             if "status" in old:
                 new["status"] = dc(old["status"])
