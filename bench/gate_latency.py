@@ -58,12 +58,13 @@ def canal_round(api, kubeconfig):
     the condition (for a generation after the one before the restart) to the next task."""
     before = api.read_namespaced_daemon_set("canal", "kube-system").metadata.generation
     seen = {}
-    ready = threading.Event()
+    listening, ready = threading.Event(), threading.Event()
     stream = watch.Watch()
 
     def watcher():
         for event in stream.stream(api.list_namespaced_daemon_set, "kube-system",
                                    field_selector="metadata.name=canal", timeout_seconds=120):
+            listening.set()  # the watch's first event: the DaemonSet as it is now
             ds = event["object"]
             if ds.metadata.generation > before and rolled_out(ds):
                 seen["at"] = time.time()
@@ -72,7 +73,8 @@ def canal_round(api, kubeconfig):
 
     thread = threading.Thread(target=watcher, daemon=True)
     thread.start()
-    time.sleep(0.5)  # the watch is established
+    if not listening.wait(30):
+        raise SystemExit("the watch on canal never started")
     next_at = finished(playbook(kubeconfig, "canal"))
     ready.wait(30)
     stream.stop()
