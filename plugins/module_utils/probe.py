@@ -41,8 +41,9 @@ def plan(params):
             raise MigrationError("resolve_to %r is not an IP address; give the load balancer's "
                                  "address (or leave it unset to use DNS)" % resolve_to)
     for key, low, high in (("attempts", 1, 100000), ("interval", 0, 3600),
-                           ("timeout", 0.01, 3600), ("min_success_ratio", 0, 1)):
-        if not low <= params[key] <= high:
+                           ("timeout", 0.01, 3600), ("min_success_ratio", 0, 1),
+                           ("wait_timeout", 0, 86400)):
+        if params.get(key) is not None and not low <= params[key] <= high:
             raise MigrationError("%s %s is out of range [%s, %s]" % (key, params[key], low, high))
     pattern = None
     if params.get("body_pattern"):
@@ -118,6 +119,29 @@ def evaluate(samples, min_ratio, keep=10):
             "latency_ms": {"p50": percentile(lat, 50), "p99": percentile(lat, 99),
                            "max": max(lat) if lat else None},
             "failed_samples": failures[:keep], "samples": samples[-keep:]}
+
+
+WAIT_POLL = 0.2  # seconds between requests while waiting for the first answer
+
+
+def wait_for_answer(p, wait_timeout, context=None, clock=time.monotonic, sleep=time.sleep):
+    """Request until one request succeeds or ``wait_timeout`` seconds pass -> a summary dict
+    (ok, requests, waited_s, last error). A new cloud load balancer has its address before its
+    health checks pass (AWS NLB targets take minutes to register): that is not a failure yet."""
+    start = clock()
+    requests, last = 0, None
+    while True:
+        sample = request_once(p, context)
+        requests += 1
+        if sample["ok"]:
+            return {"ok": True, "requests": requests, "waited_s": round(clock() - start, 2),
+                    "last_error": last}
+        last = sample["error"]
+        left = wait_timeout - (clock() - start)
+        if left <= 0:
+            return {"ok": False, "requests": requests, "waited_s": round(clock() - start, 2),
+                    "last_error": last}
+        sleep(min(WAIT_POLL, left))
 
 
 def run_probe(p, attempts, interval, context=None):

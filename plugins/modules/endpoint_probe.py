@@ -18,6 +18,9 @@ description:
   - I(resolve_to) connects to a fixed IP while the URL's host name (or I(host_header)) is sent as
     C(Host) and used for TLS SNI and the certificate check, like C(curl --resolve); this probes a
     new load balancer before DNS points at it.
+  - With I(wait_timeout), it first waits up to that many seconds for one request to succeed
+    (one request every 0.2 s), then counts I(attempts) requests. A new load balancer gets its
+    address before its health checks pass; the wait is not counted against the success ratio.
   - Returns latency percentiles, failures and the last samples. Read-only, so it runs in check
     mode too.
 author:
@@ -65,6 +68,12 @@ options:
     description: Fraction of requests that must succeed, between 0 and 1.
     type: float
     default: 1.0
+  wait_timeout:
+    description:
+      - Seconds to wait for a first successful request before the counted requests start.
+      - C(0) (the default) counts from the first request.
+    type: float
+    default: 0
   validate_certs:
     description: Verify the server certificate.
     type: bool
@@ -92,6 +101,13 @@ EXAMPLES = r"""
     min_success_ratio: 1.0
   register: probe
 
+- name: A new load balancer serves the app, after up to 10 minutes for its health checks to pass
+  cloudhop.k8s_migration.endpoint_probe:
+    url: http://app.example.com/
+    resolve_to: "{{ new_lb_ip }}"
+    wait_timeout: 600
+    attempts: 20
+    interval: 0.1
 - name: Show latency
   ansible.builtin.debug:
     msg: "p50 {{ probe.latency_ms.p50 }} ms, p99 {{ probe.latency_ms.p99 }} ms"
@@ -134,6 +150,13 @@ failed_samples:
   type: list
   elements: dict
   sample: [{"attempt": 3, "ok": false, "status": 503, "error": "HTTP 503, expected [200]", "ms": 1.2}]
+waited:
+  description:
+    - The wait for a first successful request (I(wait_timeout)), C(requests) sent while waiting,
+      C(waited_s) seconds, and C(last_error) the last failure seen while waiting.
+  returned: when I(wait_timeout) is above 0
+  type: dict
+  sample: {"ok": true, "requests": 14, "waited_s": 2.8, "last_error": "RemoteDisconnected: Remote end closed connection without response"}
 samples:
   description: The last requests.
   returned: always
@@ -146,7 +169,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.probe import (
-    evaluate, plan, run_probe, ssl_context)
+    evaluate, plan, run_probe, ssl_context, wait_for_answer)
 
 
 def main():
@@ -162,6 +185,7 @@ def main():
         interval={"type": "float", "default": 0.5},
         timeout={"type": "float", "default": 5},
         min_success_ratio={"type": "float", "default": 1.0},
+        wait_timeout={"type": "float", "default": 0},
         validate_certs={"type": "bool", "default": True},
         ca_path={"type": "path"},
     ), supports_check_mode=True)
@@ -170,8 +194,16 @@ def main():
         req = plan(p)
         context = ssl_context(p["validate_certs"], p["ca_path"]) if req["scheme"] == "https" \
             else None
+        waited = wait_for_answer(req, p["wait_timeout"], context) if p["wait_timeout"] else None
+        if waited is not None and not waited["ok"]:
+            module.fail_json(msg="%s (via %s): no request succeeded in %.0f s of waiting (%d requests, "
+                             "wait_timeout %s); last failure: %s" % (
+                                 p["url"], req["connect"], waited["waited_s"], waited["requests"],
+                                 p["wait_timeout"], waited["last_error"]), waited=waited)
         result = evaluate(run_probe(req, p["attempts"], p["interval"], context),
                           p["min_success_ratio"])
+        if waited is not None:
+            result["waited"] = waited
     except MigrationError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     if not result["passed"]:

@@ -92,3 +92,71 @@ def test_host_header_override_reaches_the_server(tls_server):
                              sni="app.example.test", body_pattern=None))
     res = probe.evaluate(probe.run_probe(req, 2, 0, probe.ssl_context(True, tls_server["ca"])), 1)
     assert not res["passed"] and res["failed_samples"][0]["status"] == 404
+
+
+def _plain_plan(port):
+    return probe.plan({"url": "http://app.example.test:%d/" % port, "resolve_to": "127.0.0.1",
+                       "attempts": 1, "interval": 0, "timeout": 1, "min_success_ratio": 1.0,
+                       "wait_timeout": 5})
+
+
+def test_wait_for_answer_waits_for_a_server_that_comes_up_later():
+    """A load balancer whose backends come up after its address: refused at first, then one
+    answer ends the wait; the requests refused meanwhile are counted in the wait, not the gate."""
+    import socket
+    placeholder = socket.socket()
+    placeholder.bind(("127.0.0.1", 0))
+    port = placeholder.getsockname()[1]
+    placeholder.close()  # nothing listens: connections are refused
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    servers = []
+
+    def start_later():
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Ok)
+        servers.append(srv)
+        srv.serve_forever()
+
+    timer = threading.Timer(0.7, start_later)
+    timer.start()
+    try:
+        got = probe.wait_for_answer(_plain_plan(port), 5)
+    finally:
+        timer.join(0.1)
+        for srv in servers:
+            srv.shutdown()
+    assert got["ok"] is True
+    assert got["requests"] >= 3  # refused every 0.2 s for 0.7 s, then the answer
+    assert 0.6 <= got["waited_s"] < 3
+    assert "ConnectionRefusedError" in got["last_error"]
+
+
+def test_wait_for_answer_gives_up_at_the_timeout_with_the_last_error(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(probe, "request_once", lambda p, context=None: {
+        "ok": False, "status": 503, "error": "HTTP 503, expected [200]", "ms": 1.0})
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    got = probe.wait_for_answer(_plain_plan(1), 1.0, clock=lambda: now[0], sleep=sleep)
+    assert got == {"ok": False, "requests": 6, "waited_s": 1.0,
+                   "last_error": "HTTP 503, expected [200]"}
+    assert abs(sum(slept) - 1.0) < 1e-9 and max(slept) <= probe.WAIT_POLL
+
+
+def test_wait_timeout_out_of_range_is_refused():
+    with pytest.raises(probe.MigrationError, match="wait_timeout -1 is out of range"):
+        probe.plan({"url": "http://a.test/", "attempts": 1, "interval": 0, "timeout": 1,
+                    "min_success_ratio": 1, "wait_timeout": -1})
