@@ -65,15 +65,11 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
 
-# in-lab tests run inside clh-ctl; the lifecycle and migration tests start and stop labs from the
-# host (the migration tests run playbooks/migrate.yml and rollback.yml against fresh labs)
+# two lanes at once, each with a lab of its own (tests/lab/integration-lanes): the in-lab tests
+# (inside clh2-ctl), the lifecycle tests and the rollback test beside the AWS and GCP migrations
+# (which run playbooks/migrate.yml and rollback.yml against fresh labs)
 integration: setup
-	@$(PY) -m cloudhop_lab up
-	@set -o pipefail; tests/lab/run $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider \
-		--timeout 600 --durations 12 tests/lab/tests/integration; rc=$$?; $(PY) -m cloudhop_lab down; \
-		[ $$rc -eq 0 ] || exit $$rc
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 600 tests/lab/tests/lifecycle
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 --durations 5 tests/lab/tests/migration
+	tests/lab/integration-lanes
 
 # molecule/default: the whole migration with Molecule's delegated driver (create = lab up,
 # converge = migrate.yml, idempotence, verify, destroy = lab down); CLOUDHOP_MOLECULE_CLOUD and

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from cloudhop_lab.dataplane.netns import ns_name
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -86,7 +88,7 @@ def fixture_converged():
     """lab-up until the app answers through DNS, the vSphere LB and the ingress."""
     t = time.monotonic()
     lab("up")
-    subprocess.run(["ip", "netns", "exec", "clh-client", sys.executable, "-c", CONVERGED],
+    subprocess.run(["ip", "netns", "exec", ns_name("client"), sys.executable, "-c", CONVERGED],
                    check=True)
     elapsed = time.monotonic() - t
     lab("down")

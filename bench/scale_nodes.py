@@ -13,6 +13,8 @@ import time
 
 from kubernetes import client, config
 
+from cloudhop_lab.dataplane.netns import PREFIX
+
 MD = ("cluster.k8s.io", "v1alpha1", "kube-system", "machinedeployments",
       "to-migrate-vsphere-node")
 
@@ -20,7 +22,7 @@ MD = ("cluster.k8s.io", "v1alpha1", "kube-system", "machinedeployments",
 def lab_pss_mib():
     pids = set()
     for ns in os.listdir("/run/netns"):
-        if ns.startswith("clh-"):
+        if ns.startswith(PREFIX):
             out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
                                  check=False).stdout
             pids.update(out.split())

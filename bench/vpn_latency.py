@@ -20,6 +20,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from kubernetes import client, config  # noqa: E402  pylint: disable=wrong-import-position
 
 from cloudhop_lab.fixture import openvpn_client_pod_spec  # noqa: E402  pylint: disable=C0413
+from cloudhop_lab.dataplane.netns import ns_name  # noqa: E402  pylint: disable=C0413
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
+POD_NS = ns_name("p-")  # this lab instance's pod namespaces
 
 CID = "x8p9sk2tzv"
 COUNT = int(os.environ.get("BENCH_PINGS", "200"))
@@ -56,7 +60,7 @@ def main():
             "nodeName": node, "containers": [{"name": "e", "image": "cloudhop/echo:lab"}]}})
         wait(lambda name=name: core.read_namespaced_pod(name, "default").status.pod_ip)
         pods.append(core.read_namespaced_pod(name, "default"))
-    src = "clh-p-" + pods[0].metadata.uid[:12]
+    src = POD_NS + pods[0].metadata.uid[:12]
     wait(lambda: subprocess.run(["ip", "netns", "exec", src, "ping", "-c1", "-W1",
                                  pods[1].status.pod_ip], capture_output=True,
                                 check=False).returncode == 0)
@@ -90,7 +94,7 @@ def main():
         return st.observed_generation == gen and \
             st.number_ready == st.updated_number_scheduled == st.desired_number_scheduled
     wait(canal_restarted)
-    link = subprocess.run(["ip", "-n", "clh-n-" + nodes[0], "-d", "link", "show", "flannel.1"],
+    link = subprocess.run(["ip", "-n", NODE_NS + nodes[0], "-d", "link", "show", "flannel.1"],
                           capture_output=True, text=True, check=True).stdout
     assert " local 10.20.0." in link, link
     wait(lambda: subprocess.run(["ip", "netns", "exec", src, "ping", "-c1", "-W1",

@@ -1,7 +1,9 @@
 """``python -m cloudhop_lab up|down|status|run|admin``: the lab's life cycle.
 
 Everything the lab runs lives in network namespaces named ``clh-*`` that it creates itself; the
-host's own namespace gets no address, route or rule.
+host's own namespace gets no address, route or rule. ``CLH_INSTANCE=2`` runs a second lab beside
+the default one: namespaces ``clh2-*``, directory ``.lab-2`` (or ``CLH_LAB_DIR``); every command
+(up, down, run, ...) acts on the instance in its environment only.
 """
 
 import argparse
@@ -16,15 +18,17 @@ import sys
 import time
 
 from .dataplane.inventory import write_migration_inventory, write_plugin_config
+from .dataplane.netns import INSTANCE, PREFIX, ns_name
 from . import fixture, pki
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-CTL_NS = "clh-ctl"
-PREFIX = "clh-"
+CTL_NS = ns_name("ctl")
+CLIENT_NS = ns_name("client")
 
 
 def lab_dir():
-    return os.path.abspath(os.environ.get("CLH_LAB_DIR") or os.path.join(REPO, ".lab"))
+    default = os.path.join(REPO, ".lab" + ("-" + INSTANCE if INSTANCE else ""))
+    return os.path.abspath(os.environ.get("CLH_LAB_DIR") or default)
 
 
 def sh(*cmd, check=True, capture=False):
@@ -242,7 +246,7 @@ def wait_app(timeout=60, streak=10):
     deadline, good, failures = time.monotonic() + timeout, 0, {}
     while good < streak:
         proc = subprocess.run(
-            ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m", "cloudhop_lab.probe",
+            ["nsenter", "--net=/run/netns/" + CLIENT_NS, sys.executable, "-m", "cloudhop_lab.probe",
              "--dns", "198.18.0.53", "--log", os.devnull, "--summary", os.devnull, "--check"],
             env=env, cwd=REPO, check=False, capture_output=True, text=True)
         ok = proc.returncode == 0
@@ -277,7 +281,7 @@ def probe(action, rate=None, wait_ready=False):
             # measure the migration, not the lab's boot: start once the app answers
             wait_app()
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            ["nsenter", "--net=/run/netns/clh-client", sys.executable, "-m",
+            ["nsenter", "--net=/run/netns/" + CLIENT_NS, sys.executable, "-m",
              "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
              "--log", os.path.join(d, "probe.jsonl"), "--summary", summary],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -332,7 +336,10 @@ def audit(action, since=None):
 
 def run_env():
     d = lab_dir()
-    return {"CLH_LAB_DIR": d,
+    # ssh's ControlPath names a master connection by host, port and user: a second lab has the
+    # same node addresses, so each lab keeps its masters in its own directory
+    return {"CLH_LAB_DIR": d, "CLH_INSTANCE": INSTANCE,
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(d, "cp"),
             "CLH_SEED_KUBECONFIG": os.path.join(d, "seed.kubeconfig"),
             "CLH_USER_KUBECONFIG": os.path.join(d, "user.kubeconfig")}
 
@@ -377,7 +384,7 @@ def main(argv=None):
     p_audit = sub.add_parser("audit", help="audit log: mark | writes --since MARK (JSON)")
     p_audit.add_argument("action", choices=["mark", "writes"])
     p_audit.add_argument("--since", type=json.loads, default=None)
-    p_run = sub.add_parser("run", help="run a command inside clh-ctl with the lab environment")
+    p_run = sub.add_parser("run", help="run a command inside clh-ctl (clh<instance>-ctl) with the lab environment")
     p_run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.cmd == "up":

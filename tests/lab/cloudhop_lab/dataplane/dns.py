@@ -14,7 +14,7 @@ import time
 from . import netns as nsx
 from .topology import INET_NS
 
-DNS_NS = "clh-dns"
+DNS_NS = nsx.ns_name("dns")
 DNS_HOST = 53
 ZONE = "example.test"
 KEY_NAME = "cloudhop-lab"

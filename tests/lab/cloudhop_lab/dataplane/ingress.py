@@ -190,7 +190,7 @@ class LoadBalancerController(Controller):
     def _create(self, key, cloud, svc):
         index = self.next_index
         self.next_index += 1
-        ns = "clh-lb-%s-%d" % (cloud[:6], index)
+        ns = nsx.ns_name("lb-%s-%d" % (cloud[:6], index))
         public = self.topology.public_ip(LB_PUBLIC_FIRST + index)
         net = self.topology.networks[cloud]
         private = str(list(net.hosts())[-(index + 2)])

@@ -1,11 +1,14 @@
 """Network-namespace plumbing for the lab's data plane (pyroute2 for netlink).
 
-Every namespace the lab creates is named ``clh-*``; nothing here touches the host namespace.
-pyroute2 sockets are not thread-safe, so all netlink work goes through one lock.
+Every namespace the lab creates is named ``clh-*`` (``clh<instance>-*`` for a lab instance
+``CLH_INSTANCE``: two labs side by side, with their own namespaces and directory); nothing here
+touches the host namespace. pyroute2 sockets are not thread-safe, so all netlink work goes
+through one lock.
 """
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -19,6 +22,17 @@ PROTO_BOOT = 3  # what `ip route add` uses; not printed by `ip route`
 PROTO_DHCP = 16
 _HANDLES = {}
 
+INSTANCE = os.environ.get("CLH_INSTANCE", "")
+if not re.fullmatch(r"[0-9a-z]{0,3}", INSTANCE):
+    raise SystemExit("CLH_INSTANCE=%r: a lab instance is named by up to 3 lower-case letters "
+                     "or digits (unset for the default lab)" % INSTANCE)
+PREFIX = "clh%s-" % INSTANCE  # every namespace of this lab instance starts with it
+
+
+def ns_name(rest):
+    """The namespace called ``rest`` in this lab instance: clh-ctl, clh2-ctl, ..."""
+    return PREFIX + rest
+
 
 def ns_exists(name):
     return os.path.exists(os.path.join("/run/netns", name))
@@ -26,7 +40,7 @@ def ns_exists(name):
 
 def create(name):
     """Create a namespace (lo up, forwarding as asked later). Idempotent."""
-    assert name.startswith("clh-"), name
+    assert name.startswith(PREFIX), name
     with LOCK:
         if not ns_exists(name):
             # `ip netns add` makes /run/netns a shared mount, so every process sees it

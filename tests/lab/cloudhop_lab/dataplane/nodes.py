@@ -28,7 +28,7 @@ HOST_PYTHON_DIRS = ("/root/.pyenv", "/usr/local/lib/python3.11", "/opt/python")
 
 
 def node_ns(name):
-    return "clh-n-" + name
+    return nsx.ns_name("n-" + name)
 
 
 def short_id(name):

@@ -22,7 +22,7 @@ from . import netns as nsx
 from .volumes import command_line, materialize
 
 LOG = logging.getLogger("cloudhop_lab")
-SEED_NS = "clh-seed"
+SEED_NS = nsx.ns_name("seed")
 
 
 def is_openvpn(container):

@@ -28,7 +28,7 @@ ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py")
 
 
 def pod_ns(uid):
-    return "clh-p-" + uid[:12]
+    return nsx.ns_name("p-" + uid[:12])
 
 
 def cali_name(ns, name):

@@ -16,17 +16,17 @@ import ipaddress
 
 from . import netns as nsx
 
-INET_NS = "clh-inet"
-CTL_NS = "clh-ctl"
+INET_NS = nsx.ns_name("inet")
+CTL_NS = nsx.ns_name("ctl")
 CLOUD_IFACES = {"vsphere": "ens192", "aws": "ens5", "gcp": "ens4"}
 ROUTER_PUBLIC = {"vsphere": 2, "aws": 3, "gcp": 4}
 CTL_PUBLIC_HOST = 5
-CLIENT_NS = "clh-client"
+CLIENT_NS = nsx.ns_name("client")
 CLIENT_PUBLIC_HOST = 200
 
 
 def router_ns(cloud):
-    return "clh-rt-" + cloud
+    return nsx.ns_name("rt-" + cloud)
 
 
 class Topology:

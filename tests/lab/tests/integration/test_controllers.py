@@ -9,6 +9,9 @@ import pytest
 from kubernetes import client
 
 from .conftest import deployment, wait_for
+from cloudhop_lab.dataplane.netns import ns_name
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
 
 CID = "x8p9sk2tzv"
 MD = "to-migrate-vsphere-node"
@@ -405,7 +408,7 @@ def test_scale_to_zero_removes_all_nodes_then_back(custom, core, replicas):
         _scale(custom, replicas)
         wait_for(lambda: not _md_nodes(core), timeout=60, what="no nodes")
         assert _md(custom)["spec"]["replicas"] == 0
-        wait_for(lambda: not [n for n in os.listdir("/run/netns") if n.startswith("clh-n-" + MD)],
+        wait_for(lambda: not [n for n in os.listdir("/run/netns") if n.startswith(NODE_NS + MD)],
                  what="no node namespaces left")
     finally:
         _scale(custom, 3)

@@ -9,6 +9,10 @@ import yaml
 from cloudhop_lab.dataplane.runtime import cali_name
 
 from .conftest import LAB, wait_for
+from cloudhop_lab.dataplane.netns import ns_name
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
+POD_NS = ns_name("p-")  # this lab instance's pod namespaces
 
 MD = "to-migrate-vsphere-node"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -141,13 +145,13 @@ def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     a = _echo_pod(core, ns, "pa", nodes[0].metadata.name)
     b = _echo_pod(core, ns, "pb", nodes[1].metadata.name)
     assert a.status.pod_ip.startswith(nodes[0].spec.pod_cidr.rsplit(".", 2)[0])
-    node_ns = "clh-n-" + nodes[1].metadata.name
+    node_ns = NODE_NS + nodes[1].metadata.name
     capture = subprocess.Popen(["ip", "netns", "exec", node_ns, "tcpdump", "-c", "1", "-nli",
                                 "ens192", "udp port 8472"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     # the capture is armed once tcpdump says it is listening
     assert any("listening on" in capture.stderr.readline() for _i in range(3))
-    out = http_from("clh-p-" + a.metadata.uid[:12], "http://%s:8080/hello" % b.status.pod_ip)
+    out = http_from(POD_NS + a.metadata.uid[:12], "http://%s:8080/hello" % b.status.pod_ip)
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert body["pod"] == "pb" and body["node"] == nodes[1].metadata.name
@@ -155,36 +159,36 @@ def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     captured = capture.communicate(timeout=10)[0]
     assert "8472" in captured  # the request crossed the underlay as VXLAN
     # the node has a /32 route to its local pod on a cali* veth
-    routes = netns_run("clh-n-" + nodes[0].metadata.name, "ip", "route").stdout
+    routes = netns_run(NODE_NS + nodes[0].metadata.name, "ip", "route").stdout
     assert any(line.startswith(a.status.pod_ip + " dev cali") for line in routes.splitlines())
 
 
 def test_cloud_private_networks_are_isolated(core):
     # a vSphere node cannot reach the AWS router's private gateway, but reaches public addresses
-    ns = "clh-n-" + _nodes(core)[0].metadata.name
+    ns = NODE_NS + _nodes(core)[0].metadata.name
     assert netns_run(ns, "ping", "-c1", "-W1", "172.31.0.1").returncode != 0
     assert netns_run(ns, "ping", "-c1", "-W1", "10.156.0.1").returncode != 0
     assert netns_run(ns, "ping", "-c1", "-W1", "198.18.0.3").returncode == 0  # aws router
     # clh-ctl does not forward between its legs
-    assert netns_run("clh-ctl", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    assert netns_run(ns_name("ctl"), "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
 
 
 def test_deleted_pod_leaves_no_namespace(core, ns):
     node = _nodes(core)[0].metadata.name
     pod = _echo_pod(core, ns, "gone", node)
-    pns = "clh-p-" + pod.metadata.uid[:12]
+    pns = POD_NS + pod.metadata.uid[:12]
     assert os.path.exists("/run/netns/" + pns)
     core.delete_namespaced_pod("gone", ns)
     wait_for(lambda: not os.path.exists("/run/netns/" + pns), what="pod namespace removed")
-    routes = netns_run("clh-n-" + node, "ip", "route").stdout
+    routes = netns_run(NODE_NS + node, "ip", "route").stdout
     # (its IP may already belong to a new pod; its own veth and route are gone)
     assert "%s dev %s " % (pod.status.pod_ip, cali_name(ns, "gone")) not in routes
-    links = netns_run("clh-n-" + node, "ip", "-br", "link").stdout
+    links = netns_run(NODE_NS + node, "ip", "-br", "link").stdout
     assert cali_name(ns, "gone") not in links
 
 
 def _seed_nodeports():
-    out = subprocess.run(["ip", "netns", "exec", "clh-seed", "nft", "list", "table", "ip",
+    out = subprocess.run(["ip", "netns", "exec", ns_name("seed"), "nft", "list", "table", "ip",
                           "nodeports"], capture_output=True, text=True, check=False).stdout
     return sorted(line.split("dport ")[1].strip() for line in out.splitlines() if "dport" in line)
 

@@ -20,6 +20,9 @@ import pytest
 import yaml
 
 from .conftest import LAB
+from cloudhop_lab.dataplane.netns import ns_name
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 ANNOTATION = "lab.cloudhop.io/concurrent-writer"
@@ -155,8 +158,8 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
     """One node's sshd refuses connections (the node's own firewall resets port 22, also on
     connections an SSH ControlMaster already holds). The read-only route check still asks
     every node, then fails naming that node and SSH's reason; nothing is written."""
-    node = sorted(n[len("clh-n-"):] for n in os.listdir("/run/netns") if n.startswith("clh-n-"))[0]
-    netns = "clh-n-" + node
+    node = sorted(n[len(NODE_NS):] for n in os.listdir("/run/netns") if n.startswith(NODE_NS))[0]
+    netns = NODE_NS + node
     ruleset = ("table inet clh_test_ssh {\n chain input {\n  type filter hook input priority 0;"
                "\n  tcp dport 22 reject with tcp reset\n }\n}\n")
     subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=ruleset, text=True,
@@ -180,8 +183,8 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
                      r"interfaces\): %s: [^;]*(refused|reset|closed)[^;]*; the other nodes "
                      r"were checked" % re.escape(node), out), out[-5000:]
     # the other nodes' route checks ran
-    others = sorted(n[len("clh-n-"):] for n in os.listdir("/run/netns")
-                    if n.startswith("clh-n-"))[1:]
+    others = sorted(n[len(NODE_NS):] for n in os.listdir("/run/netns")
+                    if n.startswith(NODE_NS))[1:]
     for other in others:
         assert re.search(r"ok: \[[^\]]*-> [^\]]*\] => \(item=%s\)" % re.escape(other), out), \
             other

@@ -11,6 +11,7 @@ import dns.tsigkeyring
 import dns.update
 
 from .conftest import LAB, wait_for
+from cloudhop_lab.dataplane.netns import ns_name
 
 INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx",
                   "app.kubernetes.io/component": "controller"}
@@ -26,7 +27,7 @@ def _get(url_ip, host="app.example.test"):
     code = ("import urllib.request,sys\n"
             "r = urllib.request.Request('http://%s/', headers={'Host': '%s'})\n"
             "print(urllib.request.urlopen(r, timeout=3).read().decode())" % (url_ip, host))
-    return subprocess.run(["ip", "netns", "exec", "clh-client", "python3", "-c", code],
+    return subprocess.run(["ip", "netns", "exec", ns_name("client"), "python3", "-c", code],
                           capture_output=True, text=True, timeout=20, check=False)
 
 
@@ -63,7 +64,7 @@ def test_vsphere_load_balancer_serves_the_app(core):
     # an unknown Host is the ingress' 404, not the app
     assert "404" in _get(ip, host="other.example.test").stderr
     # the record the fixture created
-    answer = subprocess.run(["ip", "netns", "exec", "clh-client", "dig", "+noall", "+answer",
+    answer = subprocess.run(["ip", "netns", "exec", ns_name("client"), "dig", "+noall", "+answer",
                              "@198.18.0.53", "app.example.test"], capture_output=True,
                             text=True, check=True).stdout.split()
     assert answer[1] == "300" and answer[-1] == ip

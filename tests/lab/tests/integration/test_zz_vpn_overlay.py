@@ -16,6 +16,10 @@ from cloudhop_lab.fixture import openvpn_client_pod_spec
 from .conftest import wait_for
 from .test_collection_targets import run_target
 from .test_dataplane import _echo_pod, http_from, netns_run
+from cloudhop_lab.dataplane.netns import ns_name
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
+POD_NS = ns_name("p-")  # this lab instance's pod namespaces
 
 CID = "x8p9sk2tzv"
 KKP = ("kubermatic.k8c.io", "v1", "clusters")
@@ -50,7 +54,7 @@ def _set_server_args(seed_client, args):
 def _server_running_with(flag, present):
     """The real openvpn process in clh-seed runs (or does not run) with the flag."""
     def check():
-        pids = subprocess.run(["ip", "netns", "pids", "clh-seed"], capture_output=True,
+        pids = subprocess.run(["ip", "netns", "pids", ns_name("seed")], capture_output=True,
                               text=True, check=False).stdout.split()
         cmds = []
         for pid in pids:
@@ -66,7 +70,7 @@ def _server_running_with(flag, present):
 
 
 def _pod_ns(pod):
-    return "clh-p-" + pod.metadata.uid[:12]
+    return POD_NS + pod.metadata.uid[:12]
 
 
 def _reach(src, dst):
@@ -100,7 +104,7 @@ def _restart_canal(apps):
 
 
 def _flannel_local(node_name):
-    out = netns_run("clh-n-" + node_name, "ip", "-d", "link", "show", "flannel.1").stdout
+    out = netns_run(NODE_NS + node_name, "ip", "-d", "link", "show", "flannel.1").stdout
     return out.split(" local ")[1].split()[0] if " local " in out else None
 
 
@@ -175,7 +179,7 @@ def test_pods_of_two_clouds_talk_only_through_the_vpn_overlay(
         # this DaemonSet has no readinessProbe, so Ready means the process runs (as in
         # Kubernetes), not that its tunnel is up yet: wait for the route the server pushes
         def vpn_routed():
-            routes = netns_run("clh-n-" + vs_node.metadata.name, "ip", "route").stdout
+            routes = netns_run(NODE_NS + vs_node.metadata.name, "ip", "route").stdout
             return "10.20.0.0/24 via 10.20.0." in routes and "dev kube" in routes
         wait_for(vpn_routed, timeout=30, interval=0.2, what="the VPN route on " + vs_node.metadata.name)
         core.patch_namespaced_config_map("canal-config", "kube-system",
@@ -261,7 +265,7 @@ def _get_app(ip):
     code = ("import urllib.request\n"
             "r = urllib.request.Request('http://%s/', headers={'Host': 'app.example.test'})\n"
             "print(urllib.request.urlopen(r, timeout=3).read().decode())" % ip)
-    out = netns_run("clh-client", "python3", "-c", code)
+    out = netns_run(ns_name("client"), "python3", "-c", code)
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 

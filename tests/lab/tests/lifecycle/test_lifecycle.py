@@ -13,8 +13,10 @@ import time
 import pytest
 
 from cloudhop_lab import cli
+from cloudhop_lab.dataplane.netns import ns_name
 
 REPO = cli.REPO
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
@@ -43,7 +45,9 @@ def lab_processes():
         if pid.isdigit() and int(pid) != os.getpid():
             try:
                 with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                    if lab_dir in fh.read():
+                    # this lab's directory, not another instance's (.lab is a prefix of .lab-2)
+                    if any(arg == lab_dir or lab_dir + b"/" in arg
+                           for arg in fh.read().split(b"\0")):
                         out.append(pid)
             except OSError:
                 pass
@@ -69,11 +73,11 @@ def test_up_twice_then_down_leaves_nothing():
     lab("up")  # removes the stale lab first
     assert open(os.path.join(cli.lab_dir(), "labd.pid"), encoding="utf-8").read() != pid_before
     names = cli.lab_namespaces()
-    assert {"clh-ctl", "clh-inet", "clh-rt-vsphere", "clh-rt-aws", "clh-rt-gcp"} <= set(names)
+    assert {ns_name(n) for n in ("ctl", "inet", "rt-vsphere", "rt-aws", "rt-gcp")} <= set(names)
     assert first < 60
     # the stale lab was removed: one set of fixture nodes only, once they have booted
     deadline = time.monotonic() + 30
-    while len([n for n in cli.lab_namespaces() if n.startswith("clh-n-")]) != 3:
+    while len([n for n in cli.lab_namespaces() if n.startswith(NODE_NS)]) != 3:
         assert time.monotonic() < deadline, cli.lab_namespaces()
         time.sleep(0.2)
     recorded = json.load(open(os.path.join(cli.lab_dir(), "lab-up.json"), encoding="utf-8"))
@@ -84,9 +88,9 @@ def test_up_twice_then_down_leaves_nothing():
     lab("down")
     assert cli.lab_namespaces() == []
     assert not lab_processes()
-    assert subprocess.run(["pgrep", "-f", "cloudhop_lab.labd"], check=False,
-                          capture_output=True).returncode == 1
-    assert not os.path.exists("/run/netns/clh-ctl")
+    labd = "cloudhop_lab.labd --dir %s$" % cli.lab_dir()  # this instance's daemon
+    assert subprocess.run(["pgrep", "-f", labd], check=False, capture_output=True).returncode == 1
+    assert not os.path.exists("/run/netns/" + ns_name("ctl"))
     lab("down")  # twice is fine
 
 
@@ -130,7 +134,7 @@ def test_haproxy_serves_every_configuration_it_was_given(tmp_path):
     also when applies come back to back. (HAProxy 2.6 drops a SIGUSR2 sent right after it
     logs its load, so a wrapper that reloads by signal serves a stale configuration here.)"""
     from cloudhop_lab.dataplane import haproxy, netns as nsx  # pylint: disable=import-outside-toplevel
-    ns = "clh-test-haproxy"
+    ns = ns_name("test-haproxy")
     nsx.create(ns)
     proxy = haproxy.HAProxy(ns, str(tmp_path / "hx"))
     try:

@@ -25,6 +25,9 @@ import time
 import pytest
 
 from cloudhop_lab import cli
+from cloudhop_lab.dataplane.netns import ns_name
+
+NODE_NS = ns_name("n-")  # this lab instance's node namespaces
 
 REPO = cli.REPO
 LAB = cli.lab_dir()
@@ -249,7 +252,7 @@ def wait_vpn_clients(timeout=120):
     with open(os.path.join(LAB, "config.json"), encoding="utf-8") as fh:
         hub_ip = str(next(ipaddress.ip_network(json.load(fh)["options"]["vpn_cidr"]).hosts()))
     names = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                       check=True).stdout.split() if n.startswith("clh-n-")]
+                                       check=True).stdout.split() if n.startswith(NODE_NS)]
     deadline = time.monotonic() + timeout
     while names and time.monotonic() < deadline:
         names = [n for n in names if subprocess.run(
@@ -338,11 +341,11 @@ def node_hooks():
     out = {}
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                            check=True).stdout.split()
-    for ns in (n for n in names if n.startswith("clh-n-")):
+    for ns in (n for n in names if n.startswith(NODE_NS)):
         def run(*cmd):
             return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True,
                                   text=True, check=False).stdout
-        out[ns[len("clh-n-"):]] = {
+        out[ns[len(NODE_NS):]] = {
             "blackhole": "172.25.0.0/16" in run("ip", "route", "show", "type", "blackhole"),
             "bridge": "--dport 8472" in run("iptables", "-w", "-t", "nat", "-S", "POSTROUTING"),
         }
