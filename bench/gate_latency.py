@@ -1,7 +1,7 @@
 """make bench: the time from a gate's condition becoming true to the next step starting.
 
 canal: bench/gate_latency.yml runs the roles' canal rollout gate (restart_canal.yml: the rollout
-restart and kubernetes.core's wait for the DaemonSet); a watch on the DaemonSet here records
+restart and the wait on a watch, cloudhop.k8s_migration.rollout_restart); a watch on the DaemonSet here records
 when its status first meets that wait's condition for the new generation (observedGeneration,
 updated = ready = desired). until: for comparison, the k8s_info `until` pattern (one module run
 per poll) waits for a ConfigMap key that turns true at a random moment. In both, the next task
