@@ -78,7 +78,9 @@ integration: setup
 molecule: setup
 	$(BIN)/molecule test
 
-test: setup lint sanity unit integration bench-quick
+# make test: integration and bench-quick at once (bench-quick in a third lab, CLH_INSTANCE=3)
+test: setup lint sanity unit
+	tests/lab/integration-lanes --bench-quick
 
 # benchmarks: figures go here, never into timed tests (results in bench/results.json + .md)
 bench: setup

@@ -9,6 +9,7 @@ Usage: demo_phases.py N [N ...]   (run from the host, as root: it brings labs up
 import datetime
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,39 @@ def window(records, start, end):
             "p99_ms": p99([r["ms"] for r in ok])}
 
 
+TASK_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?(TASK|RUNNING HANDLER) \[(.*?)\]")
+
+
+def task_starts(path):
+    """[(epoch, task name)] from an ANSIBLE_LOG_PATH file (its stamps are local time)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                m = TASK_LINE.match(line)
+                if m:
+                    stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                    out.append((time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6,
+                                m.group(3)))
+    except OSError:
+        pass
+    return out
+
+
+def failures(records, tasks, ledger):
+    """Each failed request during the migration, with its phase and the task then running."""
+    out = []
+    for r in records:
+        if r.get("status") == 200:
+            continue
+        task = [name for t, name in tasks if t <= r["t"]][-1:] or [None]
+        phase = [n for n, p in ledger.items() if epoch(p["started"]) <= r["t"] < epoch(p["finished"])]
+        out.append({"t": round(r["t"], 3), "ip": r.get("ip"),
+                    "error": r.get("error") or "HTTP %s" % r.get("status"),
+                    "ms": r.get("ms"), "phase": phase[0] if phase else None, "task": task[0]})
+    return out
+
+
 def run(workers):
     started = time.monotonic()
     lab("up", "--workers", str(workers), "--dns-ttl", "20")
@@ -73,7 +107,8 @@ def run(workers):
              "-i", os.path.join(LAB, "user_clusters.yml"),
              os.path.join(REPO, "playbooks", "migrate.yml"), "-e", "cloudhop_confirm_destroy=true",
              "-e", "report_probe_log=%s" % os.path.join(LAB, "probe.jsonl")],
-            cwd=REPO, capture_output=True, text=True, check=False)
+            cwd=REPO, capture_output=True, text=True, check=False,
+            env=dict(os.environ, ANSIBLE_LOG_PATH=os.path.join(LAB, "ansible.log")))
         t1 = time.time()
         lab("probe", "stop")
         if proc.returncode != 0:
@@ -84,6 +119,7 @@ def run(workers):
         with open(os.path.join(LAB, "probe.jsonl"), encoding="utf-8") as fh:
             records = sorted((json.loads(line) for line in fh if line.strip()),
                              key=lambda r: r["t"])
+        tasks = task_starts(os.path.join(LAB, "ansible.log"))
     finally:
         lab("down")
     phases = {name: round(epoch(p["finished"]) - epoch(p["started"]), 1)
@@ -93,6 +129,7 @@ def run(workers):
     return {"workers": workers, "migration_s": round(t1 - t0, 1),
             "with_lab_up_s": round(time.monotonic() - started, 1), "phases_s": phases,
             "probe_before": before, "probe_during": during,
+            "failed_requests": failures([r for r in records if t0 <= r["t"] < t1], tasks, ledger),
             "p99_increase_ms": round(during["p99_ms"] - before["p99_ms"], 2)
             if during["p99_ms"] is not None and before["p99_ms"] is not None else None,
             "phase_probe": {name: window(records, epoch(p["started"]), epoch(p["finished"]))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from cloudhop_lab.cli import lab_dir
 from cloudhop_lab.dataplane.netns import ns_name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +41,7 @@ def probe_overhead(seconds=10):
     try:
         subprocess.run([sys.executable, "-m", "cloudhop_lab", "probe", "start"], check=True,
                        cwd=REPO, stdout=subprocess.DEVNULL)
-        with open(os.path.join(REPO, ".lab", "probe.pid"), encoding="utf-8") as fh:
+        with open(os.path.join(lab_dir(), "probe.pid"), encoding="utf-8") as fh:
             pid = fh.read().strip()
         time.sleep(2)
         ticks = os.sysconf("SC_CLK_TCK")

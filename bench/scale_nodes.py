@@ -26,7 +26,9 @@ def lab_pss_mib():
             out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
                                  check=False).stdout
             pids.update(out.split())
-    out = subprocess.run(["pgrep", "-f", "cloudhop_lab.labd"], capture_output=True, text=True,
+    # this lab's daemon only (another lab instance may run beside it)
+    out = subprocess.run(["pgrep", "-f", "cloudhop_lab.labd --dir %s$" % os.environ["CLH_LAB_DIR"]],
+                         capture_output=True, text=True,
                          check=False).stdout
     pids.update(out.split())
     total = 0
