@@ -373,7 +373,7 @@ def fresh_lab(request):
             lab("down")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # about 10 min alone; make test runs it beside another lane
 def test_aws_check_mode_tags_faults_and_kills_resume(fresh_lab):  # noqa: ARG001
     step('check mode')
     # --- check mode on a fresh lab: the whole migration as a dry run, nothing written
@@ -559,7 +559,7 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     assert private_files(os.path.join(LAB, "backups")) == []
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)  # about 7 min alone; make test runs it beside another lane
 @pytest.mark.lab_args("--dns-provider", "route53")
 def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh_lab):  # noqa: ARG001
     """With the app's record in a Route53 hosted zone (the lab's AWS API; the lab's name server
