@@ -129,7 +129,7 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common impo
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import (
     ApiException, KubeModule, TransportError, api_error_message)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.rollout import (
-    Gone, progress, restart_patch, restarted_at_of, wait_rolled_out)
+    KINDS, Gone, progress, restart_patch, restarted_at_of, wait_rolled_out)
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import RESOURCE_PREDICATES
@@ -184,7 +184,7 @@ def run(mod):
 
 def main():
     KubeModule(dict(
-        kind={"type": "str", "required": True, "choices": ["DaemonSet", "Deployment", "StatefulSet"]},
+        kind={"type": "str", "required": True, "choices": list(KINDS)},
         name={"type": "str", "required": True},
         namespace={"type": "str", "required": True},
         restarted_at={"type": "str"},
