@@ -36,6 +36,9 @@ class FlannelAgent(Controller):
         self.cluster_cidr = cluster_cidr
         self.canal = {}  # node -> (iface setting, pod uid)
         self.state = {}  # node -> dict(iface, local, mac, index, peers={peer: tuple})
+        # node -> netlink event socket in its namespace: like flanneld, the agent looks at the
+        # node's links and routes again when they change, not on every pass
+        self.monitors = {}
 
     # called by the pod runtime
     def canal_started(self, node, iface, uid):
@@ -57,17 +60,17 @@ class FlannelAgent(Controller):
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
         for gone in set(self.state) - set(nodes):
             self.state.pop(gone, None)
-        for name, (setting, _uid) in list(self.canal.items()):
+        for name, (setting, uid) in list(self.canal.items()):
             with self.isolated(name):
                 node = nodes.get(name)
                 if node is None or not nsx.ns_exists(node_ns(name)):
                     continue
                 try:
-                    st = self._device(name, node, setting)
+                    st = self._checked_device(name, node, setting, uid)
                     if not st["peers"]:
                         # a new flannel.1: program the peers at once, as flanneld does right
                         # after creating the device (not after the other nodes' work)
-                        self._peers(name, nodes)
+                        self._peers(name, self._peer_table(nodes))
                 except (NetlinkError, OSError, RuntimeError) as exc:
                     LOG.warning("flannel on %s: %s", name, exc)
                     self.state.pop(name, None)
@@ -81,13 +84,33 @@ class FlannelAgent(Controller):
                     node = self.api.patch(node_rt, None, name, "merge",
                                           {"metadata": {"annotations": want}})
                     nodes[name] = node
+        table = self._peer_table(nodes)
         for name in list(self.state):
             if not nsx.ns_exists(node_ns(name)):
                 self.state.pop(name, None)  # the machine is gone
                 continue
             if name in nodes:
                 with self.isolated(name):
-                    self._peers(name, nodes)
+                    self._peers(name, table)
+        for name in set(self.monitors) - set(self.state) - set(self.canal):
+            self.monitors.pop(name).close()
+
+    def _checked_device(self, name, node, setting, uid):
+        """The node's flannel.1, looked at again only when its namespace reported a link,
+        address or route change, or the canal pod changed (netlink dumps of 100 nodes'
+        routes on every pass would take a core)."""
+        mon = self.monitors.get(name)
+        if mon is None or not mon.same_namespace():
+            if mon is not None:
+                mon.close()
+            self.state.pop(name, None)
+            mon = self.monitors[name] = nsx.Monitor(node_ns(name))
+        changed = mon.changed()  # drained before the read: a change during it shows next pass
+        st = self.state.get(name)
+        if st is None or changed or st.get("setting") != setting or st.get("uid") != uid:
+            st = self._device(name, node, setting)
+            st["uid"] = uid
+        return st
 
     def _underlay(self, ns, setting):
         ipr = nsx.handle(ns)
@@ -145,13 +168,11 @@ class FlannelAgent(Controller):
                     "  type nat hook postrouting priority 100;\n"
                     "  ip saddr %s ip daddr != %s masquerade\n }\n}\n" % (net, net))
 
-    def _peers(self, name, nodes):
-        st = self.state[name]
-        ns = node_ns(name)
-        want = {}
+    @staticmethod
+    def _peer_table(nodes):
+        """node -> (podCIDR, VtepMAC, public IP) for every node flannel has published."""
+        table = {}
         for peer, node in nodes.items():
-            if peer == name:
-                continue
             ann = node["metadata"].get("annotations") or {}
             cidr = (node.get("spec") or {}).get("podCIDR")
             if not cidr or ANN + "public-ip" not in ann:
@@ -160,7 +181,13 @@ class FlannelAgent(Controller):
                 mac = json.loads(ann[ANN + "backend-data"])["VtepMAC"]
             except (KeyError, ValueError, TypeError):
                 continue
-            want[peer] = (cidr, mac, ann[ANN + "public-ip"])
+            table[peer] = (cidr, mac, ann[ANN + "public-ip"])
+        return table
+
+    def _peers(self, name, table):
+        st = self.state[name]
+        ns = node_ns(name)
+        want = {peer: entry for peer, entry in table.items() if peer != name}
         if want == st["peers"]:
             return
         with nsx.LOCK:

@@ -6,10 +6,13 @@ touches the host namespace. pyroute2 sockets are not thread-safe, so all netlink
 through one lock.
 """
 
+import ctypes
+import errno
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 
@@ -62,6 +65,72 @@ def handle(name):
             ipr = NetNS(name, flags=0)
             _HANDLES[name] = ipr
         return ipr
+
+
+# rtnetlink multicast groups: links, IPv4 addresses, IPv4 routes
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class Monitor:
+    """A non-blocking rtnetlink socket in a namespace, subscribed to link, address and route
+    changes, as a netlink-event-driven agent (flanneld, the kubelet) has one.
+
+    ``changed()`` drains it and says whether anything happened since the last call (a lost
+    event, ENOBUFS, counts as a change). It costs one recv when nothing happened, where a dump of
+    the namespace's links and routes costs a netlink decode per entry.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.inode = os.stat(os.path.join("/run/netns", name)).st_ino
+        made = {}
+
+        def in_ns():  # setns changes only this thread's namespace
+            fd = os.open(os.path.join("/run/netns", name), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+                    made["error"] = OSError(ctypes.get_errno(), "setns %s" % name)
+                    return
+                sock = socket.socket(socket.AF_NETLINK,
+                                     socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                     socket.NETLINK_ROUTE)
+                sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+                made["sock"] = sock
+            finally:
+                os.close(fd)
+        worker = threading.Thread(target=in_ns, name="netns-monitor")
+        worker.start()
+        worker.join()
+        if "error" in made:
+            raise made["error"]
+        self.sock = made["sock"]
+
+    def same_namespace(self):
+        """False once the namespace is gone or was made again under the same name."""
+        try:
+            return os.stat(os.path.join("/run/netns", self.name)).st_ino == self.inode
+        except OSError:
+            return False
+
+    def changed(self):
+        seen = False
+        while True:
+            try:
+                if not self.sock.recv(1 << 16):
+                    return True
+                seen = True
+            except BlockingIOError:
+                return seen
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # events were dropped: assume a change
+                    seen = True
+                    continue
+                raise
+
+    def close(self):
+        self.sock.close()
 
 
 def remove(name):

@@ -5,10 +5,16 @@ document, the primary interface is named like the cloud's (ens192 / ens5 / ens4)
 prints the Node name (sshd runs in its own UTS namespace), python3 and iproute2 are there (the
 host's). Logins are as root with the MachineDeployment's sshPublicKeys.
 
+Every node's sshd runs in a private mount namespace where ``/root`` is the node's own home
+(``<lab>/nodes/<node>/root``, with Debian's default root dotfiles): a login shell on a node must
+not source this machine's ``/root/.bashrc`` (here it runs ``pyenv init``, about 0.2 s of CPU per
+SSH session, more under contention, which made every lab SSH sweep 2-3 x slower than on a real
+node), and each node keeps its own ``~/.ansible``.
+
 A node whose MachineDeployment says ``operatingSystem: flatcar`` has no Python, as Flatcar has
-none: its sshd runs in a mount namespace where an overlay on /usr/bin whites out every
-``python*`` (so ``command -v python3`` finds nothing and a module run fails like on Flatcar),
-while ``ip`` and the shell stay.
+none: in its mount namespace an overlay on /usr/bin also whites out every ``python*`` (so
+``command -v python3`` finds nothing and a module run fails like on Flatcar), while ``ip`` and
+the shell stay.
 """
 
 import hashlib
@@ -101,9 +107,7 @@ class NetnsMachineBackend(FakeMachineBackend):
                 "MaxSessions 50", "LogLevel ERROR",
                 "Subsystem sftp internal-sftp", ""]))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        cmd = [SSHD, "-D", "-e", "-f", cfg]
-        if os_name in NO_PYTHON_OS:
-            cmd = self._without_python(ndir) + cmd
+        cmd = self._node_mounts(ndir, os_name in NO_PYTHON_OS) + [SSHD, "-D", "-e", "-f", cfg]
         self.procs[name] = nsx.spawn(ns, cmd, os.path.join(ndir, "sshd.log"),
                                      uts_hostname=hostname)
         with open(key + ".pub", encoding="utf-8") as fh:
@@ -112,23 +116,42 @@ class NetnsMachineBackend(FakeMachineBackend):
         self._wait_port(ns, inst["ip"], 22)
 
     @staticmethod
-    def _without_python(ndir):
-        """A command prefix: a private mount namespace whose /usr/bin has no python*."""
-        upper, work = os.path.join(ndir, "usr-bin-upper"), os.path.join(ndir, "usr-bin-work")
-        shutil.rmtree(upper, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
-        os.makedirs(upper)
-        os.makedirs(work)
-        for entry in os.listdir("/usr/bin"):
-            if entry.startswith("python"):
-                os.mknod(os.path.join(upper, entry), 0o600 | stat.S_IFCHR, os.makedev(0, 0))
-        # the host's own Python managers (pyenv shims on root's PATH) are hidden as well
-        hide = " && ".join("mount -t tmpfs -o size=64k,mode=0755 cloudhop-no-python %s" % d
-                           for d in HOST_PYTHON_DIRS if os.path.isdir(d))
+    def _root_home(ndir):
+        """The node's own /root: Debian's default root dotfiles (base-files), nothing else."""
+        home = os.path.join(ndir, "root")
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        for dot in ("bashrc", "profile"):
+            src, dst = "/usr/share/base-files/dot." + dot, os.path.join(home, "." + dot)
+            if not os.path.exists(dst):
+                if os.path.exists(src):
+                    shutil.copyfile(src, dst)
+                else:
+                    open(dst, "w", encoding="utf-8").close()  # pylint: disable=consider-using-with
+        return home
+
+    @classmethod
+    def _node_mounts(cls, ndir, without_python):
+        """A command prefix: a private mount namespace with the node's own /root and, for an OS
+        without Python, a /usr/bin without python*."""
+        mounts = ['mount --bind "$0" /root']
+        args = [cls._root_home(ndir)]
+        if without_python:
+            upper, work = os.path.join(ndir, "usr-bin-upper"), os.path.join(ndir, "usr-bin-work")
+            shutil.rmtree(upper, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+            os.makedirs(upper)
+            os.makedirs(work)
+            for entry in os.listdir("/usr/bin"):
+                if entry.startswith("python"):
+                    os.mknod(os.path.join(upper, entry), 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+            mounts.append('mount -t overlay cloudhop-no-python -o "lowerdir=/usr/bin,upperdir=$1,'
+                          'workdir=$2" /usr/bin')
+            args += [upper, work]
+            # the host's own Python installs outside /usr/bin (/root is the node's own now)
+            mounts += ["mount -t tmpfs -o size=64k,mode=0755 cloudhop-no-python %s" % d
+                       for d in HOST_PYTHON_DIRS if os.path.isdir(d) and not d.startswith("/root")]
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'mount -t overlay cloudhop-no-python -o "lowerdir=/usr/bin,upperdir=$0,'
-                'workdir=$1" /usr/bin %s&& shift && exec "$@"'
-                % ("&& " + hide + " " if hide else ""), upper, work]
+                " && ".join(mounts) + ' && shift %d && exec "$@"' % (len(args) - 1)] + args
 
     @staticmethod
     def _wait_port(ns, ip, port, timeout=10):

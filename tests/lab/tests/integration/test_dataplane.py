@@ -76,6 +76,22 @@ def test_nodes_answer_ssh_like_cloud_vms(core):
         assert "/python3" in out.stdout and "/ip" in out.stdout
 
 
+def test_a_node_has_a_root_home_of_its_own(core):
+    """A login on a node must not run this machine's /root/.bashrc (pyenv here) nor see what
+    another node wrote to its home: each node's /root is its own, with Debian's dotfiles."""
+    first, second = [_ip(n) for n in _nodes(core)[:2]]
+    marker = "cloudhop-home-%d" % os.getpid()
+    out = ssh(first, "echo ${PYENV_ROOT:-unset}; ls -A ~; touch ~/%s" % marker)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "unset"
+    assert ".bashrc" in lines[1:] and ".profile" in lines[1:] and ".pyenv" not in lines[1:]
+    assert ssh(first, "test -e ~/%s" % marker).returncode == 0
+    assert ssh(second, "test -e ~/%s" % marker).returncode == 1
+    assert not os.path.exists(os.path.join("/root", marker))
+    assert ssh(first, "rm ~/%s" % marker).returncode == 0
+
+
 def test_ansible_reaches_every_node_through_the_nodes_inventory_plugin(core, tmp_path):
     """The lab's inventory is the collection's plugin over the user cluster's Node objects."""
     config = os.path.join(LAB, "nodes.cloudhop.yml")
@@ -138,6 +154,41 @@ def test_node_routes_look_like_the_seed_document(core):
     ann = node.metadata.annotations
     assert ann["flannel.alpha.coreos.com/public-ip"] == _ip(node)
     assert json.loads(ann["flannel.alpha.coreos.com/backend-data"])["VtepMAC"]
+
+
+def test_flannel_recreates_a_deleted_vxlan_device(core):
+    """flanneld watches the node's links (flannel v0.27's VXLAN device watcher): flannel.1
+    deleted behind its back comes back with a new MAC, published on the Node, and the peers'
+    neighbour entries follow it. The lab's agent sees it by a netlink event, not by polling."""
+    nodes = _nodes(core)
+    node, peer = nodes[0], nodes[1]
+    ns = NODE_NS + node.metadata.name
+
+    def link():
+        out = netns_run(ns, "ip", "-j", "link", "show", "flannel.1")
+        return json.loads(out.stdout)[0] if out.returncode == 0 and out.stdout.strip() else None
+    before = link()
+    assert before, "flannel.1 missing before the test"
+    assert netns_run(ns, "ip", "link", "del", "flannel.1").returncode == 0
+    after = wait_for(lambda: (link() or {}).get("ifindex") not in (None, before["ifindex"])
+                     and link(), what="flannel.1 re-created on %s" % node.metadata.name)
+    assert after["address"] != before["address"]
+
+    def published():
+        ann = core.read_node(node.metadata.name).metadata.annotations
+        return json.loads(ann["flannel.alpha.coreos.com/backend-data"])["VtepMAC"] == \
+            after["address"]
+    wait_for(published, what="the new VtepMAC on the Node")
+    gw = node.spec.pod_cidr.split("/")[0]
+
+    def peer_follows():
+        out = netns_run(NODE_NS + peer.metadata.name, "ip", "neigh", "show", gw,
+                        "dev", "flannel.1").stdout
+        return after["address"] in out
+    wait_for(peer_follows, what="the peer's neighbour entry for %s" % gw)
+    routes = netns_run(ns, "ip", "route").stdout
+    assert "%s via %s dev flannel.1 onlink" % (peer.spec.pod_cidr,
+                                               peer.spec.pod_cidr.split("/")[0]) in routes
 
 
 def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
