@@ -5,8 +5,10 @@ For each size: scale the vSphere MachineDeployment to N nodes, then, in alternat
 - route_verify: ``bench/route_verify.yml`` (one play over the nodes, forks = N, the
   collection's ansible.cfg: pipelining, ControlPersist), each round with an empty ControlPath
   directory so every connection is new, as in the bare sweep.
-Reports medians: the bare sweep, route_verify's play (task start to end, from the playbook's own
-timestamps) and the whole ansible-playbook command (with its start-up), and their ratios.
+Reports medians: the bare sweep; the route_verify task (from the task's start, before its first
+host is queued, to the last host's result: ``callback_plugins/sweep_timer.py``); its play (from
+a timestamp task before it to one after it, so with the play's start and end); the whole
+ansible-playbook command (with its start-up); and their ratios to the bare sweep.
 Usage: route_sweep.py ROUNDS N [N ...]. Prints JSON.
 """
 
@@ -53,8 +55,11 @@ def bare_sweep(ips):
 
 def route_verify(n):
     with tempfile.TemporaryDirectory() as cp_dir:
+        timer = os.path.join(cp_dir, "timer.json")
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                   ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir, ANSIBLE_FORKS=str(max(n, 5)))
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir, ANSIBLE_FORKS=os.environ.get("BENCH_FORKS") or str(max(n, 5)),
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="sweep_timer", CLOUDHOP_SWEEP_TIMER=timer)
         t0 = time.monotonic()
         proc = subprocess.run(
             [os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
@@ -63,13 +68,16 @@ def route_verify(n):
             capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=600)
         wall = time.monotonic() - t0
         subprocess.run(["pkill", "-f", cp_dir], check=False)  # the ControlPersist masters
-    assert proc.returncode == 0, proc.stdout[-3000:]
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        with open(timer, encoding="utf-8") as fh:
+            clock = json.load(fh)
     marks = [float(line.split("SWEEP-T=")[1].split('"')[0]) for line in proc.stdout.splitlines()
              if "SWEEP-T=" in line]
     assert len(marks) == 2, proc.stdout[-3000:]
     checked = proc.stdout.count("ok: [to-migrate-vsphere")
     assert checked == n, "route_verify answered on %d of %d nodes" % (checked, n)
-    return marks[1] - marks[0], wall
+    assert len(clock["results"]) == n, clock
+    return max(clock["results"].values()) - clock["task_start"], marks[1] - marks[0], wall
 
 
 def main():
@@ -81,18 +89,23 @@ def main():
         scale_to(custom, apps, n)
         ips = node_ips(core)
         assert len(ips) == n, (len(ips), n)
-        bare, play, wall = [], [], []
+        bare, task, play, wall = [], [], [], []
         for _r in range(rounds):
             bare.append(bare_sweep(ips))
-            p, w = route_verify(n)
+            t, p, w = route_verify(n)
+            task.append(t)
             play.append(p)
             wall.append(w)
-        b, p, w = statistics.median(bare), statistics.median(play), statistics.median(wall)
+        b, t = statistics.median(bare), statistics.median(task)
+        p, w = statistics.median(play), statistics.median(wall)
         out.append({"nodes": n, "rounds": rounds, "bare_sweep_s": round(b, 2),
-                    "route_verify_play_s": round(p, 2), "ansible_playbook_s": round(w, 2),
+                    "route_verify_task_s": round(t, 2), "route_verify_play_s": round(p, 2),
+                    "ansible_playbook_s": round(w, 2), "ratio_task": round(t / b, 2),
                     "ratio_play": round(p / b, 2), "ratio_command": round(w / b, 2),
                     "runs": {"bare": [round(x, 2) for x in bare],
+                             "task": [round(x, 2) for x in task],
                              "play": [round(x, 2) for x in play]}})
+        print(json.dumps(out[-1]), file=sys.stderr, flush=True)  # progress, one line a size
     print(json.dumps(out))
 
 
