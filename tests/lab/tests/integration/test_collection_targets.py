@@ -35,13 +35,15 @@ def target_vars(tmp_path):
 
 
 def run_target(target, tmp_path, extra_args=()):
-    hosts = "localhost"
+    hosts, nodes_inventory = "localhost", False
     aliases = os.path.join(TARGETS_DIR, target, "aliases")
     if os.path.exists(aliases):
         with open(aliases, encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("hosts/"):
                     hosts = line.strip().split("/", 1)[1]
+                # a target on localhost that delegates to the nodes needs their inventory too
+                nodes_inventory = nodes_inventory or line.strip() == "inventory/nodes"
     varfile = tmp_path / "vars.json"
     varfile.write_text(json.dumps(dict(target_vars(tmp_path), cloudhop_target=target,
                                        cloudhop_target_hosts=hosts)))
@@ -49,7 +51,7 @@ def run_target(target, tmp_path, extra_args=()):
     local.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n"
                      % sys.executable)
     inventory = ["-i", str(local)]
-    if hosts != "localhost":
+    if hosts != "localhost" or nodes_inventory:
         inventory += ["-i", os.environ["CLH_LAB_DIR"] + "/nodes.cloudhop.yml"]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_ROLES_PATH=TARGETS_DIR, ANSIBLE_FORCE_COLOR="0",
