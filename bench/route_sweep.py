@@ -56,8 +56,9 @@ def bare_sweep(ips):
 def route_verify(n):
     with tempfile.TemporaryDirectory() as cp_dir:
         timer = os.path.join(cp_dir, "timer.json")
+        forks = os.environ.get("BENCH_FORKS") or str(max(n, 5))  # BENCH_FORKS: to experiment
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                   ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir, ANSIBLE_FORKS=os.environ.get("BENCH_FORKS") or str(max(n, 5)),
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir, ANSIBLE_FORKS=forks,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
                    ANSIBLE_CALLBACKS_ENABLED="sweep_timer", CLOUDHOP_SWEEP_TIMER=timer)
         t0 = time.monotonic()

@@ -44,8 +44,7 @@ class CallbackModule(CallbackBase):
             self.task_start = time.monotonic()
 
     def _result(self, result, *_args, **_kwargs):
-        task = getattr(result, "task", None) or result._task  # pylint: disable=protected-access
-        if task.action.endswith("route_verify"):
+        if result.task.action.endswith("route_verify"):
             self.results[result.host.get_name()] = time.monotonic()
 
     v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_unreachable = _result

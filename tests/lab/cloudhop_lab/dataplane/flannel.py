@@ -92,20 +92,30 @@ class FlannelAgent(Controller):
             if name in nodes:
                 with self.isolated(name):
                     self._peers(name, table)
-        for name in set(self.monitors) - set(self.state) - set(self.canal):
-            self.monitors.pop(name).close()
+        for name, mon in list(self.monitors.items()):
+            # the socket would keep a deleted node's namespace (and its veth) alive; a canal
+            # restart keeps it (the agent's state, and flannel.1, outlive the pod)
+            gone = not mon.same_namespace()
+            if gone or (name not in self.state and name not in self.canal):
+                self.monitors.pop(name).close()
+            if gone:
+                self.state.pop(name, None)
 
     def _checked_device(self, name, node, setting, uid):
         """The node's flannel.1, looked at again only when its namespace reported a link,
         address or route change, or the canal pod changed (netlink dumps of 100 nodes'
         routes on every pass would take a core)."""
         mon = self.monitors.get(name)
-        if mon is None or not mon.same_namespace():
-            if mon is not None:
-                mon.close()
+        if mon is not None and not mon.same_namespace():  # the node's namespace was made anew
+            self.monitors.pop(name).close()
             self.state.pop(name, None)
+            mon = None
+        new = mon is None
+        if new:
             mon = self.monitors[name] = nsx.Monitor(node_ns(name))
-        changed = mon.changed()  # drained before the read: a change during it shows next pass
+        # drained before the read: a change during it shows next pass; a new socket has seen
+        # nothing yet, so the device is read once
+        changed = mon.changed() or new
         st = self.state.get(name)
         if st is None or changed or st.get("setting") != setting or st.get("uid") != uid:
             st = self._device(name, node, setting)

@@ -6,7 +6,6 @@ touches the host namespace. pyroute2 sockets are not thread-safe, so all netlink
 through one lock.
 """
 
-import ctypes
 import errno
 import logging
 import os
@@ -17,6 +16,7 @@ import subprocess
 import threading
 
 from pyroute2 import NetNS
+from pyroute2.netns import setns
 from pyroute2.netlink.exceptions import NetlinkError
 
 LOG = logging.getLogger("cloudhop_lab")
@@ -69,8 +69,6 @@ def handle(name):
 
 # rtnetlink multicast groups: links, IPv4 addresses, IPv4 routes
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
-CLONE_NEWNET = 0x40000000
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class Monitor:
@@ -79,7 +77,8 @@ class Monitor:
 
     ``changed()`` drains it and says whether anything happened since the last call (a lost
     event, ENOBUFS, counts as a change). It costs one recv when nothing happened, where a dump of
-    the namespace's links and routes costs a netlink decode per entry.
+    the namespace's links and routes costs a netlink decode per entry. The socket holds the
+    namespace alive: ``close()`` it once the namespace is gone.
     """
 
     def __init__(self, name):
@@ -87,19 +86,16 @@ class Monitor:
         self.inode = os.stat(os.path.join("/run/netns", name)).st_ino
         made = {}
 
-        def in_ns():  # setns changes only this thread's namespace
-            fd = os.open(os.path.join("/run/netns", name), os.O_RDONLY | os.O_CLOEXEC)
+        def in_ns():  # setns changes only this thread's network namespace
             try:
-                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-                    made["error"] = OSError(ctypes.get_errno(), "setns %s" % name)
-                    return
+                setns(name, flags=0)
                 sock = socket.socket(socket.AF_NETLINK,
                                      socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                                      socket.NETLINK_ROUTE)
                 sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
                 made["sock"] = sock
-            finally:
-                os.close(fd)
+            except OSError as exc:
+                made["error"] = exc
         worker = threading.Thread(target=in_ns, name="netns-monitor")
         worker.start()
         worker.join()
@@ -118,16 +114,13 @@ class Monitor:
         seen = False
         while True:
             try:
-                if not self.sock.recv(1 << 16):
-                    return True
-                seen = True
+                self.sock.recv(1 << 16)
             except BlockingIOError:
                 return seen
             except OSError as exc:
-                if exc.errno == errno.ENOBUFS:  # events were dropped: assume a change
-                    seen = True
-                    continue
-                raise
+                if exc.errno != errno.ENOBUFS:  # ENOBUFS: events were dropped, a change
+                    raise
+            seen = True
 
     def close(self):
         self.sock.close()

@@ -30,7 +30,8 @@ from . import netns as nsx
 
 SSHD = "/usr/sbin/sshd"
 NO_PYTHON_OS = ("flatcar",)
-HOST_PYTHON_DIRS = ("/root/.pyenv", "/usr/local/lib/python3.11", "/opt/python")
+# the host's own Python installs outside /usr/bin (pyenv under /root is hidden with /root)
+HOST_PYTHON_DIRS = ("/usr/local/lib/python3.11", "/opt/python")
 
 
 def node_ns(name):
@@ -122,11 +123,8 @@ class NetnsMachineBackend(FakeMachineBackend):
         os.makedirs(home, mode=0o700, exist_ok=True)
         for dot in ("bashrc", "profile"):
             src, dst = "/usr/share/base-files/dot." + dot, os.path.join(home, "." + dot)
-            if not os.path.exists(dst):
-                if os.path.exists(src):
-                    shutil.copyfile(src, dst)
-                else:
-                    open(dst, "w", encoding="utf-8").close()  # pylint: disable=consider-using-with
+            if os.path.exists(src) and not os.path.exists(dst):
+                shutil.copyfile(src, dst)
         return home
 
     @classmethod
@@ -147,9 +145,8 @@ class NetnsMachineBackend(FakeMachineBackend):
             mounts.append('mount -t overlay cloudhop-no-python -o "lowerdir=/usr/bin,upperdir=$1,'
                           'workdir=$2" /usr/bin')
             args += [upper, work]
-            # the host's own Python installs outside /usr/bin (/root is the node's own now)
             mounts += ["mount -t tmpfs -o size=64k,mode=0755 cloudhop-no-python %s" % d
-                       for d in HOST_PYTHON_DIRS if os.path.isdir(d) and not d.startswith("/root")]
+                       for d in HOST_PYTHON_DIRS if os.path.isdir(d)]
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                 " && ".join(mounts) + ' && shift %d && exec "$@"' % (len(args) - 1)] + args
 

@@ -191,6 +191,29 @@ def test_flannel_recreates_a_deleted_vxlan_device(core):
                                                peer.spec.pod_cidr.split("/")[0]) in routes
 
 
+def test_a_canal_restart_keeps_flannel_1(core):
+    """flanneld restarted with the same settings keeps its VXLAN device (flannel-io/flannel#628),
+    so a canal rollout does not change a node's VtepMAC nor break its pods' traffic."""
+    node = _nodes(core)[0]
+    ns = NODE_NS + node.metadata.name
+
+    def link():
+        return json.loads(netns_run(ns, "ip", "-j", "link", "show", "flannel.1").stdout)[0]
+    before = link()
+    pod = next(p for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=canal")
+               .items if p.spec.node_name == node.metadata.name)
+    core.delete_namespaced_pod(pod.metadata.name, "kube-system")
+
+    def replaced():
+        return [p for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=canal")
+                .items if p.spec.node_name == node.metadata.name and p.metadata.uid !=
+                pod.metadata.uid and any(c.type == "Ready" and c.status == "True"
+                                         for c in p.status.conditions or [])]
+    wait_for(replaced, timeout=60, what="a new canal pod on %s, ready" % node.metadata.name)
+    after = link()
+    assert (after["ifindex"], after["address"]) == (before["ifindex"], before["address"])
+
+
 def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     nodes = _nodes(core)
     a = _echo_pod(core, ns, "pa", nodes[0].metadata.name)
