@@ -20,6 +20,19 @@
 #    /24 and the local pods' /32, still win). flannel re-creates flannel.1 when its underlay
 #    changes; without the blackhole, pod traffic of that moment follows the default route, and
 #    kube-proxy's masquerade pins the connection to the wrong source address for good.
+# 3. SNAT instead of MASQUERADE for what this node forwards into flannel.1. A load balancer's
+#    connection to a NodePort that kube-proxy sends on to a pod on another node is masqueraded
+#    out of flannel.1 (kube-proxy's KUBE-POSTROUTING or flanneld's --ip-masq). The kernel forgets
+#    every connection masqueraded out of a device that goes down (nf_nat_masquerade), so each
+#    re-creation of flannel.1 resets every such connection in flight, keep-alive ones included:
+#    its next packet is NATed afresh to another random port, and the pod answers with a reset.
+#    So traffic from outside the pod CIDR that leaves by flannel.1 is SNATed to flannel.1's own
+#    address (the one MASQUERADE picks, and the podCIDR address flannel gives the new device
+#    again), with kube-proxy's masquerade mark (0x4000) cleared as KUBE-POSTROUTING clears it.
+#    SNAT is not tied to the device, so those connections outlive it. The two rules go first in
+#    nat POSTROUTING, ahead of kube-proxy's jump (iptables and IPVS modes) and flanneld's. When
+#    flannel.1 is not there yet (a new node whose tunnel came up first), a background wait adds
+#    them once it is, for as long as the blackhole route of "up" stays.
 #
 # Idempotent: "up" twice adds nothing; "down" removes what "up" added.
 set -u
@@ -28,6 +41,8 @@ action=${1:-}
 cidr=${2:-}
 port=8472
 metric=4242
+flannel=flannel.1
+snat_tag=cloudhop-flannel-snat
 bridge="-p udp --dport $port -m addrtype ! --src-type LOCAL --limit-iface-out"
 
 fail() {
@@ -63,12 +78,53 @@ rule() {
     fi
 }
 
+snat_down() {
+    iptables -w -t nat -S POSTROUTING | grep -e "--comment $snat_tag" | sed 's/^-A /-D /' |
+        while read -r spec; do
+            # shellcheck disable=SC2086 # a rule as iptables -S prints it, split into its words
+            iptables -w -t nat $spec
+        done
+}
+
+# "up": the two rules for flannel.1's current address; 1 when flannel.1 has no IPv4 address yet
+snat_up() {
+    addr=$(ip -4 -o addr show dev "$flannel" 2>/dev/null | sed -n 's|.* inet \([0-9.]*\)/.*|\1|p')
+    addr=${addr%%[!0-9.]*}
+    [ -n "$addr" ] || return 1
+    snat_down
+    match="-o $flannel ! -s $cidr -m comment --comment $snat_tag"
+    # shellcheck disable=SC2086 # $match is a list of words
+    if ! iptables -w -t nat -I POSTROUTING 1 $match -j SNAT --to-source "$addr" --random-fully ||
+        ! iptables -w -t nat -I POSTROUTING 1 $match -j MARK --and-mark 0xffffbfff; then
+        fail "cannot add the SNAT rules for $flannel ($addr)"
+    fi
+    echo "cloudhop node-hooks: traffic from outside $cidr leaving by $flannel is SNATed to $addr"
+}
+
+blackhole_there() {
+    ip route show type blackhole | grep -q "^blackhole $cidr .*metric $metric"
+}
+
 rule mangle -j CHECKSUM --checksum-fill
 rule nat -j MASQUERADE
 if [ "$action" = up ]; then
     ip route replace blackhole "$cidr" metric "$metric" ||
         fail "cannot add the blackhole route for $cidr"
+    if ! snat_up; then
+        echo "cloudhop node-hooks: $flannel is not there yet; its SNAT rules follow when it is"
+        (
+            waited=0
+            while blackhole_there && [ "$waited" -lt 900 ]; do # 15 min at most
+                if snat_up; then
+                    exit 0
+                fi
+                sleep 1
+                waited=$((waited + 1))
+            done
+        ) </dev/null >/dev/null 2>&1 & # detached: whoever ran "up" does not wait for it
+    fi
 else
     ip route del blackhole "$cidr" metric "$metric" 2>/dev/null || true
+    snat_down
 fi
-echo "cloudhop node-hooks: $action done (VXLAN bridge on UDP $port, blackhole $cidr metric $metric)"
+echo "cloudhop node-hooks: $action done (VXLAN bridge on UDP $port, blackhole $cidr metric $metric, SNAT into $flannel)"

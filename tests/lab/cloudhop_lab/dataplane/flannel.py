@@ -154,7 +154,7 @@ class FlannelAgent(Controller):
                 ipr.link("del", index=cur)
                 cur = None
             if st is None:
-                self._ip_masq(ns)
+                self._ip_masq(ns, node["spec"]["podCIDR"])
             if cur is None:
                 ipr.link("add", ifname="flannel.1", kind="vxlan", vxlan_id=VNI,
                          vxlan_port=PORT, vxlan_local=local, vxlan_link=idx,
@@ -170,13 +170,19 @@ class FlannelAgent(Controller):
             self.state[name] = st
             return st
 
-    def _ip_masq(self, ns):
-        """flanneld --ip-masq: pod traffic leaving the cluster network is masqueraded."""
-        net = self.cluster_cidr
-        nsx.nft(ns, "table ip flannel-masq\ndelete table ip flannel-masq\n"
-                    "table ip flannel-masq {\n chain postrouting {\n"
-                    "  type nat hook postrouting priority 100;\n"
-                    "  ip saddr %s ip daddr != %s masquerade\n }\n}\n" % (net, net))
+    def _ip_masq(self, ns, subnet):
+        """flanneld --ip-masq, its rules as flanneld keeps them (chain FLANNEL-POSTRTG in iptables'
+        nat table, appended to POSTROUTING): no NAT inside the pod network; pod traffic leaving
+        it is masqueraded; traffic from outside the pod network to another node's pods (a
+        host, or a NodePort forward kube-proxy did not already masquerade) is masqueraded too."""
+        net, masq = self.cluster_cidr, '-m comment --comment "flanneld masq" -j '
+        nsx.iptables_chain(ns, "nat", "FLANNEL-POSTRTG", (
+            "-s %s -d %s %sRETURN" % (net, net, masq),
+            "-s %s ! -d 224.0.0.0/4 %sMASQUERADE --random-fully" % (net, masq),
+            "! -s %s -d %s %sRETURN" % (net, subnet, masq),
+            "! -s %s -d %s %sMASQUERADE --random-fully" % (net, net, masq),
+        ), ["POSTROUTING", "-m", "comment", "--comment", "flanneld masq", "-j", "FLANNEL-POSTRTG"],
+            first=False)
 
     @staticmethod
     def _peer_table(nodes):

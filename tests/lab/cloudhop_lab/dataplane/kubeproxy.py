@@ -9,6 +9,11 @@ Service, and what the migration depends on:
   so replies come back the same way; with ``Local`` only endpoints on the node are used and the
   source is kept;
 - a Service with no ready endpoint rejects the connection (TCP reset).
+The masquerade is where real kube-proxy (iptables and IPVS modes) keeps it, in iptables' nat
+table: chain KUBE-POSTROUTING (marked packets: clear the mark, MASQUERADE --random-fully),
+jumped to first from POSTROUTING. So the kernel forgets these connections when the device they
+were masqueraded out of goes down (flannel.1 re-created), and a rule inserted ahead of that jump
+wins, both as on a real node.
 Cordoned and drained nodes keep forwarding: kube-proxy is a DaemonSet-like node agent, so a
 load balancer that still targets an old node keeps working while the pods are elsewhere.
 Rules follow Endpoints changes on every pass (level-triggered, resync 0.5 s).
@@ -71,13 +76,17 @@ def ruleset(node_name, ip, services, endpoints):
             " chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n"
             "%s\n }\n"
             " chain input {\n  type filter hook input priority filter; policy accept;\n%s\n }\n"
-            " chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n"
-            # as kube-proxy's KUBE-POSTROUTING: clear the mark, then masquerade; a mark left on
-            # the packet would follow it into the VXLAN encapsulation and masquerade the outer
-            # (underlay) packet as well
-            "  meta mark and 0x4000 == 0x4000 meta mark set meta mark xor 0x4000 "
-            "masquerade fully-random\n }\n}\n"
-            % (TABLE, TABLE, TABLE, "\n".join(dnat), "\n".join(reject)))
+            "}\n" % (TABLE, TABLE, TABLE, "\n".join(dnat), "\n".join(reject)))
+
+
+# kube-proxy's KUBE-POSTROUTING; the mark is cleared before masquerading, so an encapsulated
+# (VXLAN) copy of the packet is not masqueraded again on its way out of the underlay
+POSTROUTING = ("-m mark ! --mark 0x4000/0x4000 -j RETURN",
+               "-j MARK --xor-mark 0x4000",
+               '-m comment --comment "kubernetes service traffic requiring SNAT" '
+               "-j MASQUERADE --random-fully")
+POSTROUTING_JUMP = ["POSTROUTING", "-m", "comment", "--comment", "kubernetes postrouting rules",
+                    "-j", "KUBE-POSTROUTING"]
 
 
 class KubeProxy(Controller):
@@ -103,6 +112,8 @@ class KubeProxy(Controller):
                 text = ruleset(name, ip, services, endpoints)
                 if self.applied.get(name) != text:
                     nsx.nft(node_ns(name), text)
+                    nsx.iptables_chain(node_ns(name), "nat", "KUBE-POSTROUTING", POSTROUTING,
+                                       POSTROUTING_JUMP, first=True)
                     self.applied[name] = text
         for gone in set(self.applied) - seen:
             self.applied.pop(gone, None)

@@ -241,6 +241,25 @@ def nft(ns, ruleset):
         raise RuntimeError("nft in %s: %s" % (ns, proc.stderr.strip()))
 
 
+def iptables_chain(ns, table, chain, rules, jump, first):
+    """An agent's own iptables chain, kept as kube-proxy and flanneld keep theirs.
+
+    ``chain`` in ``table`` is rewritten with ``rules`` (``iptables-restore --noflush`` flushes
+    only the chains it names). ``jump`` is the rule that leads there, e.g. ``["POSTROUTING",
+    "-j", chain]``: when ``-C`` does not find it, it is inserted first (``first``: kube-proxy's
+    EnsureRule(Prepend)) or appended (flanneld). A rule another agent put ahead of it stays ahead.
+    """
+    text = "*%s\n:%s - [0:0]\n%s\nCOMMIT\n" % (
+        table, chain, "\n".join("-A %s %s" % (chain, r) for r in rules))
+    proc = subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "-w", "--noflush"],
+                          input=text, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("iptables-restore of %s in %s: %s" % (chain, ns, proc.stderr.strip()))
+    ipt = ("iptables", "-w", "-t", table)
+    if run(ns, *ipt, "-C", *jump, check=False).returncode != 0:
+        run(ns, *ipt, *(("-I", jump[0], "1") if first else ("-A", jump[0])), *jump[1:])
+
+
 def terminate(proc, timeout=3):
     """SIGTERM a spawned process, SIGKILL it if it does not exit in time."""
     if proc is None or proc.poll() is not None:

@@ -1,8 +1,10 @@
 """The data plane with real packets: namespaces, sshd, routes, flannel VXLAN, isolation."""
 
+import http.client
 import json
 import os
 import subprocess
+import time
 
 import yaml
 
@@ -212,6 +214,110 @@ def test_a_canal_restart_keeps_flannel_1(core):
     wait_for(replaced, timeout=60, what="a new canal pod on %s, ready" % node.metadata.name)
     after = link()
     assert (after["ifindex"], after["address"]) == (before["ifindex"], before["address"])
+
+
+HOOKS = os.path.join(REPO, "roles", "vpn_overlay", "files", "node-hooks.sh")
+SNAT_TAG = "cloudhop-flannel-snat"
+
+
+def _recreate_flannel(ns):
+    """Delete flannel.1 on a node; the lab's flannel re-creates it (new ifindex)."""
+    def index():
+        out = netns_run(ns, "ip", "-j", "link", "show", "flannel.1")
+        return json.loads(out.stdout)[0]["ifindex"] if out.returncode == 0 else None
+    before = index()
+    assert before and netns_run(ns, "ip", "link", "del", "flannel.1").returncode == 0
+    wait_for(lambda: index() not in (None, before), what="flannel.1 re-created in %s" % ns)
+
+
+def _second_request_after_flannel_1_is_recreated(ip, ns):
+    """A keep-alive connection to the ingress NodePort through ``ip``: one request, flannel.1
+    re-created on that node, a second request on the same connection. The second's status, or
+    the exception it raised."""
+    conn = http.client.HTTPConnection(ip, 30000, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": "app.example.test"})
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200
+        _recreate_flannel(ns)
+        time.sleep(0.5)  # the peers program the new VtepMAC (a TCP retransmit would cover it)
+        try:
+            conn.request("GET", "/", headers={"Host": "app.example.test"})
+            second = conn.getresponse()
+            second.read()
+            return second.status
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            return exc
+    finally:
+        conn.close()
+
+
+def test_a_recreated_flannel_1_resets_masqueraded_connections_unless_the_hooks_snat_them(core):
+    """A load balancer's connection to a NodePort whose ingress pod runs on another node is
+    masqueraded out of flannel.1 (kube-proxy's KUBE-POSTROUTING, in iptables' nat table as on a
+    real node). The kernel forgets masqueraded connections of a device that goes down, so when
+    flannel re-creates flannel.1 (every canal underlay move) the connection's next packet is NATed
+    afresh to another random port and the ingress pod resets it. The VPN client's node hooks
+    SNAT that traffic to flannel.1's own address instead, first in nat POSTROUTING; SNAT is not
+    tied to the device and the connection lives on. ``down`` takes the rules away again."""
+    ingress_nodes = {p.spec.node_name for p in core.list_namespaced_pod("ingress-nginx").items}
+    entry = next((n for n in _nodes(core) if n.metadata.name not in ingress_nodes), None)
+    assert entry is not None, "every node runs an ingress pod; the test needs one that does not"
+    ns, ip = NODE_NS + entry.metadata.name, _ip(entry)
+    outcome = _second_request_after_flannel_1_is_recreated(ip, ns)
+    assert isinstance(outcome, ConnectionResetError), outcome
+    try:
+        up = netns_run(ns, "sh", HOOKS, "up", "172.25.0.0/16")
+        assert up.returncode == 0, up.stderr
+        assert "SNATed to %s" % entry.spec.pod_cidr.split("/")[0] in up.stdout
+        rules = netns_run(ns, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING").stdout
+        # first in POSTROUTING, ahead of kube-proxy's and flanneld's jumps
+        assert [SNAT_TAG in line for line in rules.splitlines()[1:3]] == [True, True], rules
+        for _round in range(2):
+            assert _second_request_after_flannel_1_is_recreated(ip, ns) == 200
+    finally:
+        down = netns_run(ns, "sh", HOOKS, "down", "172.25.0.0/16")
+    assert down.returncode == 0, down.stderr
+    assert SNAT_TAG not in netns_run(ns, "iptables", "-w", "-t", "nat", "-S").stdout
+    assert isinstance(_second_request_after_flannel_1_is_recreated(ip, ns), ConnectionResetError)
+
+
+def test_the_hooks_add_the_snat_rules_once_flannel_1_appears():
+    """On a new node the tunnel can come up before flanneld has made flannel.1: "up" then waits
+    in the background and adds the rules for flannel.1's address once it exists; "down" ends the
+    wait and removes them. Run in a scratch namespace of this lab instance."""
+    ns = ns_name("t-hooks")
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        up = netns_run(ns, "sh", HOOKS, "up", "172.25.0.0/16")
+        assert up.returncode == 0, up.stderr
+        assert "flannel.1 is not there yet" in up.stdout
+        assert SNAT_TAG not in netns_run(ns, "iptables", "-w", "-t", "nat", "-S").stdout
+        for cmd in (["ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport",
+                     "8472", "nolearning"], ["ip", "addr", "add", "172.25.9.0/32", "dev",
+                                             "flannel.1"], ["ip", "link", "set", "flannel.1", "up"]):
+            assert netns_run(ns, *cmd).returncode == 0
+        rules = wait_for(lambda: [line for line in netns_run(
+            ns, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING").stdout.splitlines()
+            if SNAT_TAG in line], timeout=10, what="the SNAT rules after flannel.1 appeared")
+        assert any("--to-source 172.25.9.0" in line for line in rules), rules
+        down = netns_run(ns, "sh", HOOKS, "down", "172.25.0.0/16")
+        assert down.returncode == 0, down.stderr
+        assert SNAT_TAG not in netns_run(ns, "iptables", "-w", "-t", "nat", "-S").stdout
+        # a second "up" while flannel.1 is missing, then "down": the waiter gives up (no
+        # blackhole route left), so a flannel.1 made after that gets no rules
+        netns_run(ns, "ip", "link", "del", "flannel.1")
+        assert "not there yet" in netns_run(ns, "sh", HOOKS, "up", "172.25.0.0/16").stdout
+        assert netns_run(ns, "sh", HOOKS, "down", "172.25.0.0/16").returncode == 0
+        time.sleep(1.5)  # longer than the waiter's 1 s poll
+        netns_run(ns, "ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport",
+                  "8472", "nolearning")
+        netns_run(ns, "ip", "addr", "add", "172.25.9.0/32", "dev", "flannel.1")
+        time.sleep(1.5)
+        assert SNAT_TAG not in netns_run(ns, "iptables", "-w", "-t", "nat", "-S").stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
 def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):

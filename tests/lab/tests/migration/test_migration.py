@@ -336,8 +336,8 @@ def private_files(root):
 
 
 def node_hooks():
-    """What the VPN client's node hooks left on every lab node: the pod-CIDR blackhole route and
-    the VXLAN bridge's NAT rule."""
+    """What the VPN client's node hooks left on every lab node: the pod-CIDR blackhole route, the
+    VXLAN bridge's NAT rule and the SNAT rules into flannel.1."""
     out = {}
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                            check=True).stdout.split()
@@ -348,6 +348,8 @@ def node_hooks():
         out[ns[len(NODE_NS):]] = {
             "blackhole": "172.25.0.0/16" in run("ip", "route", "show", "type", "blackhole"),
             "bridge": "--dport 8472" in run("iptables", "-w", "-t", "nat", "-S", "POSTROUTING"),
+            "snat": "cloudhop-flannel-snat" in run("iptables", "-w", "-t", "nat", "-S",
+                                                   "POSTROUTING"),
         }
     return out
 
@@ -491,7 +493,7 @@ def test_aws_check_mode_tags_faults_and_kills_resume(fresh_lab):  # noqa: ARG001
     assert st["vpn_daemonset"] == [] and st["canal_iface"] == ""
     assert not st["node_hooks_configmap"]
     hooks = node_hooks()
-    assert hooks and not any(h["blackhole"] or h["bridge"] for h in hooks.values()), hooks
+    assert hooks and not any(any(h.values()) for h in hooks.values()), hooks
     assert "ingress-nginx-controller" not in st["services"]
     assert st["dns"] and st["dns"] != [OLD_LB]
     step('the report')
@@ -582,7 +584,7 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
                         2, kill_hub, "--skip-tags", "cleanup,report")
     hub = json.loads(lab("admin", json.dumps({"cmd": "vpn-hub", "action": "release"})).stdout)
     assert_traffic_kept(seen["probe"])
-    assert seen["hooks"] and all(h == {"blackhole": True, "bridge": True}
+    assert seen["hooks"] and all(h == {"blackhole": True, "bridge": True, "snat": True}
                                  for h in seen["hooks"].values()), seen["hooks"]
     assert rc != 0
     assert out.count("TASK [cloudhop.k8s_migration.workload_move : Drain the node") == 2, out[-6000:]
@@ -638,7 +640,7 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     assert st["vpn_daemonset"] == [] and st["canal_iface"] == "" and not st["client_to_client"]
     assert not st["node_hooks_configmap"]
     hooks = node_hooks()  # the hooks' "down" removed what "up" added
-    assert hooks and not any(h["blackhole"] or h["bridge"] for h in hooks.values()), hooks
+    assert hooks and not any(any(h.values()) for h in hooks.values()), hooks
     assert all(pid.startswith("vsphere://") for pid in st["nodes"].values())
     assert st["services"] == ["ingress-nginx-controller"]
     assert st["ledger"] == {}
