@@ -2,13 +2,16 @@
 
 For each size: scale the vSphere MachineDeployment to N nodes, then, in alternating rounds,
 - the bare sweep: one ``ssh root@node ip -j route`` per node, all at once, fresh connections;
-- route_verify: ``bench/route_verify.yml`` (one play over the nodes, forks = N, the
-  collection's ansible.cfg: pipelining, ControlPersist), each round with an empty ControlPath
-  directory so every connection is new, as in the bare sweep.
-Reports medians: the bare sweep; the route_verify task (from the task's start, before its first
-host is queued, to the last host's result: ``callback_plugins/sweep_timer.py``); its play (from
-a timestamp task before it to one after it, so with the play's start and end); the whole
-ansible-playbook command (with its start-up); and their ratios to the bare sweep.
+- route_verify as the roles' gates run it: ``bench/route_verify.yml``, one task on localhost
+  with ``nodes:`` - the command on every node at once, through Ansible's ssh connection plugin
+  (the collection's ansible.cfg: ControlPersist);
+- route_verify as a play over the nodes: ``bench/route_verify_hosts.yml``, a task per host,
+  forks = N - for comparison;
+each round with an empty ControlPath directory, so every connection is new, as in the bare
+sweep. Reports medians: the bare sweep; each route_verify task (from the task's start to its
+last result: ``callback_plugins/sweep_timer.py``); the play around it (between two timestamp
+tasks) and the whole ansible-playbook command (with its start-up) of the fan-out; and their
+ratios to the bare sweep.
 Usage: route_sweep.py ROUNDS N [N ...]. Prints JSON.
 """
 
@@ -53,7 +56,8 @@ def bare_sweep(ips):
     return took
 
 
-def route_verify(n):
+def route_verify(n, playbook="route_verify.yml"):
+    """(task s, play s, command s) of one run of ``playbook`` on the n nodes."""
     with tempfile.TemporaryDirectory() as cp_dir:
         timer = os.path.join(cp_dir, "timer.json")
         forks = os.environ.get("BENCH_FORKS") or str(max(n, 5))  # BENCH_FORKS: to experiment
@@ -64,8 +68,7 @@ def route_verify(n):
         t0 = time.monotonic()
         proc = subprocess.run(
             [os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
-             "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
-             os.path.join(HERE, "route_verify.yml")],
+             "-i", os.path.join(LAB, "nodes.cloudhop.yml"), os.path.join(HERE, playbook)],
             capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=600)
         wall = time.monotonic() - t0
         subprocess.run(["pkill", "-f", cp_dir], check=False)  # the ControlPersist masters
@@ -75,9 +78,12 @@ def route_verify(n):
     marks = [float(line.split("SWEEP-T=")[1].split('"')[0]) for line in proc.stdout.splitlines()
              if "SWEEP-T=" in line]
     assert len(marks) == 2, proc.stdout[-3000:]
-    checked = proc.stdout.count("ok: [to-migrate-vsphere")
-    assert checked == n, "route_verify answered on %d of %d nodes" % (checked, n)
-    assert len(clock["results"]) == n, clock
+    # the fan-out has one result (localhost, its assert checks every node); the play, one a node
+    want = 1 if playbook == "route_verify.yml" else n
+    assert len(clock["results"]) == want, clock
+    if want == n:
+        checked = proc.stdout.count("ok: [to-migrate-vsphere")
+        assert checked == n, "route_verify answered on %d of %d nodes" % (checked, n)
     return max(clock["results"].values()) - clock["task_start"], marks[1] - marks[0], wall
 
 
@@ -90,22 +96,25 @@ def main():
         scale_to(custom, apps, n)
         ips = node_ips(core)
         assert len(ips) == n, (len(ips), n)
-        bare, task, play, wall = [], [], [], []
+        bare, task, play, wall, hosts = [], [], [], [], []
         for _r in range(rounds):
             bare.append(bare_sweep(ips))
             t, p, w = route_verify(n)
             task.append(t)
             play.append(p)
             wall.append(w)
+            hosts.append(route_verify(n, "route_verify_hosts.yml")[0])
         b, t = statistics.median(bare), statistics.median(task)
-        p, w = statistics.median(play), statistics.median(wall)
+        p, w, h = statistics.median(play), statistics.median(wall), statistics.median(hosts)
         out.append({"nodes": n, "rounds": rounds, "bare_sweep_s": round(b, 2),
                     "route_verify_task_s": round(t, 2), "route_verify_play_s": round(p, 2),
                     "ansible_playbook_s": round(w, 2), "ratio_task": round(t / b, 2),
                     "ratio_play": round(p / b, 2), "ratio_command": round(w / b, 2),
+                    "per_host_play_task_s": round(h, 2), "ratio_per_host_play": round(h / b, 2),
                     "runs": {"bare": [round(x, 2) for x in bare],
                              "task": [round(x, 2) for x in task],
-                             "play": [round(x, 2) for x in play]}})
+                             "play": [round(x, 2) for x in play],
+                             "per_host_play": [round(x, 2) for x in hosts]}})
         print(json.dumps(out[-1]), file=sys.stderr, flush=True)  # progress, one line a size
     print(json.dumps(out))
 

@@ -21,6 +21,9 @@ MATRIX_SPEC = dict(
     count={"type": "int", "default": 3},
     timeout={"type": "int", "default": 2},
     fail_on_unreachable={"type": "bool", "default": False},
+    nodes={"type": "list", "elements": "str"},
+    settle_timeout={"type": "float", "default": 0},
+    settle_interval={"type": "float", "default": 1.0},
 )
 
 
@@ -47,6 +50,39 @@ def check_targets(targets, kinds):
                 return "targets[%d] (%s): %s address %r is not an IP address" % (
                     i, t["name"], kind, t[kind])
     return None
+
+
+def check_nodes(nodes, targets, settle_timeout=0, settle_interval=1.0):
+    """Bad ``nodes`` (the probing nodes of one task) -> message."""
+    if nodes is None:
+        return None
+    if not nodes:
+        return "nodes is empty: name the inventory hosts that probe (for example cloudhop_nodes)"
+    names = [t.get("name") for t in targets]
+    missing = [n for n in nodes if n not in names]
+    if missing:
+        return ("nodes: %s not in targets; every probing node must be a target (name = its "
+                "inventory hostname)" % ", ".join(missing))
+    if settle_timeout < 0 or settle_interval <= 0:
+        return ("settle_timeout must be 0 or more and settle_interval more than 0 (got %s, %s)"
+                % (settle_timeout, settle_interval))
+    return None
+
+
+def row_result(me, probes, rc, out, err, fail_on_unreachable):
+    """One probing node's result from its probe command's output: its ``row``, the probes that
+    got no answer, and a failure when the command failed (or a probe got no answer and
+    ``fail_on_unreachable``)."""
+    if rc != 0:
+        return dict(failed=True, rc=rc, msg="the probe command failed on %s: %s"
+                    % (me, (err or out or "").strip()[:500]))
+    row = parse_probe(out, probes)
+    unanswered = ["%s %s (%s)" % (node, kind, ip)
+                  for node, kind, ip in probes if not row[node][kind]]
+    res = dict(row=row, unanswered=unanswered)
+    if unanswered and fail_on_unreachable:
+        res.update(failed=True, msg="%s cannot reach: %s" % (me, ", ".join(unanswered)))
+    return res
 
 
 def probe_list(targets, me, kinds):

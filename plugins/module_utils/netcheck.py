@@ -22,9 +22,10 @@ import json
 import re
 
 SEPARATOR = "@@cloudhop@@"
-# One command, one SSH round trip. ``-d`` adds the VXLAN details.
-COMMAND = ("ip -j addr show; echo %s; ip -j route show table main; echo %s; ip -d -j link show"
-           % (SEPARATOR, SEPARATOR))
+# One command, one SSH round trip, two ``ip`` processes: with ``-d`` the address listing carries
+# every link's details too (kind, VXLAN id/port/local/underlay, MTU), so no third listing.
+COMMAND = "ip -d -j addr show; echo %s; ip -j route show table main; echo %s" % (
+    SEPARATOR, SEPARATOR)
 COMMAND_TEXT = ("ip addr show; echo %s; ip route show table main; echo %s; ip -d link show"
                 % (SEPARATOR, SEPARATOR))
 ROUTE_VERIFY_SPEC = dict(
@@ -38,6 +39,12 @@ ROUTE_VERIFY_SPEC = dict(
     check_mtu={"type": "bool", "default": True},
     vxlan_overhead={"type": "int", "default": 50},
     fail_on_violation={"type": "bool", "default": True},
+    nodes={"type": "list", "elements": "str"},
+    node_pod_cidrs={"type": "dict", "default": {}},
+    settle_timeout={"type": "float", "default": 0},
+    settle_interval={"type": "float", "default": 0.5},
+    fail_on_unreachable={"type": "bool", "default": True},
+    routes_for={"type": "list", "elements": "str"},
 )
 
 
@@ -76,7 +83,7 @@ def parse_json(addr_out, route_out, link_out):
         model["addrs"][name] = [{"local": a.get("local"), "prefixlen": a.get("prefixlen"),
                                  "peer": a.get("address")}
                                 for a in item.get("addr_info") or [] if a.get("family") == "inet"]
-    for item in links:
+    for item in links + [a for a in addrs if "linkinfo" in a]:  # ip -d addr has the details
         info = item.get("linkinfo") or {}
         link = model["links"].setdefault(item.get("ifname"), {
             "flags": list(item.get("flags") or []), "mtu": item.get("mtu"), "kind": None,
@@ -298,10 +305,13 @@ def judge(model, opts):
                     violations.append(_v("flannel_mtu", "<= %d (%s mtu %d - %d)"
                                          % (limit, underlay, links[underlay]["mtu"],
                                             opts.get("vxlan_overhead", 50)), fl["mtu"], fl_if))
+    by_dst = {}  # one pass over the routes: a node checks every other node's subnet
+    for r in model["routes"]:
+        by_dst.setdefault(r["dst"], []).append(r)
     for cidr in opts.get("peer_pod_cidrs") or []:
         net = ipaddress.ip_network(cidr, strict=False)
         want = "%s via %s dev %s onlink" % (net, net.network_address, fl_if)
-        found = [r for r in model["routes"] if r["dst"] == str(net)]
+        found = by_dst.get(str(net), [])
         good = [r for r in found if r["dev"] == fl_if and "onlink" in r["flags"] and
                 r["gateway"] == str(net.network_address)]
         if not good:
@@ -324,13 +334,55 @@ def check_options(opts):
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             return "peer_pod_cidrs: %r is not a CIDR (like 172.25.1.0/24)" % cidr
+    if opts.get("node_pod_cidrs") and opts.get("nodes") is None:
+        return ("node_pod_cidrs needs nodes: it gives each of them the other nodes' pod CIDRs as "
+                "peers; for one node set peer_pod_cidrs")
+    for node, cidr in (opts.get("node_pod_cidrs") or {}).items():
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError):
+            return "node_pod_cidrs: %r of node %s is not a CIDR (like 172.25.1.0/24)" % (cidr, node)
+    if opts.get("routes_for") is not None and opts.get("nodes") is None:
+        return "routes_for needs nodes: one node's result always has its routes"
+    if opts.get("nodes") is not None and not opts["nodes"]:
+        return "nodes is empty: name the inventory hosts to check (for example cloudhop_nodes)"
+    if (opts.get("settle_timeout") or 0) < 0 or opts.get("settle_interval", 0.5) <= 0:
+        return ("settle_timeout must be 0 or more and settle_interval more than 0 (got %s, %s)"
+                % (opts.get("settle_timeout"), opts.get("settle_interval")))
     return None
 
 
-def summary(model):
-    """Structured facts for the result: interfaces, routes, VXLAN settings."""
-    return {"interfaces": dict((name, dict(link, addresses=model["addrs"].get(name, [])))
-                               for name, link in model["links"].items()),
-            "routes": model["routes"],
-            "vxlan": dict((name, link["vxlan"]) for name, link in model["links"].items()
-                          if link.get("vxlan"))}
+def node_options(opts, node):
+    """The options of one of ``opts["nodes"]``: its peers are ``peer_pod_cidrs`` plus the pod
+    CIDRs ``node_pod_cidrs`` gives the other nodes; its routes are returned when ``routes_for``
+    is unset or names it."""
+    mine = dict(opts)
+    mine["return_routes"] = opts.get("routes_for") is None or node in opts["routes_for"]
+    mine["peer_pod_cidrs"] = list(opts.get("peer_pod_cidrs") or []) + [
+        cidr for name, cidr in sorted((opts.get("node_pod_cidrs") or {}).items())
+        if name != node]
+    return mine
+
+
+def settling(result):
+    """Whether a node's result may still settle: it answered, and lacks only routes to other
+    nodes' pod subnets, which flannel adds once it sees a new node's lease (any other failed
+    check is final)."""
+    violations = result.get("violations") or []
+    return bool(violations) and all(v["check"] == "peer_pod_route" for v in violations)
+
+
+def summary(model, routes=True):
+    """Structured facts for the result: interfaces, the default route, VXLAN settings, and the
+    routes unless ``routes`` is false (a node has a route to every other node's pod subnet: at
+    100 nodes, 100 results of 100 routes each cost the controller more than the check)."""
+    default = next(({"dev": r["dev"], "gateway": r["gateway"]} for r in model["routes"]
+                    if r["dst"] == "default"), None)
+    out = {"interfaces": dict((name, dict(link, addresses=model["addrs"].get(name, [])))
+                              for name, link in model["links"].items()),
+           "default_route": default,
+           "vxlan": dict((name, link["vxlan"]) for name, link in model["links"].items()
+                         if link.get("vxlan"))}
+    if routes:
+        out["routes"] = model["routes"]
+    return out

@@ -17,6 +17,10 @@ description:
     shell command; nodes need C(ping), not Python.
   - Returns the node's row. The filter C(cloudhop.k8s_migration.reachability_matrix) assembles
     the rows of all nodes into the N x N matrix with the failures named (see the examples).
+  - With I(nodes), one task has every one of those nodes probe at once, through Ansible's
+    connection plugin for each node with the node's own variables (as
+    M(cloudhop.k8s_migration.route_verify) does with I(nodes)), and returns their rows in
+    C(results).
   - Read-only; runs in check mode too.
   - This is an action plugin; this file carries its documentation.
 author:
@@ -52,6 +56,25 @@ options:
       filter reports it).
     type: bool
     default: false
+  nodes:
+    description:
+      - Inventory hosts that probe, all at once, from this task (which then needs no
+        C(delegate_to)); each must be one of I(targets). The result has one entry per node in
+        C(results).
+      - Unset, the host the task runs on (or is delegated to) probes.
+    type: list
+    elements: str
+  settle_timeout:
+    description:
+      - With I(nodes), how long (seconds, all nodes together) a node whose probes got no answer
+        probes again, every I(settle_interval). VPN clients that reconnect after a server
+        restart converge within seconds. C(0) probes once.
+    type: float
+    default: 0
+  settle_interval:
+    description: Seconds between the probes of I(settle_timeout).
+    type: float
+    default: 1.0
 """
 
 EXAMPLES = r"""
@@ -67,6 +90,20 @@ EXAMPLES = r"""
     matrix: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'reach')))
       | cloudhop.k8s_migration.reachability_matrix }}"
   run_once: true
+
+- name: The same from one task on the controller, every node at once
+  cloudhop.k8s_migration.reachability_matrix:
+    nodes: [node-a, node-b]
+    targets:
+      - {name: node-a, vpn: 10.20.0.6, pod: 172.25.0.5}
+      - {name: node-b, vpn: 10.20.0.10, pod: 172.25.1.7}
+    settle_timeout: 10
+  register: reach_all
+
+- name: Assemble that matrix
+  ansible.builtin.set_fact:
+    matrix_all: "{{ dict(reach_all.results | map(attribute='item') | zip(reach_all.results))
+      | cloudhop.k8s_migration.reachability_matrix }}"
 
 - name: Gate - all green
   ansible.builtin.assert:
@@ -87,6 +124,17 @@ unanswered:
   type: list
   elements: str
   sample: ["node-b pod (172.25.1.7)"]
+results:
+  description:
+    - With I(nodes), one entry per probing node, in the order of I(nodes) - C(item) (the node),
+      C(row), C(unanswered), C(attempts) (how often it probed), and C(failed) and C(msg) when
+      its probe command failed. A node that did not answer over SSH has C(ssh_unreachable) and
+      SSH's C(msg) (and fails the task).
+  returned: with I(nodes)
+  type: list
+  elements: dict
+  sample: [{"item": "node-a", "row": {"node-b": {"vpn": true, "pod": true}}, "unanswered": [],
+            "attempts": 1}]
 """
 
 from ansible.module_utils.basic import AnsibleModule

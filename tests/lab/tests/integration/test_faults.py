@@ -172,7 +172,7 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
             [os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
              "-i", os.path.join(LAB, "nodes.cloudhop.yml"),
              "-i", os.path.join(LAB, "user_clusters.yml"),
-             os.path.join(REPO, "playbooks", "preflight.yml")],
+             os.path.join(REPO, "playbooks", "preflight.yml"), "-v"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     finally:
         subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet",
@@ -182,10 +182,15 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
     assert re.search(r"1 of 3 nodes did not answer over SSH \(reading its routes and "
                      r"interfaces\): %s: [^;]*(refused|reset|closed)[^;]*; the other nodes "
                      r"were checked" % re.escape(node), out), out[-5000:]
-    # the other nodes' route checks ran
+    # the other nodes' route checks ran: their entries in the check's result (-v) hold what they
+    # answered; the refusing node's is marked ssh_unreachable
     others = sorted(n[len(NODE_NS):] for n in os.listdir("/run/netns")
                     if n.startswith(NODE_NS))[1:]
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "Reach every node over SSH" in ln)
+    line = next(ln for ln in lines[start:] if ln.startswith("ok: ["))
+    entries = {e["item"]: e for e in json.loads(line.split(" => ", 1)[1])["results"]}
+    assert entries[node].get("ssh_unreachable") and "refused" in entries[node]["msg"], entries[node]
     for other in others:
-        assert re.search(r"ok: \[[^\]]*-> [^\]]*\] => \(item=%s\)" % re.escape(other), out), \
-            other
+        assert entries[other]["network"]["default_route"] and not entries[other].get("ssh_unreachable")
     assert seed_audit.writes() == [] and user_audit.writes() == []

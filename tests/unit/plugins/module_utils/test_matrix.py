@@ -57,3 +57,31 @@ def test_filter_counts_a_node_that_did_not_report():
 ])
 def test_bad_targets(targets, kinds, msg):
     assert msg in matrix.check_targets(targets, kinds)
+
+
+TWO = [{"name": "a", "vpn": "10.20.0.6", "pod": "172.25.0.5"},
+       {"name": "b", "vpn": "10.20.0.10", "pod": "172.25.1.7"}]
+
+
+@pytest.mark.parametrize("nodes,kw,msg", [
+    (None, {}, None),
+    (["a", "b"], {}, None),
+    ([], {}, "nodes is empty"),
+    (["a", "c"], {}, "nodes: c not in targets"),
+    (["a"], {"settle_timeout": -1}, "settle_timeout must be 0 or more"),
+    (["a"], {"settle_interval": 0}, "settle_interval more than 0"),
+])
+def test_the_probing_nodes_of_one_task_are_checked(nodes, kw, msg):
+    got = matrix.check_nodes(nodes, TWO, **kw)
+    assert got is None if msg is None else msg in got
+
+
+def test_a_row_names_what_got_no_answer_and_a_failed_command_fails():
+    probes = matrix.probe_list(TWO, "a", ["vpn", "pod"])
+    res = matrix.row_result("a", probes, 0, "10.20.0.10 ok\n172.25.1.7 fail\n", "", False)
+    assert res == {"row": {"b": {"vpn": True, "pod": False}},
+                   "unanswered": ["b pod (172.25.1.7)"]}
+    strict = matrix.row_result("a", probes, 0, "10.20.0.10 ok\n", "", True)
+    assert strict["failed"] and strict["msg"] == "a cannot reach: b pod (172.25.1.7)"
+    broken = matrix.row_result("a", probes, 127, "", "sh: ping: not found", False)
+    assert broken["failed"] and "the probe command failed on a: sh: ping: not found" == broken["msg"]

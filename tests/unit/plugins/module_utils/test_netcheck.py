@@ -181,3 +181,80 @@ def test_login_noise_before_the_listings_is_skipped():
 def test_output_without_interfaces_is_an_error_not_a_pass():
     with pytest.raises(netcheck.ParseError, match="no interface found"):
         netcheck.parse_output("garbage\n" + netcheck.SEPARATOR + "\n" + netcheck.SEPARATOR)
+
+
+def test_the_detailed_address_listing_carries_the_vxlan_settings():
+    """route_verify reads ``ip -d -j addr show`` and the routes, no third listing: the link
+    details (kind, VXLAN id/port/local/underlay) come from the address listing's linkinfo."""
+    addr = json.dumps([
+        {"ifindex": 2, "ifname": "ens192", "flags": ["UP"], "mtu": 1500,
+         "addr_info": [{"family": "inet", "local": "10.2.0.10", "prefixlen": 17}]},
+        {"ifindex": 6, "ifname": "flannel.1", "flags": ["UP"], "mtu": 1450,
+         "address": "5a:be:b1:8a:74:7f",
+         "linkinfo": {"info_kind": "vxlan", "info_data": {"id": 1, "local": "10.2.0.10",
+                                                          "link": "ens192", "port": 8472}},
+         "addr_info": [{"family": "inet", "local": "172.25.0.0", "prefixlen": 32}]}])
+    routes = json.dumps([{"dst": "default", "gateway": "10.2.0.1", "dev": "ens192", "flags": []}])
+    m = netcheck.parse_output("%s\n%s\n%s\n%s\n" % (addr, netcheck.SEPARATOR, routes,
+                                                    netcheck.SEPARATOR))
+    assert m["links"]["flannel.1"]["kind"] == "vxlan"
+    assert m["links"]["flannel.1"]["vxlan"] == {"id": 1, "local": "10.2.0.10", "port": 8472,
+                                                "dev": "ens192"}
+    assert m["links"]["flannel.1"]["mac"] == "5a:be:b1:8a:74:7f"
+    assert netcheck.judge(m, {"flannel_underlay": "default"}) == []
+    assert netcheck.COMMAND.count("ip ") == 2 and "ip -d -j addr show" in netcheck.COMMAND
+
+
+@pytest.mark.parametrize("opts,msg", [
+    ({"node_pod_cidrs": {"a": "172.25.0.0/24"}}, "node_pod_cidrs needs nodes"),
+    ({"nodes": ["a"], "node_pod_cidrs": {"a": "172.25.0/24x"}},
+     "node_pod_cidrs: '172.25.0/24x' of node a is not a CIDR"),
+    ({"nodes": []}, "nodes is empty"),
+    ({"nodes": ["a"], "settle_timeout": -1}, "settle_timeout must be 0 or more"),
+    ({"nodes": ["a"], "settle_interval": 0}, "settle_interval more than 0"),
+    ({"routes_for": ["a"]}, "routes_for needs nodes"),
+])
+def test_bad_fan_out_options_are_refused(opts, msg):
+    assert msg in netcheck.check_options(opts)
+
+
+def test_each_node_of_a_fan_out_gets_the_other_nodes_cidrs_and_its_routes_choice():
+    opts = {"nodes": ["a", "b", "c"], "peer_pod_cidrs": ["10.9.0.0/24"], "routes_for": ["b"],
+            "node_pod_cidrs": {"a": "172.25.0.0/24", "b": "172.25.1.0/24", "c": "172.25.2.0/24"}}
+    a, b = netcheck.node_options(opts, "a"), netcheck.node_options(opts, "b")
+    assert a["peer_pod_cidrs"] == ["10.9.0.0/24", "172.25.1.0/24", "172.25.2.0/24"]
+    assert b["peer_pod_cidrs"] == ["10.9.0.0/24", "172.25.0.0/24", "172.25.2.0/24"]
+    assert (a["return_routes"], b["return_routes"]) == (False, True)
+    assert netcheck.node_options(dict(opts, routes_for=None), "a")["return_routes"] is True
+    assert opts["peer_pod_cidrs"] == ["10.9.0.0/24"]  # the task's options stay as they were
+
+
+@pytest.mark.parametrize("violations,expected", [
+    ([], False),
+    ([{"check": "peer_pod_route"}], True),
+    ([{"check": "peer_pod_route"}, {"check": "peer_pod_route"}], True),
+    ([{"check": "peer_pod_route"}, {"check": "vpn_interface_exists"}], False),
+    ([{"check": "flannel_underlay"}], False),
+])
+def test_only_a_node_short_of_peer_routes_alone_may_settle(violations, expected):
+    assert netcheck.settling({"violations": violations}) is expected
+    assert netcheck.settling({"ssh_unreachable": True, "msg": "refused"}) is False
+
+
+def test_summary_can_leave_the_routes_out_but_keeps_the_default_route():
+    m = netcheck.parse_text(fixture("seed000_addr_after.txt"), fixture("seed000_route_after.txt"))
+    full, short = netcheck.summary(m), netcheck.summary(m, routes=False)
+    assert full["routes"] == m["routes"] and "routes" not in short
+    assert full["default_route"] == short["default_route"] == {"dev": "ens192",
+                                                               "gateway": "10.2.0.1"}
+    assert short["interfaces"] == full["interfaces"]
+    assert netcheck.summary({"links": {}, "addrs": {}, "routes": []})["default_route"] is None
+
+
+def test_peer_routes_of_many_nodes_are_each_found():
+    """A node of a 100-node cluster routes 99 peer subnets: each is found (or named missing)."""
+    routes = [{"dst": "172.25.%d.0/24" % i, "gateway": "172.25.%d.0" % i, "dev": "flannel.1",
+               "flags": ["onlink"]} for i in range(1, 100) if i != 42]
+    m = netcheck.parse_json("[]", json.dumps(routes), "[]")
+    found = netcheck.judge(m, {"peer_pod_cidrs": ["172.25.%d.0/24" % i for i in range(1, 100)]})
+    assert [v["expected"] for v in found] == ["172.25.42.0/24 via 172.25.42.0 dev flannel.1 onlink"]
