@@ -53,7 +53,8 @@ def _plugin_vars(hostvars, plugin_type, name):
 
 class NodeFanout:
     """Connections to ``nodes`` for an action plugin; ``run(command, nodes)`` runs one command on
-    each at once. Connections are built once and kept for the task (later runs reuse them)."""
+    each at once. Connections are built once and kept for the task (later runs reuse them), then
+    ``close()`` closes them."""
 
     def __init__(self, action, task_vars):
         self._action = action
@@ -120,3 +121,11 @@ class NodeFanout:
                 out.update(zip(todo, pool.map(lambda n: self._one(
                     n, command(n) if callable(command) else command), todo)))
         return out
+
+    def close(self):
+        for conn in self._conns.values():
+            try:
+                conn.close()
+            except AnsibleError:
+                pass
+        self._conns = {}

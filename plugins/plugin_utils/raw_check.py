@@ -59,13 +59,16 @@ class RawCheckAction(ActionBase):
         results, attempts = {}, dict.fromkeys(nodes, 0)
         deadline = time.monotonic() + timeout
         todo = nodes
-        while True:
-            for node in todo:
-                attempts[node] += 1
-            results.update(sweep(fan, todo))
-            todo = [n for n in nodes if again(results[n])]
-            if not todo or time.monotonic() >= deadline:  # checked again for ``timeout``
-                break
-            time.sleep(interval)
+        try:
+            while True:
+                for node in todo:
+                    attempts[node] += 1
+                results.update(sweep(fan, todo))
+                todo = [n for n in nodes if again(results[n])]
+                if not todo or time.monotonic() >= deadline:  # checked again for ``timeout``
+                    break
+                time.sleep(interval)
+        finally:
+            fan.close()
         return [dict(results[n], item=n, attempts=attempts[n], changed=False)
                 for n in nodes], None

@@ -110,10 +110,11 @@ class KubeProxy(Controller):
             seen.add(name)
             with self.isolated(node):
                 text = ruleset(name, ip, services, endpoints)
-                if self.applied.get(name) != text:
-                    nsx.nft(node_ns(name), text)
+                if name not in self.applied:  # the same on every node, from its start
                     nsx.iptables_chain(node_ns(name), "nat", "KUBE-POSTROUTING", POSTROUTING,
                                        POSTROUTING_JUMP, first=True)
+                if self.applied.get(name) != text:
+                    nsx.nft(node_ns(name), text)
                     self.applied[name] = text
         for gone in set(self.applied) - seen:
             self.applied.pop(gone, None)

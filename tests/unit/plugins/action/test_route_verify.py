@@ -47,6 +47,9 @@ class FakeFanout:
     def unknown(self, nodes):
         return [n for n in nodes if n not in self.hosts]
 
+    def close(self):
+        FakeFanout.closed = True
+
     def run(self, command, nodes):
         FakeFanout.calls.append(list(nodes))
         out = {}
@@ -67,7 +70,7 @@ def args(**kw):
 @pytest.fixture
 def action(monkeypatch):
     monkeypatch.setattr(raw_check, "NodeFanout", FakeFanout)
-    FakeFanout.calls = []
+    FakeFanout.calls, FakeFanout.closed = [], False
     return route_verify.ActionModule(mock.MagicMock(), mock.MagicMock(), mock.MagicMock(),
                                      mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
 
@@ -82,6 +85,7 @@ def test_a_late_peer_route_is_waited_for_and_only_that_node_is_checked_again(act
     assert not res.get("failed") and res["ok"]
     assert [(r["item"], r["attempts"]) for r in res["results"]] == [("a", 3), ("b", 1), ("c", 1)]
     assert FakeFanout.calls == [["a", "b", "c"], ["a"], ["a"]]
+    assert FakeFanout.closed
 
 
 def test_a_route_that_never_comes_fails_after_the_settle_timeout_naming_node_and_cidr(action):
