@@ -31,9 +31,19 @@ print(json.dumps({k[len("phase."):]: json.loads(v) for k, v in (cm.data or {}).i
 """ % CID
 
 
+# the lab's package for the lab commands this runs (python -m cloudhop_lab), also when this
+# script is run by hand rather than by make bench
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.path.join(REPO, "tests", "lab"), os.environ.get("PYTHONPATH")) if p)
+
+
 def lab(*args):
-    return subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], check=True, cwd=REPO,
-                          capture_output=True, text=True).stdout
+    proc = subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], check=False, cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit("cloudhop_lab %s failed (rc %d): %s" % (
+            " ".join(args), proc.returncode, (proc.stderr or proc.stdout).strip()[-2000:]))
+    return proc.stdout
 
 
 def epoch(stamp):
