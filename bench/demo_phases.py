@@ -88,17 +88,38 @@ def task_starts(path):
     return out
 
 
+SLOW_MS = 500
+
+
+def where(r, tasks, ledger):
+    """(phase, task) a probe record fell in: the ledger's phase, the task the log says ran."""
+    task = [name for t, name in tasks if t <= r["t"]][-1:] or [None]
+    phase = [n for n, p in ledger.items() if epoch(p["started"]) <= r["t"] < epoch(p["finished"])]
+    return (phase[0] if phase else None), task[0]
+
+
 def failures(records, tasks, ledger):
     """Each failed request during the migration, with its phase and the task then running."""
     out = []
     for r in records:
         if r.get("status") == 200:
             continue
-        task = [name for t, name in tasks if t <= r["t"]][-1:] or [None]
-        phase = [n for n, p in ledger.items() if epoch(p["started"]) <= r["t"] < epoch(p["finished"])]
+        phase, task = where(r, tasks, ledger)
         out.append({"t": round(r["t"], 3), "ip": r.get("ip"),
                     "error": r.get("error") or "HTTP %s" % r.get("status"),
-                    "ms": r.get("ms"), "phase": phase[0] if phase else None, "task": task[0]})
+                    "ms": r.get("ms"), "phase": phase, "task": task})
+    return out
+
+
+def slow(records, tasks, ledger, ms=SLOW_MS):
+    """Each successful request of ``ms`` or more (a TCP retransmit is 1 s): the p99's tail, with
+    its phase and the task then running."""
+    out = []
+    for r in records:
+        if r.get("status") == 200 and r["ms"] >= ms:
+            phase, task = where(r, tasks, ledger)
+            out.append({"t": round(r["t"], 3), "ip": r.get("ip"), "ms": r["ms"],
+                        "phase": phase, "task": task})
     return out
 
 
@@ -140,6 +161,7 @@ def run(workers):
             "with_lab_up_s": round(time.monotonic() - started, 1), "phases_s": phases,
             "probe_before": before, "probe_during": during,
             "failed_requests": failures([r for r in records if t0 <= r["t"] < t1], tasks, ledger),
+            "slow_requests": slow([r for r in records if t0 <= r["t"] < t1], tasks, ledger),
             "p99_increase_ms": round(during["p99_ms"] - before["p99_ms"], 2)
             if during["p99_ms"] is not None and before["p99_ms"] is not None else None,
             "phase_probe": {name: window(records, epoch(p["started"]), epoch(p["finished"]))

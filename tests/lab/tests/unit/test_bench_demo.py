@@ -34,3 +34,15 @@ def test_p99_takes_the_99th_percentile_of_the_sorted_values():
     assert demo.p99(list(range(100, 0, -1))) == 100
     assert demo.p99([float(v) for v in range(1, 201)]) == 199.0
     assert demo.p99([]) is None
+
+
+def test_slow_and_failed_requests_are_named_with_their_phase_and_task():
+    ledger = {"vpn_overlay": {"started": "2026-12-04T10:00:00Z", "finished": "2026-12-04T10:01:00Z"}}
+    t0 = demo.epoch("2026-12-04T10:00:00Z")
+    tasks = [(t0 + 1, "Restart canal"), (t0 + 30, "Gate")]
+    records = [rec(t0 + 2, ms=1008.0), rec(t0 + 3, ms=12.0), rec(t0 + 31, status=None),
+               rec(t0 + 90, ms=700.0)]
+    assert [(r["ms"], r["phase"], r["task"]) for r in demo.slow(records, tasks, ledger)] == [
+        (1008.0, "vpn_overlay", "Restart canal"), (700.0, None, "Gate")]
+    assert [(r["phase"], r["task"], r["error"]) for r in demo.failures(records, tasks, ledger)] == [
+        ("vpn_overlay", "Gate", "x")]
