@@ -32,8 +32,35 @@ class Gone(Exception):
     """The watch's resourceVersion is older than the server keeps (HTTP 410)."""
 
 
-def restart_patch(restarted_at):
-    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}
+# the object's own minReadySeconds while a restart paces it ("" = unset), so the restore (also of
+# a run resumed after a kill) puts back the value from before the first paced restart
+MIN_READY_BEFORE = "cloudhop.k8s_migration/min-ready-seconds-before"
+
+
+def restart_patch(restarted_at, obj=None, min_ready_seconds=None):
+    """The restart's merge patch. With ``min_ready_seconds``, also that ``spec.minReadySeconds``
+    (the controller then replaces the next pod only once the new one has been Ready that long)
+    and, unless already recorded, the object's own value in MIN_READY_BEFORE."""
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}
+    if min_ready_seconds is not None:
+        patch["spec"]["minReadySeconds"] = min_ready_seconds
+        annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+        if MIN_READY_BEFORE not in annotations:
+            own = ((obj or {}).get("spec") or {}).get("minReadySeconds")
+            patch["metadata"] = {"annotations": {
+                MIN_READY_BEFORE: "" if own is None else str(own)}}
+    return patch
+
+
+def restore_patch(obj):
+    """The merge patch that puts back the minReadySeconds recorded in MIN_READY_BEFORE (None when
+    nothing is recorded)."""
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    if MIN_READY_BEFORE not in annotations:
+        return None
+    own = annotations[MIN_READY_BEFORE]
+    return {"metadata": {"annotations": {MIN_READY_BEFORE: None}},
+            "spec": {"minReadySeconds": int(own) if own.strip() else None}}
 
 
 def restarted_at_of(obj):

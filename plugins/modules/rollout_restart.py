@@ -59,6 +59,17 @@ options:
     description: Seconds to wait before failing with the rollout's progress.
     type: int
     default: 600
+  min_ready_seconds:
+    description:
+      - Pace the rollout - C(spec.minReadySeconds) for its duration, so the controller replaces
+        the next pod only once the new one has been Ready that long (for a DaemonSet with
+        C(maxUnavailable) 1, one node at a time, this many seconds apart).
+      - The object's own value is recorded in its annotation
+        C(cloudhop.k8s_migration/min-ready-seconds-before) and put back when the rollout is
+        complete or has failed; a run resumed after a kill puts back the value from before the
+        first paced run.
+      - Needs I(wait=true).
+    type: int
 """
 
 EXAMPLES = r"""
@@ -70,6 +81,14 @@ EXAMPLES = r"""
     name: canal
     wait_timeout: 600
   register: canal
+
+- name: Restart canal node by node, each node's new pod Ready 2 s before the next one's turn
+  cloudhop.k8s_migration.rollout_restart:
+    kubeconfig: user.kubeconfig
+    kind: DaemonSet
+    namespace: kube-system
+    name: canal
+    min_ready_seconds: 2
 
 - name: Show how long the rollout took
   ansible.builtin.debug:
@@ -109,6 +128,11 @@ watch_events:
   returned: when I(wait) is true and not in check mode
   type: int
   sample: 14
+min_ready_seconds_restored:
+  description: The object's own minReadySeconds, put back after a paced rollout (null - unset).
+  returned: with I(min_ready_seconds), when not in check mode
+  type: int
+  sample: 0
 api_retries:
   description:
     - How many API requests failed transiently (429, 5xx, timeout, refused connection) and
@@ -129,7 +153,7 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common impo
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import (
     ApiException, KubeModule, TransportError, api_error_message)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.rollout import (
-    KINDS, Gone, progress, restart_patch, restarted_at_of, wait_rolled_out)
+    KINDS, Gone, progress, restart_patch, restarted_at_of, restore_patch, wait_rolled_out)
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import RESOURCE_PREDICATES
@@ -147,9 +171,32 @@ def run(mod):
     before = mod.kube.get(API_VERSION, kind, name, ns)
     if before is None:
         raise MigrationError("%s does not exist; check kind, namespace and name" % what)
+    if p["min_ready_seconds"] is not None and (p["min_ready_seconds"] < 0 or not p["wait"]):
+        raise MigrationError("min_ready_seconds must be 0 or more and needs wait: true (the "
+                             "object's own value is put back after the rollout)")
     stamp = p["restarted_at"] or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = restarted_at_of(before)
-    after = mod.kube.merge_patch(API_VERSION, kind, name, restart_patch(stamp), ns)
+    after = mod.kube.merge_patch(API_VERSION, kind, name,
+                                 restart_patch(stamp, before, p["min_ready_seconds"]), ns)
+    restore = restore_patch(after) if not mod.check_mode else None
+    try:
+        result = finish(mod, kind, name, ns, what, stamp, previous, after)
+    except MigrationError as exc:
+        if restore is not None:  # the object's own minReadySeconds back, also after a failure
+            try:
+                mod.kube.merge_patch(API_VERSION, kind, name, restore, ns)
+            except MigrationError as also:
+                raise MigrationError("%s; putting back its minReadySeconds failed too: %s"
+                                     % (exc, also))
+        raise
+    if restore is not None:
+        mod.kube.merge_patch(API_VERSION, kind, name, restore, ns)
+        result["min_ready_seconds_restored"] = restore["spec"]["minReadySeconds"]
+    return result
+
+
+def finish(mod, kind, name, ns, what, stamp, previous, after):
+    p = mod.params
     result = {"changed": previous != stamp, "restarted_at": stamp,
               "previous_restarted_at": previous,
               "generation": (after.get("metadata") or {}).get("generation")}
@@ -190,6 +237,7 @@ def main():
         restarted_at={"type": "str"},
         wait={"type": "bool", "default": True},
         wait_timeout={"type": "int", "default": 600},
+        min_ready_seconds={"type": "int"},
     ), retry_counts=True).run(run)
 
 

@@ -757,6 +757,23 @@ def _pod_ready(pod):
     return False
 
 
+def pod_available(pod, min_ready_seconds=0, now=None):
+    """kube's podutil.IsPodAvailable: Ready, and Ready for at least ``min_ready_seconds`` by the
+    Ready condition's lastTransitionTime (whole seconds, as the API serializes it)."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            if c.get("status") != "True":
+                return False
+            if not min_ready_seconds:
+                return True
+            try:
+                since = parse_iso(c["lastTransitionTime"])
+            except (KeyError, TypeError, ValueError):
+                return False
+            return since + min_ready_seconds < (time.time() if now is None else now)
+    return False
+
+
 def _get_path(obj, path):
     cur = obj
     for part in (path or "").strip(".").split("."):

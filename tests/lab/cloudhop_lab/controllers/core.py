@@ -4,7 +4,7 @@ import random
 import time
 
 from .. import errors
-from ..api import dc, now_iso, parse_iso, pod_ready
+from ..api import dc, now_iso, parse_iso, pod_available, pod_ready
 from ..selectors import selector_matches
 from .base import Controller, owned_by, owner_ref, resolve, rollout_plan, template_hash
 
@@ -307,6 +307,9 @@ class DaemonSetController(Controller):
                 for p in active:
                     by_node.setdefault(p["spec"].get("nodeName"), []).append(p)
                 strategy = ds["spec"].get("updateStrategy") or {}
+                # a pod counts as available once Ready for minReadySeconds (IsPodAvailable): the
+                # rolling update waits for that before it replaces the next node's pod
+                min_ready = ds["spec"].get("minReadySeconds") or 0
                 max_unavail = resolve((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
                                       len(eligible), True) or 1
                 # misscheduled pods go
@@ -339,24 +342,26 @@ class DaemonSetController(Controller):
                     p = plist[0]
                     for extra in plist[1:]:
                         self.api.delete(pod_rt, ns, extra["metadata"]["name"])
-                    if not pod_ready(p):
+                    if not pod_available(p, min_ready):
                         unavailable += 1
                     if p["metadata"].get("labels", {}).get("controller-revision-hash") != h:
                         old_pods.append(p)
                 if strategy.get("type", "RollingUpdate") == "RollingUpdate":
                     budget = max_unavail - unavailable
-                    # unready old pods first, then ready ones within the budget
-                    for p in sorted(old_pods, key=pod_ready):
-                        if not pod_ready(p):
+                    # unavailable old pods first, then available ones within the budget
+                    now = time.time()
+                    for p in sorted(old_pods, key=lambda q: pod_available(q, min_ready, now)):
+                        if not pod_available(p, min_ready, now):
                             self.api.delete(pod_rt, ns, p["metadata"]["name"])
                         elif budget > 0:
                             self.api.delete(pod_rt, ns, p["metadata"]["name"])
                             budget -= 1
-                self._status(ds_rt, ds, eligible, active, h)
+                self._status(ds_rt, ds, eligible, active, h, min_ready)
 
-    def _status(self, ds_rt, ds, eligible, active, h):
+    def _status(self, ds_rt, ds, eligible, active, h, min_ready=0):
         on_eligible = [p for p in active if p["spec"].get("nodeName") in eligible]
         ready = [p for p in on_eligible if pod_ready(p)]
+        available = [p for p in on_eligible if pod_available(p, min_ready)]
         updated = [p for p in on_eligible
                    if p["metadata"].get("labels", {}).get("controller-revision-hash") == h]
         status = {
@@ -364,8 +369,8 @@ class DaemonSetController(Controller):
             "desiredNumberScheduled": len(eligible),
             "numberMisscheduled": len(active) - len(on_eligible),
             "numberReady": len(ready),
-            "numberAvailable": len(ready),
-            "numberUnavailable": max(0, len(eligible) - len(ready)),
+            "numberAvailable": len(available),
+            "numberUnavailable": max(0, len(eligible) - len(available)),
             "updatedNumberScheduled": len(updated),
             "observedGeneration": ds["metadata"].get("generation", 1),
         }

@@ -102,3 +102,28 @@ def test_restart_patch_and_annotation():
     patch = rollout.restart_patch("2026-12-01T10:00:00Z")
     assert rollout.restarted_at_of(patch) == "2026-12-01T10:00:00Z"
     assert rollout.restarted_at_of({"spec": {}}) is None
+
+
+def test_a_paced_restart_records_the_objects_own_min_ready_seconds_once():
+    unset = {"metadata": {"annotations": {}}, "spec": {}}
+    patch = rollout.restart_patch("t1", unset, 2)
+    assert patch["spec"]["minReadySeconds"] == 2
+    assert patch["metadata"]["annotations"] == {rollout.MIN_READY_BEFORE: ""}
+    own = {"metadata": {}, "spec": {"minReadySeconds": 5}}
+    assert rollout.restart_patch("t1", own, 2)["metadata"]["annotations"] == {
+        rollout.MIN_READY_BEFORE: "5"}
+    # a run resumed after a kill finds the record (and the paced value in spec): it keeps the
+    # record, so the restore puts back the value from before the first paced run
+    resumed = {"metadata": {"annotations": {rollout.MIN_READY_BEFORE: "5"}},
+               "spec": {"minReadySeconds": 2}}
+    assert "metadata" not in rollout.restart_patch("t2", resumed, 2)
+    assert "minReadySeconds" not in rollout.restart_patch("t3", own)["spec"]
+
+
+@pytest.mark.parametrize("recorded,restored", [("", None), ("5", 5), ("0", 0)])
+def test_the_restore_puts_back_the_recorded_value_and_drops_the_record(recorded, restored):
+    obj = {"metadata": {"annotations": {rollout.MIN_READY_BEFORE: recorded}},
+           "spec": {"minReadySeconds": 2}}
+    assert rollout.restore_patch(obj) == {"metadata": {"annotations": {
+        rollout.MIN_READY_BEFORE: None}}, "spec": {"minReadySeconds": restored}}
+    assert rollout.restore_patch({"metadata": {}, "spec": {"minReadySeconds": 2}}) is None
