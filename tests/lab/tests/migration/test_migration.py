@@ -344,15 +344,13 @@ def node_hooks():
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                            check=True).stdout.split()
     for ns in (n for n in names if n.startswith(NODE_NS)):
-        def run(*cmd):
-            return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True,
-                                  text=True, check=False).stdout
-        out[ns[len(NODE_NS):]] = {
-            "blackhole": "172.25.0.0/16" in run("ip", "route", "show", "type", "blackhole"),
-            "bridge": "--dport 8472" in run("iptables", "-w", "-t", "nat", "-S", "POSTROUTING"),
-            "snat": "cloudhop-flannel-snat" in run("iptables", "-w", "-t", "nat", "-S",
-                                                   "POSTROUTING"),
-        }
+        # one command a node
+        text = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
+                               "ip route show type blackhole; iptables -w -t nat -S POSTROUTING"],
+                              capture_output=True, text=True, check=False).stdout
+        out[ns[len(NODE_NS):]] = {"blackhole": "blackhole 172.25.0.0/16" in text,
+                                  "bridge": "--dport 8472" in text,
+                                  "snat": "cloudhop-flannel-snat" in text}
     return out
 
 
@@ -577,10 +575,17 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     # down); the VPN client's node hooks are checked on every node, old and new, just before.
     seen = {}
 
-    def kill_hub(proc):  # noqa: ARG001
-        seen["probe"] = probe_summary()
-        seen["hooks"] = node_hooks()
-        lab("admin", json.dumps({"cmd": "vpn-hub", "action": "kill", "hold": True}))
+    def kill_hub(proc):
+        # the playbook waits (SIGSTOP) while the probe stops, the hooks are read and the hub is
+        # killed: the gates after this drain check every node at once, within seconds, and must
+        # not run before the kill
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            seen["probe"] = probe_summary()
+            seen["hooks"] = node_hooks()
+            lab("admin", json.dumps({"cmd": "vpn-hub", "action": "kill", "hold": True}))
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
 
     rc, out = acting_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node",
                         2, kill_hub, "--skip-tags", "cleanup,report")
