@@ -750,28 +750,30 @@ def _schema(rt):
     return patching.schema_for(rt.kind) if rt.builtin else {"metadata": patching.META}
 
 
-def _pod_ready(pod):
+def _ready_condition(pod):
+    """The pod's Ready condition (podutil.GetPodReadyCondition), or None."""
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
+            return c
+    return None
+
+
+def _pod_ready(pod):
+    return (_ready_condition(pod) or {}).get("status") == "True"
 
 
 def pod_available(pod, min_ready_seconds=0, now=None):
     """kube's podutil.IsPodAvailable: Ready, and Ready for at least ``min_ready_seconds`` by the
     Ready condition's lastTransitionTime (whole seconds, as the API serializes it)."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            if c.get("status") != "True":
-                return False
-            if not min_ready_seconds:
-                return True
-            try:
-                since = parse_iso(c["lastTransitionTime"])
-            except (KeyError, TypeError, ValueError):
-                return False
-            return since + min_ready_seconds < (time.time() if now is None else now)
-    return False
+    if not _pod_ready(pod):
+        return False
+    if not min_ready_seconds:
+        return True
+    try:
+        since = parse_iso(_ready_condition(pod)["lastTransitionTime"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return since + min_ready_seconds < (time.time() if now is None else now)
 
 
 def _get_path(obj, path):
