@@ -34,7 +34,7 @@ class Gone(Exception):
 
 # the object's own minReadySeconds while a restart paces it ("" = unset), so the restore (also of
 # a run resumed after a kill) puts back the value from before the first paced restart
-MIN_READY_BEFORE = "cloudhop.k8s_migration/min-ready-seconds-before"
+MIN_READY_BEFORE = "k8s-migration.cloudhop.io/min-ready-seconds-before"
 
 
 def restart_patch(restarted_at, obj=None, min_ready_seconds=None):

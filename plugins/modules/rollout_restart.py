@@ -65,7 +65,7 @@ options:
         the next pod only once the new one has been Ready that long (for a DaemonSet with
         C(maxUnavailable) 1, one node at a time, this many seconds apart).
       - The object's own value is recorded in its annotation
-        C(cloudhop.k8s_migration/min-ready-seconds-before) and put back when the rollout is
+        C(k8s-migration.cloudhop.io/min-ready-seconds-before) and put back when the rollout is
         complete or has failed; a run resumed after a kill puts back the value from before the
         first paced run.
       - Needs I(wait=true).

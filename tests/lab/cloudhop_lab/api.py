@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from . import errors, patching, semantics
+from . import errors, patching, semantics, validation
 from .kinds import Registry, ResourceType
 from .selectors import (field_matches, label_matches, parse_field_selector,
                         parse_label_selector, selector_matches)
@@ -181,7 +181,12 @@ class Api:
 
     def _validate(self, rt, obj, old=None):
         causes = []
-        semantics.validate_meta(rt.kind, obj, causes)
+        if old is None:
+            # custom resources' names are DNS subdomains whatever their kind is called
+            validation.validate_object_meta(rt.kind if rt.builtin else None, obj["metadata"],
+                                            rt.namespaced, causes)
+        else:
+            validation.validate_object_meta_update(obj["metadata"], old["metadata"], causes)
         if rt.schema is not None:
             pruned = semantics.schema_prune_validate(
                 {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")},
@@ -268,7 +273,9 @@ class Api:
         if given_rv and given_rv != ometa["resourceVersion"]:
             raise errors.conflict(rt, ometa["name"])
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-        for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+        if not meta.get("uid"):  # rest.BeforeUpdate: the stored uid unless one is given
+            meta["uid"] = ometa.get("uid")
+        for f in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                   "namespace", "generation"):
             if f in ometa:
                 meta[f] = ometa[f]

@@ -9,14 +9,10 @@ import binascii
 import ipaddress
 import re
 
-DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-PROTECTED_GROUP = re.compile(r"(.*\.)?(k8s\.io|kubernetes\.io)$")
+from . import validation
 
-# kinds whose names must be DNS-1123 labels rather than subdomains
-LABEL_NAMED = {"Namespace", "Service"}
+PROTECTED_GROUP = re.compile(r"(.*\.)?(k8s\.io|kubernetes\.io)$")
+MAX_DATA_SIZE = 1024 * 1024  # core.MaxSecretSize: a ConfigMap's or Secret's data, in bytes
 
 
 def req(causes, field, msg="Required value"):
@@ -24,38 +20,16 @@ def req(causes, field, msg="Required value"):
 
 
 def inv(causes, field, value, msg):
-    causes.append((field, "FieldValueInvalid", "Invalid value: %s: %s" % (_repr(value), msg)))
+    validation.invalid(causes, field, value, msg)
 
 
 def _repr(value):
-    if isinstance(value, str):
-        return '"%s"' % value
-    return str(value)
+    return validation.go_value(value)
 
 
-def validate_meta(kind, obj, causes):
-    meta = obj.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        req(causes, "metadata.name", "Required value: name or generateName is required")
-    else:
-        pattern, limit = (DNS1123_LABEL, 63) if kind in LABEL_NAMED else (DNS1123_SUBDOMAIN, 253)
-        if len(name) > limit or not pattern.fullmatch(name):
-            inv(causes, "metadata.name", name,
-                "a lowercase RFC 1123 %s must consist of lower case alphanumeric characters, "
-                "'-' or '.', and must start and end with an alphanumeric character"
-                % ("label" if kind in LABEL_NAMED else "subdomain"))
-    for key, value in (meta.get("labels") or {}).items():
-        name_part = key.rsplit("/", 1)[-1]
-        if not LABEL_NAME.fullmatch(name_part or "") or len(name_part) > 63:
-            inv(causes, "metadata.labels", key, "name part must consist of alphanumeric "
-                "characters, '-', '_' or '.'")
-        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.fullmatch(value):
-            inv(causes, "metadata.labels", value, "a valid label must be an empty string or "
-                "consist of alphanumeric characters, '-', '_' or '.'")
-    for key, value in (meta.get("annotations") or {}).items():
-        if not isinstance(value, str):
-            inv(causes, "metadata.annotations", key, "annotation values must be strings")
+def validate_meta(kind, obj, causes, namespaced=None):
+    """apimachinery's ValidateObjectMeta with the kind's name rule (validation.py)."""
+    validation.validate_object_meta(kind, obj.get("metadata") or {}, namespaced, causes)
 
 
 # --------------------------------------------------------------------------- defaulting
@@ -191,43 +165,14 @@ def _int_or_percent(value):
 
 
 def validate(kind, obj, causes, opts=None):
+    """The kind's own validation (pkg/apis/<group>/validation), after ObjectMeta's."""
     spec = obj.get("spec")
     if kind == "Pod":
         _validate_pod_spec(spec, causes, "spec")
     elif kind in ("Deployment", "ReplicaSet", "DaemonSet"):
-        if not isinstance(spec, dict):
-            req(causes, "spec")
-            return
-        _selector_matches_template(spec, causes)
-        _validate_pod_spec((spec.get("template") or {}).get("spec"), causes,
-                           "spec.template.spec")
-        replicas = spec.get("replicas")
-        if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
-            inv(causes, "spec.replicas", replicas, "must be greater than or equal to 0")
-        ru = ((spec.get("strategy") or spec.get("updateStrategy") or {})
-              .get("rollingUpdate") or {})
-        for f in ("maxSurge", "maxUnavailable"):
-            if f in ru and not _int_or_percent(ru[f]):
-                inv(causes, "spec.strategy.rollingUpdate." + f, ru[f],
-                    "a valid percent string must be a numeric string followed by an ending '%'")
+        _validate_workload(kind, spec, causes)
     elif kind == "Service":
-        if not isinstance(spec, dict):
-            req(causes, "spec")
-            return
-        if spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-            causes.append(("spec.type", "FieldValueNotSupported",
-                           'Unsupported value: "%s": supported values: "ClusterIP", '
-                           '"ExternalName", "LoadBalancer", "NodePort"' % spec.get("type")))
-        if spec.get("type") != "ExternalName" and not spec.get("ports") and \
-                spec.get("clusterIP") != "None":
-            req(causes, "spec.ports")
-        for i, p in enumerate(spec.get("ports") or []):
-            port = p.get("port")
-            if not isinstance(port, int) or not 0 < port < 65536:
-                inv(causes, "spec.ports[%d].port" % i, port,
-                    "must be between 1 and 65535, inclusive")
-            if len(spec.get("ports")) > 1 and not p.get("name"):
-                req(causes, "spec.ports[%d].name" % i)
+        _validate_service(spec, causes)
     elif kind == "PodDisruptionBudget":
         if isinstance(spec, dict):
             if "minAvailable" in spec and "maxUnavailable" in spec:
@@ -237,16 +182,11 @@ def validate(kind, obj, causes, opts=None):
             for f in ("minAvailable", "maxUnavailable"):
                 if f in spec and not _int_or_percent(spec[f]):
                     inv(causes, "spec." + f, spec[f], "must be an integer or percentage")
-    elif kind == "Secret":
-        for key, value in (obj.get("data") or {}).items():
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                inv(causes, "data[%s]" % key, "<value>", "illegal base64 data")
-    elif kind == "ConfigMap":
-        for key, value in (obj.get("data") or {}).items():
-            if not isinstance(value, str):
-                inv(causes, "data[%s]" % key, value, "must be a string")
+            _validate_label_selector(spec.get("selector"), "spec.selector", causes)
+    elif kind in ("Secret", "ConfigMap"):
+        _validate_data(kind, obj, causes)
+    elif kind == "Ingress":
+        _validate_ingress(spec or {}, causes)
     elif kind == "Node":
         cidr = (spec or {}).get("podCIDR")
         if cidr:
@@ -256,6 +196,249 @@ def validate(kind, obj, causes, opts=None):
                 inv(causes, "spec.podCIDR", cidr, "must be a valid CIDR")
     elif kind == "CustomResourceDefinition":
         _validate_crd(obj, causes)
+
+
+def _validate_label_selector(selector, field, causes):
+    """ValidateLabelSelector: matchLabels as labels, matchExpressions' keys and operators."""
+    if not isinstance(selector, dict):
+        return
+    validation.validate_labels(selector.get("matchLabels") or {}, field + ".matchLabels", causes)
+    for i, expr in enumerate(selector.get("matchExpressions") or []):
+        here = "%s.matchExpressions[%d]" % (field, i)
+        for msg in validation.qualified_name(str(expr.get("key") or "")):
+            inv(causes, here + ".key", expr.get("key"), msg)
+        op = expr.get("operator")
+        if op in ("In", "NotIn") and not expr.get("values"):
+            validation.required(causes, here + ".values",
+                                "must be specified when `operator` is 'In' or 'NotIn'")
+        elif op in ("Exists", "DoesNotExist") and expr.get("values"):
+            validation.forbidden(causes, here + ".values",
+                                 "may not be specified when `operator` is 'Exists' or "
+                                 "'DoesNotExist'")
+        elif op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            validation.not_supported(causes, here + ".operator", op,
+                                     ["DoesNotExist", "Exists", "In", "NotIn"])
+
+
+def _validate_workload(kind, spec, causes):
+    """ValidateDeploymentSpec / ValidateReplicaSetSpec / ValidateDaemonSetSpec."""
+    if not isinstance(spec, dict):
+        req(causes, "spec")
+        return
+    _selector_matches_template(spec, causes)
+    _validate_label_selector(spec.get("selector"), "spec.selector", causes)
+    tmeta = (spec.get("template") or {}).get("metadata") or {}
+    validation.validate_labels(tmeta.get("labels") or {}, "spec.template.metadata.labels",
+                               causes)
+    validation.validate_annotations(tmeta.get("annotations") or {},
+                                    "spec.template.metadata.annotations", causes)
+    tspec = (spec.get("template") or {}).get("spec")
+    _validate_pod_spec(tspec, causes, "spec.template.spec")
+    policy = (tspec or {}).get("restartPolicy") if isinstance(tspec, dict) else None
+    if policy not in (None, "Always"):
+        validation.not_supported(causes, "spec.template.spec.restartPolicy", policy, ["Always"])
+    for f in ("replicas", "minReadySeconds", "revisionHistoryLimit"):
+        value = spec.get(f)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            inv(causes, "spec." + f, value, "must be greater than or equal to 0")
+    deadline, ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
+    if kind == "Deployment" and isinstance(deadline, int) and isinstance(ready, int) and \
+            deadline <= ready:
+        inv(causes, "spec.progressDeadlineSeconds", deadline,
+            "must be greater than minReadySeconds")
+    strategy = "strategy" if kind == "Deployment" else "updateStrategy"
+    ru = (spec.get(strategy) or {}).get("rollingUpdate") or {}
+    for f in ("maxSurge", "maxUnavailable"):
+        if f in ru and not _int_or_percent(ru[f]):
+            inv(causes, "spec.%s.rollingUpdate.%s" % (strategy, f), ru[f],
+                "a valid percent string must be a numeric string followed by an ending '%'")
+
+
+PORT_PROTOCOLS = ["SCTP", "TCP", "UDP"]
+
+
+def _validate_service(spec, causes):
+    """ValidateService: the parts a lab client can reach."""
+    if not isinstance(spec, dict):
+        req(causes, "spec")
+        return
+    stype = spec.get("type")
+    if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        validation.not_supported(causes, "spec.type", stype,
+                                 ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])
+    ports = spec.get("ports") or []
+    if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
+        req(causes, "spec.ports")
+    if stype == "ExternalName":
+        cname = (spec.get("externalName") or "").rstrip(".")
+        if not cname:
+            validation.required(causes, "spec.externalName")
+        for msg in validation.dns1123_subdomain(cname) if cname else []:
+            inv(causes, "spec.externalName", cname, msg)
+    names, seen = set(), set()
+    for i, p in enumerate(ports):
+        here = "spec.ports[%d]" % i
+        name = p.get("name")
+        if len(ports) > 1 and not name:
+            req(causes, here + ".name")
+        elif name:
+            for msg in validation.dns1123_label(name):
+                inv(causes, here + ".name", name, msg)
+            if name in names:
+                validation.duplicate(causes, here + ".name", name)
+            names.add(name)
+        port = p.get("port")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            inv(causes, here + ".port", port, "must be between 1 and 65535, inclusive")
+        # (absent = defaulted: the server defaults before it validates)
+        if p.get("protocol", "TCP") not in PORT_PROTOCOLS:
+            validation.not_supported(causes, here + ".protocol", p.get("protocol"),
+                                     PORT_PROTOCOLS)
+        _validate_port_num_or_name(p.get("targetPort"), here + ".targetPort", causes)
+        if stype == "ClusterIP" and p.get("nodePort"):
+            validation.forbidden(causes, here + ".nodePort",
+                                 "may not be used when `type` is 'ClusterIP'")
+        if (p.get("protocol"), port) in seen:
+            validation.duplicate(causes, here, {"port": port, "protocol": p.get("protocol")})
+        seen.add((p.get("protocol"), port))
+    if spec.get("selector") is not None:
+        validation.validate_labels(spec["selector"], "spec.selector", causes)
+    affinity = spec.get("sessionAffinity", "None")
+    if affinity not in ("ClientIP", "None"):
+        validation.not_supported(causes, "spec.sessionAffinity", affinity, ["ClientIP", "None"])
+    etp = spec.get("externalTrafficPolicy")
+    if etp and stype not in ("NodePort", "LoadBalancer") and not spec.get("externalIPs"):
+        inv(causes, "spec.externalTrafficPolicy", etp,
+            "may only be set for externally-accessible services")
+    elif etp and etp not in ("Cluster", "Local"):
+        validation.not_supported(causes, "spec.externalTrafficPolicy", etp, ["Cluster", "Local"])
+
+
+def _validate_port_num_or_name(value, field, causes):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 < value < 65536:
+            inv(causes, field, value, "must be between 1 and 65535, inclusive")
+    elif isinstance(value, str):
+        for msg in validation.port_name(value):
+            inv(causes, field, value, msg)
+    elif value is not None:
+        inv(causes, field, value, "must contain an int or string")
+
+
+def _validate_data(kind, obj, causes):
+    """ValidateConfigMap / ValidateSecret: data keys, their total size, a Secret's type."""
+    size = 0
+    for bag in ("data", "binaryData") if kind == "ConfigMap" else ("data",):
+        for key, value in (obj.get(bag) or {}).items():
+            for msg in validation.config_map_key(key):
+                inv(causes, "%s[%s]" % (bag, key), key, msg)
+            if kind == "Secret" or bag == "binaryData":
+                try:
+                    size += len(base64.b64decode(value, validate=True))
+                except (binascii.Error, TypeError, ValueError):
+                    inv(causes, "%s[%s]" % (bag, key), "<value>", "illegal base64 data")
+            elif not isinstance(value, str):
+                inv(causes, "data[%s]" % key, value, "must be a string")
+            else:
+                size += len(value.encode())
+            if bag == "data" and key in (obj.get("binaryData") or {}):
+                inv(causes, "data[%s]" % key, key, "duplicate of key present in binaryData")
+    if size > MAX_DATA_SIZE:
+        validation.too_long(causes, "data" if kind == "Secret" else "", MAX_DATA_SIZE)
+    data = obj.get("data") or {}
+    needs = {"kubernetes.io/tls": ("tls.crt", "tls.key"),
+             "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+             "kubernetes.io/dockercfg": (".dockercfg",),
+             "kubernetes.io/ssh-auth": ("ssh-privatekey",)}.get(obj.get("type"), ())
+    for key in needs if kind == "Secret" else ():
+        if key not in data:
+            validation.required(causes, "data[%s]" % key)
+    if kind == "Secret" and obj.get("type") == "kubernetes.io/basic-auth" and \
+            "username" not in data and "password" not in data:
+        validation.required(causes, "data[username]")
+        validation.required(causes, "data[password]")
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token" and \
+            not annotations.get("kubernetes.io/service-account.name"):
+        validation.required(causes,
+                            "metadata.annotations[kubernetes.io/service-account.name]")
+
+
+PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]
+
+
+def _validate_ingress(spec, causes):
+    """networking/v1 ValidateIngressSpec: hosts, paths, path types and backends."""
+    if not spec.get("rules") and not spec.get("defaultBackend"):
+        inv(causes, "spec.rules", [], "either `defaultBackend` or `rules` must be specified")
+    if spec.get("defaultBackend"):
+        _validate_ingress_backend(spec["defaultBackend"], "spec.defaultBackend", causes)
+    for i, rule in enumerate(spec.get("rules") or []):
+        here = "spec.rules[%d]" % i
+        _validate_ingress_host(rule.get("host"), here + ".host", causes)
+        http = rule.get("http")
+        if http is None:
+            continue
+        if not http.get("paths"):
+            req(causes, here + ".http.paths")
+        for j, path in enumerate(http.get("paths") or []):
+            where = "%s.http.paths[%d]" % (here, j)
+            ptype = path.get("pathType")
+            if not ptype:
+                validation.required(causes, where + ".pathType", "pathType must be specified")
+            elif ptype not in PATH_TYPES:
+                validation.not_supported(causes, where + ".pathType", ptype, PATH_TYPES)
+            value = path.get("path") or ""
+            if ptype in ("Exact", "Prefix") and not value.startswith("/"):
+                inv(causes, where + ".path", value, "must be an absolute path")
+            _validate_ingress_backend(path.get("backend"), where + ".backend", causes)
+    for i, tls in enumerate(spec.get("tls") or []):
+        for j, host in enumerate(tls.get("hosts") or []):
+            _validate_ingress_host(host, "spec.tls[%d].hosts[%d]" % (i, j), causes)
+        if tls.get("secretName"):
+            for msg in validation.dns1123_subdomain(tls["secretName"]):
+                inv(causes, "spec.tls[%d].secretName" % i, tls["secretName"], msg)
+
+
+def _validate_ingress_host(host, field, causes):
+    if not host:
+        return
+    try:
+        ipaddress.ip_address(host)
+        inv(causes, field, host, "must be a DNS name, not an IP address")
+        return
+    except ValueError:
+        pass
+    check = validation.wildcard_dns1123_subdomain if "*" in host else \
+        validation.dns1123_subdomain
+    for msg in check(host):
+        inv(causes, field, host, msg)
+
+
+def _validate_ingress_backend(backend, field, causes):
+    backend = backend if isinstance(backend, dict) else {}
+    service, resource = backend.get("service"), backend.get("resource")
+    if service and resource:
+        inv(causes, field, "", "cannot set both resource and service backends")
+    elif not service and not resource:
+        inv(causes, field, "", "resource or service backend is required")
+    if not service:
+        return
+    if not service.get("name"):
+        req(causes, field + ".service.name")
+    else:
+        for msg in validation.dns1035_label(service["name"]):
+            inv(causes, field + ".service.name", service["name"], msg)
+    port = service.get("port") or {}
+    if port.get("name") and port.get("number"):
+        inv(causes, field + ".service.port", port, "cannot set both port name & port number")
+    elif port.get("name"):
+        for msg in validation.port_name(port["name"]):
+            inv(causes, field + ".service.port.name", port["name"], msg)
+    elif port.get("number"):
+        _validate_port_num_or_name(port["number"], field + ".service.port.number", causes)
+    else:
+        validation.required(causes, field + ".service.port", "port name or number is required")
 
 
 def _validate_crd(obj, causes):
