@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the migration plan; each is documented in plugins/filter/<name>.yml and its
-logic lives in module_utils/plan.py and module_utils/kkp.py (unit-tested there)."""
+logic lives in module_utils/plan.py, module_utils/kkp.py and module_utils/k8s_names.py (unit-tested there)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import kkp, plan
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names, kkp, plan
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -42,4 +42,5 @@ class FilterModule(object):
             "unavailable_workloads": _wrap(plan.unavailable_workloads),
             "blocking_pdbs": _wrap(plan.blocking_pdbs),
             "phase_windows": _wrap(plan.phase_windows),
+            "name_problems": _wrap(k8s_names.check),
         }

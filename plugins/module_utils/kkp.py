@@ -17,6 +17,7 @@ import json
 import re
 import time
 
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, dig, merge_patch_apply)
 
@@ -39,8 +40,7 @@ CLOUD_FIELDS = {
             ("role_arn", "roleARN")),
     "gcp": (("network", "network"), ("subnetwork", "subnetwork")),
 }
-AWS_REGION_ANNOTATION = "kubermatic.io/aws-region"
-CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+AWS_REGION_ANNOTATION = k8s_names.AWS_REGION_ANNOTATION
 
 
 def cluster_api_version(kube, api_group="auto"):
@@ -64,7 +64,7 @@ def cluster_api_version(kube, api_group="auto"):
 
 def get_cluster(kube, name, api_group="auto"):
     """(apiVersion, Cluster) or MigrationError naming the clusters that exist."""
-    if not name or not CLUSTER_NAME_RE.match(name):
+    if not name or k8s_names.problems("dns1123-label", name):
         raise MigrationError("cluster %r is not a valid KKP cluster ID (lower-case letters, "
                              "digits and '-'); set cluster to the Cluster's metadata.name" % name)
     api_version = cluster_api_version(kube, api_group)
@@ -179,8 +179,7 @@ def wait_reconciled(kube, api_version, name, timeout, provider=None, interval=0.
 
 # --- credentials -----------------------------------------------------------------------------
 
-def credential_secret_name(provider, cluster_id):
-    return "credential-%s-%s" % (provider, cluster_id)
+credential_secret_name = k8s_names.credential_secret_name
 
 
 def _b64(raw):

@@ -44,7 +44,10 @@ try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
     from kubernetes.client.rest import ApiException
 except ImportError:  # the module fails with missing_required_lib via AnsibleK8SModule
-    NotFoundError = ResourceNotFoundError = ApiException = None
+    class _Missing(Exception):
+        """Never raised: the kubernetes library is absent and the module fails before a call."""
+
+    NotFoundError = ResourceNotFoundError = ApiException = _Missing
 
 try:
     from urllib3.exceptions import HTTPError as TransportError
@@ -107,16 +110,40 @@ class Kube(object):
         self.request_timeout = request_timeout
         self.retried = []    # "what: outcome" of every transient failure that was retried
         self.conflicts = []  # objects a concurrent writer changed between read and write
+        self.rediscovered = False  # the discovery cache was found stale and read afresh
+        self._hints = {}     # (apiVersion, kind) -> what to tell when the server lacks it
 
     def resource(self, api_version, kind, what=None):
+        if what:
+            self._hints[(api_version, kind)] = what
         try:
             return self.client.resource(kind, api_version)
         except ResourceNotFoundError:
-            raise MigrationError(
-                "the API server does not serve %s %s%s; check the kubeconfig/context points at "
-                "the right cluster and that the CRD is installed"
-                % (api_version, kind, " (" + what + ")" if what else ""),
-                api_version=api_version, kind=kind)
+            raise self._not_served(api_version, kind)
+
+    def _not_served(self, api_version, kind):
+        what = self._hints.get((api_version, kind))
+        return MigrationError(
+            "the API server does not serve %s %s%s; check the kubeconfig/context points at "
+            "the right cluster and that the CRD is installed"
+            % (api_version, kind, " (" + what + ")" if what else ""),
+            api_version=api_version, kind=kind, status=404)
+
+    def _rediscover(self, api_version, kind):
+        """After a 404 without an object name (the server has no such resource) for a resource
+        the client's discovery cache lists: the cache (kept per server URL in the temp directory)
+        may describe another server that answered at the same URL (a port-forward, an SSH
+        tunnel, another lab). Read discovery afresh; raise the clear "does not serve" error when
+        the server indeed lacks it, else return and let the caller try once more."""
+        if self.rediscovered:
+            raise self._not_served(api_version, kind)
+        self.rediscovered = True
+        try:
+            self.client.resources.invalidate_cache()
+        except Exception:  # pylint: disable=broad-except - a cache we cannot rewrite
+            pass
+        if not self.serves(api_version, kind):
+            raise self._not_served(api_version, kind)
 
     def serves(self, api_version, kind):
         """Whether the server serves ``kind`` in ``api_version`` now.
@@ -141,18 +168,26 @@ class Kube(object):
                    for r in (out or {}).get("resources") or [])
 
     def _call(self, what, func, *args, **kwargs):
-        """func(...), with API errors as MigrationError; ``missing_ok`` turns 404 into None.
+        """func(...), with API errors as MigrationError; ``missing_ok`` turns an object's 404
+        into None. ``served`` = (apiVersion, kind) of the resource: a 404 that names no object
+        means the server lacks the resource, and discovery is checked again (``_rediscover``).
         429, 5xx, timeouts and connection errors are retried after ``backoff`` seconds."""
         missing_ok = kwargs.pop("missing_ok", False)
+        served = kwargs.pop("served", None)
         kwargs.setdefault("_request_timeout", self.request_timeout)
         failures = []
         for attempt in range(len(self.backoff) + 1):
             try:
                 return func(*args, **kwargs).to_dict()
-            except NotFoundError:
+            except NotFoundError as exc:
+                if not ((_status(exc) or {}).get("details") or {}).get("name") and served:
+                    self._rediscover(*served)
+                    return self._call(what, getattr(self.resource(*served), getattr(func, "func", func).__name__),
+                                      *args, missing_ok=missing_ok, **kwargs)
                 if missing_ok:
                     return None
-                raise
+                raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),
+                                     status=404, reason=api_error_reason(exc))
             except ApiException as exc:  # DynamicApiError is one
                 status = getattr(exc, "status", None)
                 outcome = api_error_message(exc)
@@ -175,11 +210,12 @@ class Kube(object):
     def get(self, api_version, kind, name, namespace=None):
         return self._call("reading %s %s" % (kind, _ref(name, namespace)),
                           self.resource(api_version, kind).get, name=name,
-                          namespace=namespace, missing_ok=True)
+                          namespace=namespace, missing_ok=True, served=(api_version, kind))
 
     def list(self, api_version, kind, namespace=None, label_selector=None):
         out = self._call("listing %s" % kind, self.resource(api_version, kind).get,
-                         namespace=namespace, label_selector=label_selector)
+                         namespace=namespace, label_selector=label_selector,
+                         served=(api_version, kind))
         return out.get("items") or []
 
     def _params(self):
@@ -193,14 +229,16 @@ class Kube(object):
             patch.setdefault("metadata", {})["resourceVersion"] = resource_version
         return self._call("patching %s %s" % (kind, _ref(name, namespace)),
                           self.resource(api_version, kind).patch, body=patch, name=name,
-                          namespace=namespace, content_type=MERGE, **self._params())
+                          namespace=namespace, content_type=MERGE, served=(api_version, kind),
+                          **self._params())
 
     def create(self, api_version, kind, body, namespace=None):
         name = body.get("metadata", {}).get("name")
         try:
             return self._call("creating %s %s" % (kind, _ref(name, namespace)),
                               self.resource(api_version, kind).create, body=body,
-                              namespace=namespace, **self._params())
+                              namespace=namespace, served=(api_version, kind),
+                              **self._params())
         except MigrationError as exc:
             # an attempt that timed out may have created it: then the retry finds it there
             if exc.details.get("reason") != "AlreadyExists" or \
@@ -212,7 +250,8 @@ class Kube(object):
         """Delete; None when it was already gone."""
         return self._call("deleting %s %s" % (kind, _ref(name, namespace)),
                           self.resource(api_version, kind).delete, name=name,
-                          namespace=namespace, missing_ok=True, **self._params())
+                          namespace=namespace, missing_ok=True, served=(api_version, kind),
+                          **self._params())
 
 
 def _ref(name, namespace):
@@ -296,6 +335,11 @@ class KubeModule(object):
         except MigrationError as exc:
             self._report_retries(failed=True)
             self.module.fail_json(msg=exc.msg, **exc.details)
+        except ApiException as exc:  # a call outside Kube's verbs: the Status says what it is
+            self._report_retries(failed=True)
+            self.module.fail_json(msg="the API server refused a request: %s"
+                                  % api_error_message(exc), status=getattr(exc, "status", None),
+                                  reason=api_error_reason(exc))
         except Exception as exc:  # pylint: disable=broad-except
             self.module.fail_json(msg="unexpected error: %s" % exc,
                                   exception=traceback.format_exc())

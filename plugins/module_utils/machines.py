@@ -8,9 +8,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import re
 import time
 
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, dig, merge_patch_apply)
 
@@ -20,11 +20,9 @@ REQUIRED_SPEC = {
     "aws": ("region", "availabilityZone", "instanceType"),
     "gce": ("zone", "machineType"),
 }
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
 def check_name(name, option="name"):
-    if not name or len(name) > 63 or not NAME_RE.match(name):
+    # a DNS-1123 label: the name is also the value of the MachineSets' and Machines' name label
+    if not name or k8s_names.problems("dns1123-label", name):
         raise MigrationError("%s %r is not a valid MachineDeployment name (lower-case letters, "
                              "digits and '-', at most 63 characters)" % (option, name))
 

@@ -13,6 +13,7 @@ __metaclass__ = type
 import calendar
 import time
 
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 try:
@@ -79,8 +80,8 @@ def _is_openvpn(container):
     return any(str(w).rsplit("/", 1)[-1] == "openvpn" for w in words)
 
 
-NODE_HOOKS_CONFIGMAP = "cloudhop-vpn-node-hooks"
-NODE_HOOKS_VOLUME = "cloudhop-node-hooks"
+NODE_HOOKS_CONFIGMAP = k8s_names.NODE_HOOKS_CONFIGMAP
+NODE_HOOKS_VOLUME = k8s_names.NODE_HOOKS_VOLUME
 NODE_HOOKS_DIR = "/etc/cloudhop"
 NODE_HOOKS_SCRIPT = "node-hooks.sh"
 

@@ -22,8 +22,9 @@ import math
 import time
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.k8s_names import (
+    MIN_READY_BEFORE, RESTARTED_AT)
 
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KINDS = ("DaemonSet", "Deployment", "StatefulSet")
 WATCH_CHUNK = 60  # seconds one watch request may stay open (timeoutSeconds)
 
@@ -31,10 +32,9 @@ WATCH_CHUNK = 60  # seconds one watch request may stay open (timeoutSeconds)
 class Gone(Exception):
     """The watch's resourceVersion is older than the server keeps (HTTP 410)."""
 
-
-# the object's own minReadySeconds while a restart paces it ("" = unset), so the restore (also of
-# a run resumed after a kill) puts back the value from before the first paced restart
-MIN_READY_BEFORE = "k8s-migration.cloudhop.io/min-ready-seconds-before"
+# MIN_READY_BEFORE: the object's own minReadySeconds while a restart paces it ("" = unset), so
+# the restore (also of a run resumed after a kill) puts back the value from before the first
+# paced restart
 
 
 def restart_patch(restarted_at, obj=None, min_ready_seconds=None):

@@ -119,11 +119,12 @@ diff:
   sample: {"before": {"status": "pending"}, "after": {"status": "started"}}
 """
 
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     COLLECTION_VERSION, MigrationError, utc_now)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import get_cluster
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.ledger import (
     decode, encode, summary, transition)
 
@@ -147,8 +148,8 @@ def once(mod, ns):
             mod.kube.create("v1", "ConfigMap", {
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": p["name"], "namespace": ns,
-                             "labels": {"app.kubernetes.io/managed-by": "cloudhop",
-                                        "cloudhop.io/cluster": p["cluster"]}},
+                             "labels": {k8s_names.MANAGED_BY: k8s_names.MANAGER,
+                                        k8s_names.CLUSTER_LABEL: p["cluster"]}},
                 "data": encode(after)}, ns)
         else:
             data = encode(after)
@@ -171,13 +172,17 @@ def run(mod):
     if mod.kube.get("v1", "Namespace", ns) is None:
         raise MigrationError("namespace %s does not exist in the seed; set namespace to the "
                              "cluster's control-plane namespace" % ns)
-    for attempt in range(RETRIES):
+    def attempt():
         try:
-            exists, before, after, changed = once(mod, ns)
-            break
+            return once(mod, ns)
         except MigrationError as exc:
-            if exc.details.get("status") != 409 or attempt == RETRIES - 1:
+            if exc.details.get("reason") != "AlreadyExists":
                 raise
+            # another run created the ledger between this read and this create: read it again
+            raise MigrationError(exc.msg, status=409, reason="Conflict")
+
+    exists, before, after, changed = retry_on_conflict(
+        mod.kube, "ledger ConfigMap %s/%s" % (ns, p["name"]), attempt, retries=RETRIES - 1)
     result = {"changed": changed, "ledger": after, "summary": summary(after), "exists": exists}
     if p["phase"]:
         result["phase"] = after["phases"].get(p["phase"], {"status": "pending"})
@@ -195,7 +200,7 @@ def main():
         phase={"type": "str"}, facts={"type": "dict"}, note={"type": "str"},
         reopen={"type": "bool", "default": False},
         started={"type": "str"},
-        name={"type": "str", "default": "cloudhop-migration"},
+        name={"type": "str", "default": k8s_names.LEDGER_CONFIGMAP},
         namespace={"type": "str"},
     )
     KubeModule(spec).run(run)

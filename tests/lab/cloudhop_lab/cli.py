@@ -336,9 +336,14 @@ def audit(action, since=None):
 
 def run_env():
     d = lab_dir()
+    # the kubernetes client caches API discovery per server URL in the temp directory, and every
+    # lab serves its seed at https://127.0.0.1:6443: each lab keeps its own temp directory, so no
+    # run trusts the resource list of another lab (or of an earlier lab with other CRDs)
+    tmp = os.path.join(d, "tmp")
+    os.makedirs(tmp, mode=0o700, exist_ok=True)
     # ssh's ControlPath names a master connection by host, port and user: a second lab has the
     # same node addresses, so each lab keeps its masters in its own directory
-    return {"CLH_LAB_DIR": d, "CLH_INSTANCE": INSTANCE,
+    return {"CLH_LAB_DIR": d, "CLH_INSTANCE": INSTANCE, "TMPDIR": tmp,
             "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(d, "cp"),
             "CLH_SEED_KUBECONFIG": os.path.join(d, "seed.kubeconfig"),
             "CLH_USER_KUBECONFIG": os.path.join(d, "user.kubeconfig")}

@@ -98,34 +98,33 @@ def dns1123_label(value):
     return errs
 
 
-def dns1123_subdomain(value):
-    errs = [max_len_error(253)] if len(value) > 253 else []
-    if not _match(_SUBDOMAIN, value):
-        errs.append(regex_error(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character", _SUBDOMAIN,
-            "example.com"))
+def _format_errors(value, limit, fmt, msg, *examples):
+    """The length and the regular expression of one of apimachinery's Is* checks."""
+    errs = [max_len_error(limit)] if len(value) > limit else []
+    if not _match(fmt, value):
+        errs.append(regex_error(msg, fmt, *examples))
     return errs
+
+
+def dns1123_subdomain(value):
+    return _format_errors(
+        value, 253, _SUBDOMAIN, "a lowercase RFC 1123 subdomain must consist of lower case "
+        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+        "character", "example.com")
 
 
 def dns1035_label(value):
-    errs = [max_len_error(63)] if len(value) > 63 else []
-    if not _match(_DNS1035, value):
-        errs.append(regex_error(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-            "with an alphabetic character, and end with an alphanumeric character", _DNS1035,
-            "my-name", "abc-123"))
-    return errs
+    return _format_errors(
+        value, 63, _DNS1035, "a DNS-1035 label must consist of lower case alphanumeric "
+        "characters or '-', start with an alphabetic character, and end with an alphanumeric "
+        "character", "my-name", "abc-123")
 
 
 def wildcard_dns1123_subdomain(value):
-    errs = [max_len_error(253)] if len(value) > 253 else []
-    if not _match(_WILDCARD, value):
-        errs.append(regex_error(
-            "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS "
-            "subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and "
-            "end with an alphanumeric character", _WILDCARD, "*.example.com"))
-    return errs
+    return _format_errors(
+        value, 253, _WILDCARD, "a wildcard DNS-1123 subdomain must start with '*.', followed "
+        "by a valid DNS subdomain, which must consist of lower case alphanumeric characters, "
+        "'-' or '.' and end with an alphanumeric character", "*.example.com")
 
 
 def qualified_name(value):
@@ -155,13 +154,10 @@ def qualified_name(value):
 
 
 def label_value(value):
-    errs = [max_len_error(63)] if len(value) > 63 else []
-    if not _match("(" + _KEY_NAME + ")?", value):
-        errs.append(regex_error(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', "
-            "'_' or '.', and must start and end with an alphanumeric character",
-            "(" + _KEY_NAME + ")?", "MyValue", "my_value", "12345"))
-    return errs
+    return _format_errors(
+        value, 63, "(" + _KEY_NAME + ")?", "a valid label must be an empty string or consist "
+        "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character", "MyValue", "my_value", "12345")
 
 
 def config_map_key(value):

@@ -75,6 +75,10 @@ def cases(base, tmp_path):
         "empty-node-group": ({"cloudhop_nodes_group": "no_such_group"}, "cloudhop_nodes_group"),
         "no-such-ingress-service": ({"cloudhop_ingress_service": {
             "namespace": "ingress-nginx", "name": "nope"}}, "cloudhop_ingress_service"),
+        # a name kube-apiserver would refuse when the ledger is written (preflight's name check)
+        "ledger-name-not-a-configmap-name": ({"cloudhop_ledger_name": "Cloudhop_Migration"},
+                                             "cloudhop_ledger_name: the ledger ConfigMap "
+                                             "'Cloudhop_Migration' would be refused"),
         "seed-kubeconfig-missing": ({"cloudhop_seed_kubeconfig": "/nonexistent/seed.kubeconfig"},
                                     "/nonexistent/seed.kubeconfig"),
         # VPN

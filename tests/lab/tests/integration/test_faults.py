@@ -44,14 +44,14 @@ def fault(lab_admin, rule=None):
     return None
 
 
-def module(name, **args):
+def module(module_name, **args):
     """Run one module of the collection on localhost; (result, warnings, seconds)."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     t0 = time.monotonic()
     proc = subprocess.run(
         [os.path.join(REPO, ".venv", "bin", "ansible"), "localhost", "-m",
-         "cloudhop.k8s_migration." + name, "-a", json.dumps(args)],
+         "cloudhop.k8s_migration." + module_name, "-a", json.dumps(args)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
     took = time.monotonic() - t0
     out = proc.stdout
@@ -194,3 +194,69 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
     for other in others:
         assert entries[other]["network"]["default_route"] and not entries[other].get("ssh_unreachable")
     assert seed_audit.writes() == [] and user_audit.writes() == []
+
+
+def test_a_ledger_that_another_writer_keeps_changing_fails_naming_the_attempts(seed_core,
+                                                                              lab_admin):
+    """The ledger retries a 409 as every module does (retry_on_conflict): one warning line per
+    run, and a writer that never stops fails the task with the number of attempts."""
+    cid, name = cluster_id(), "cloudhop-fault-ledger"
+    ns = "cluster-" + cid
+    ledger = dict(kubeconfig=os.environ["CLH_SEED_KUBECONFIG"], cluster=cid, name=name,
+                  phase="preflight")
+    try:
+        res, dummy, dummy2 = module("migration_ledger", action="start", **ledger)
+        assert res["changed"], res.get("msg")
+        fault(lab_admin, {"verb": "patch", "path_contains": "/configmaps/" + name,
+                          "concurrent_write": True, "count": 1})
+        res, warnings, dummy = module("migration_ledger", action="done", **ledger)
+        assert fault(lab_admin)[0]["matched"] == 1
+        assert res["changed"] and res["phase"]["status"] == "done", res.get("msg")
+        assert len(warnings) == 1 and "ledger ConfigMap %s/%s was changed by another writer" % (
+            ns, name) in warnings[0] and "(1 time)" in warnings[0]
+        fault(lab_admin, {"verb": "patch", "path_contains": "/configmaps/" + name,
+                          "concurrent_write": True, "count": 10})
+        res, dummy, dummy2 = module("migration_ledger", action="start", reopen=True, **ledger)
+        assert fault(lab_admin)[0]["matched"] == 5
+        assert res.get("failed")
+        assert "between each read and write, 5 times in a row (409 Conflict)" in res["msg"]
+        assert res["conflicts"] == 5 and "after_retries" not in res
+    finally:
+        fault(lab_admin)
+        if any(c.metadata.name == name for c in seed_core.list_namespaced_config_map(ns).items):
+            seed_core.delete_namespaced_config_map(name, ns)
+
+
+def test_a_discovery_cache_of_another_server_at_the_same_url_is_read_afresh():
+    """The kubernetes client caches API discovery per server URL in the temp directory. Another
+    server that answered at the seed's URL (here: the user cluster's cache, copied over the
+    seed's, as an SSH tunnel or port-forward reused for the next cluster leaves it) lists
+    MachineDeployments; the seed has none. The module reads discovery again and says to point
+    kubeconfig at the user cluster, not 'unexpected error: 404'."""
+    tmp = os.environ["TMPDIR"]  # tests/lab/run gives each lab its own
+    user, seed = os.environ["CLH_USER_KUBECONFIG"], os.environ["CLH_SEED_KUBECONFIG"]
+
+    def caches():
+        return {f for f in os.listdir(tmp) if f.startswith("k8srcp-")}
+
+    for old in caches():  # so each server's cache is the file its first module writes
+        os.unlink(os.path.join(tmp, old))
+    res, dummy, dummy2 = module("machinedeployment", kubeconfig=seed,
+                                name="to-migrate-vsphere-node", state="paused")
+    assert res.get("failed") and "point kubeconfig at the user cluster" in res["msg"]
+    seed_cache = caches()
+    res, dummy, dummy2 = module("machinedeployment", kubeconfig=user,
+                                name="no-such-md-either", state="paused")
+    assert res.get("failed") and "not found" in res["msg"], res["msg"]
+    user_cache = caches() - seed_cache
+    assert len(seed_cache) == 1 and len(user_cache) == 1, (seed_cache, user_cache)
+    seed_cache, user_cache = list(seed_cache), list(user_cache)
+    with open(os.path.join(tmp, user_cache[0]), encoding="utf-8") as src, \
+            open(os.path.join(tmp, seed_cache[0]), "w", encoding="utf-8") as dst:
+        dst.write(src.read())
+    res, dummy, dummy2 = module("machinedeployment", kubeconfig=seed,
+                                name="to-migrate-vsphere-node", state="paused")
+    assert res.get("failed")
+    assert "unexpected error" not in res["msg"] and "Traceback" not in json.dumps(res)
+    assert "does not serve cluster.k8s.io/v1alpha1 MachineDeployment" in res["msg"]
+    assert "point kubeconfig at the user cluster" in res["msg"]
