@@ -105,8 +105,8 @@ def check(names):
     for item in names:
         found = problems(item["rule"], str(item["name"]))
         if found:
+            what = item.get("what") or item["rule"]
             out.append("%s: %s %r would be refused by the API server: %s; choose a %s that "
-                       "gives a valid name" % (item["var"], item.get("what") or item["rule"],
-                                                str(item["name"]), "; ".join(found),
-                                                item["var"]))
+                       "gives a valid name" % (item["var"], what, str(item["name"]),
+                                               "; ".join(found), item["var"]))
     return out

@@ -44,10 +44,15 @@ try:
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
     from kubernetes.client.rest import ApiException
 except ImportError:  # the module fails with missing_required_lib via AnsibleK8SModule
-    class _Missing(Exception):
-        """Never raised: the kubernetes library is absent and the module fails before a call."""
+    # never raised: without the kubernetes library the module fails before any call
+    class ApiException(Exception):
+        pass
 
-    NotFoundError = ResourceNotFoundError = ApiException = _Missing
+    class NotFoundError(Exception):
+        pass
+
+    class ResourceNotFoundError(Exception):
+        pass
 
 try:
     from urllib3.exceptions import HTTPError as TransportError
@@ -140,8 +145,8 @@ class Kube(object):
         self.rediscovered = True
         try:
             self.client.resources.invalidate_cache()
-        except Exception:  # pylint: disable=broad-except - a cache we cannot rewrite
-            pass
+        except Exception:  # pylint: disable=broad-except
+            pass  # a cache file we cannot rewrite: the live discovery below still decides
         if not self.serves(api_version, kind):
             raise self._not_served(api_version, kind)
 

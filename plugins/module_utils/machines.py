@@ -20,6 +20,8 @@ REQUIRED_SPEC = {
     "aws": ("region", "availabilityZone", "instanceType"),
     "gce": ("zone", "machineType"),
 }
+
+
 def check_name(name, option="name"):
     # a DNS-1123 label: the name is also the value of the MachineSets' and Machines' name label
     if not name or k8s_names.problems("dns1123-label", name):

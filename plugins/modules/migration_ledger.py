@@ -172,6 +172,7 @@ def run(mod):
     if mod.kube.get("v1", "Namespace", ns) is None:
         raise MigrationError("namespace %s does not exist in the seed; set namespace to the "
                              "cluster's control-plane namespace" % ns)
+
     def attempt():
         try:
             return once(mod, ns)

@@ -196,8 +196,8 @@ def test_a_node_unreachable_over_ssh_fails_preflight_naming_it(seed_audit, user_
     assert seed_audit.writes() == [] and user_audit.writes() == []
 
 
-def test_a_ledger_that_another_writer_keeps_changing_fails_naming_the_attempts(seed_core,
-                                                                              lab_admin):
+def test_a_ledger_that_another_writer_keeps_changing_fails_naming_the_attempts(
+        seed_core, lab_admin):
     """The ledger retries a 409 as every module does (retry_on_conflict): one warning line per
     run, and a writer that never stops fails the task with the number of attempts."""
     cid, name = cluster_id(), "cloudhop-fault-ledger"

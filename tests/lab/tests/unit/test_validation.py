@@ -236,8 +236,8 @@ def test_a_status_with_several_causes_lists_them_all(api):
     err = _refused(api, "ConfigMap", _obj("ConfigMap", metadata={
         "name": "Bad", "labels": {"k": "-v"}}, data={"a b": "1"}))
     assert err.message.startswith('ConfigMap "Bad" is invalid: [')
-    assert sorted(f for f, _r in _causes(err)) == ["data[a b]", "metadata.labels",
-                                                    "metadata.name"]
+    fields = sorted(f for f, _r in _causes(err))
+    assert fields == ["data[a b]", "metadata.labels", "metadata.name"]
 
 
 def test_custom_resources_names_are_dns_subdomains(api):

@@ -67,8 +67,7 @@ def _literals(node, path=""):
     YAML: Kubernetes objects' metadata, module options named labels/annotations, data keys."""
     if isinstance(node, list):
         for i, item in enumerate(node):
-            for found in _literals(item, "%s[%d]" % (path, i)):
-                yield found
+            yield from _literals(item, "%s[%d]" % (path, i))
         return
     if not isinstance(node, dict):
         return
@@ -89,8 +88,7 @@ def _literals(node, path=""):
                 if key != "annotations" and isinstance(v, str):
                     yield "label-value", v, path
         else:
-            for found in _literals(value, "%s.%s" % (path, key)):
-                yield found
+            yield from _literals(value, "%s.%s" % (path, key))
 
 
 def test_every_literal_key_and_name_in_the_roles():
