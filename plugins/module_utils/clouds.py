@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Validating target-cloud credentials with the clouds' own libraries (boto3, google-auth).
+"""Target-cloud credentials: a Google service-account key's format (``parse_service_account``),
+and their validation with the clouds' own libraries (boto3, google-auth).
 
 No message built here contains a credential value.
 """
@@ -9,6 +10,8 @@ No message built here contains a credential value.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import json
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
@@ -97,3 +100,44 @@ def gcp_service_account(info, fetch_token=False):
                                  "check network access to its token_uri"
                                  % type(exc).__name__)
     return {"client_email": creds.service_account_email, "project_id": creds.project_id}
+
+
+SA_REQUIRED = ("type", "project_id", "client_email", "private_key")
+
+
+def parse_service_account(value, read_file=None):
+    """Service-account JSON given as dict, JSON text or a file path -> (dict, canonical text)."""
+    if isinstance(value, dict):
+        info = value
+    elif isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            info = json.loads(value)
+        except ValueError as exc:
+            raise MigrationError("gcp.service_account is not valid JSON (%s); pass the key file "
+                                 "as downloaded from GCP" % exc.args[0].split(":")[0])
+    elif isinstance(value, str) and value:
+        try:
+            text = read_file(value) if read_file else open(value).read()
+        except (IOError, OSError) as exc:
+            raise MigrationError("gcp.service_account: cannot read %s (%s); give the path of the "
+                                 "service-account key file" % (value, exc.strerror or exc))
+        try:
+            info = json.loads(text)
+        except ValueError as exc:
+            raise MigrationError("gcp.service_account: %s is not valid JSON (%s); pass the key "
+                                 "file as downloaded from GCP"
+                                 % (value, exc.args[0].split(":")[0]))
+    else:
+        raise MigrationError("gcp.service_account is empty; give the key file path or its "
+                             "JSON as a dict")
+    if not isinstance(info, dict):
+        raise MigrationError("gcp.service_account must be a JSON object, got %s"
+                             % type(info).__name__)
+    missing = [k for k in SA_REQUIRED if not info.get(k)]
+    if missing:
+        raise MigrationError("gcp.service_account lacks %s; create a key for a service account "
+                             "(IAM > Service accounts > Keys > JSON)" % ", ".join(missing))
+    if info["type"] != "service_account":
+        raise MigrationError("gcp.service_account has type %r, not 'service_account'; user or "
+                             "external-account credentials cannot run KKP" % info["type"])
+    return info, json.dumps(info, sort_keys=True, separators=(",", ":"))

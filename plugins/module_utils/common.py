@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import copy
 import datetime
+import traceback
 
 COLLECTION_VERSION = "0.1.0"
 
@@ -27,6 +28,54 @@ class MigrationError(Exception):
         super(MigrationError, self).__init__(msg)
         self.msg = msg
         self.details = details
+
+
+class ModuleWrapper(object):
+    """What the collection's module wrappers (KubeModule, GoogleModule) share: the wrapped
+    AnsibleModule as ``module`` and its params, check mode and diff mode."""
+
+    module = None
+
+    @property
+    def params(self):
+        return self.module.params
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        return self.module._diff
+
+
+def run_module(module, func):
+    """``func(module)`` -> result dict, then ``exit_json`` or ``fail_json`` exactly once: a
+    MigrationError with its message and details, anything else as an unexpected error with its
+    traceback. The one way the modules that are not Kubernetes modules end."""
+    try:
+        result = func(module)
+    except MigrationError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+def redo_on_conflict(attempt, is_conflict, retries, reread=None):
+    """``attempt()`` computes a change from what it read and writes it; when the write fails with
+    an error ``is_conflict`` recognises (another writer changed the object in between),
+    ``reread(error)`` is called and the attempt made again, up to ``retries`` times; the last
+    conflict is raised. client-go's RetryOnConflict, for any API."""
+    for count in range(retries + 1):
+        try:
+            return attempt()
+        except MigrationError as exc:
+            if not is_conflict(exc) or count == retries:
+                raise
+            if reread is not None:
+                reread(exc)
+    return None  # not reached
 
 
 def utc_now():

@@ -17,11 +17,12 @@ __metaclass__ = type
 import json
 import time
 
+from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.clouds import (
-    google_credentials)
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
-    parse_service_account)
+    google_credentials, parse_service_account)
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+    MigrationError, ModuleWrapper, run_module)
 
 try:
     import google.auth.exceptions
@@ -161,20 +162,33 @@ SERVICE_ACCOUNT_SPEC = {
 
 
 def record_spec():
-    """The options gcp_dns_record and gcp_dns_record_info share."""
-    spec = dict(SERVICE_ACCOUNT_SPEC)
-    spec.update(zone={"type": "str", "required": True}, managed_zone={"type": "str"},
+    """The options gcp_dns_record and gcp_dns_record_info share (GoogleModule adds the account's)."""
+    return dict(zone={"type": "str", "required": True}, managed_zone={"type": "str"},
                 record={"type": "str", "required": True},
                 type={"type": "str", "default": "A", "choices": ["A", "AAAA", "CNAME", "TXT"]})
-    return spec
 
 
-def open_api(module, scopes):
-    """Parse the module's service_account (hiding its key material) -> GoogleApi."""
-    p = module.params
-    info, text = parse_service_account(p["service_account"])
-    module.no_log_values.update(key_material(p["service_account"], info, text))
-    return GoogleApi(info, scopes, p["endpoint_url"])
+class GoogleModule(ModuleWrapper):
+    """The one wrapper of the Google modules (amazon.aws's AnsibleAWSModule is the model): the
+    service-account options, one client factory (``api``), one way to end (``run``); conflicts
+    are redone with ``common.redo_on_conflict``, as the Kubernetes modules redo theirs."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(SERVICE_ACCOUNT_SPEC)
+        spec.update(argument_spec)
+        kwargs.setdefault("supports_check_mode", True)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+
+    def api(self, scopes):
+        """Parse service_account (its key material hidden from every output) -> GoogleApi."""
+        p = self.params
+        info, text = parse_service_account(p["service_account"])
+        self.module.no_log_values.update(key_material(p["service_account"], info, text))
+        return GoogleApi(info, scopes, p["endpoint_url"])
+
+    def run(self, func):
+        """func(self) -> result dict; exit_json or fail_json exactly once."""
+        run_module(self.module, lambda _module: func(self))
 
 
 def read_record(module, api):

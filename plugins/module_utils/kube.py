@@ -27,7 +27,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+    MigrationError, ModuleWrapper, redo_on_conflict)
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -277,24 +278,24 @@ def retry_on_conflict(kube, what, attempt, retries=CONFLICT_RETRIES):
     with the resourceVersion it read. A 409 Conflict means another writer changed the object in
     between: read again and redo, up to ``retries`` times. Returns what ``attempt()`` returns;
     every conflict is recorded in ``kube.conflicts``."""
-    for count in range(retries + 1):
-        try:
-            return attempt()
-        except MigrationError as exc:
-            if exc.details.get("status") != 409 or exc.details.get("reason") == "AlreadyExists":
-                raise
-            kube.conflicts.append(what)
-            if count == retries:
-                raise MigrationError(
-                    "%s was changed by another writer between each read and write, %d times in "
-                    "a row (409 Conflict); nothing of this task was written. Find the other "
-                    "writer (the object's metadata.managedFields names the managers), stop it or "
-                    "let it finish, then run again" % (what, retries + 1),
-                    status=409, conflicts=retries + 1)
-    return None  # not reached
+    def conflict(exc):
+        return exc.details.get("status") == 409 and exc.details.get("reason") != "AlreadyExists"
+
+    try:
+        return redo_on_conflict(attempt, conflict, retries,
+                                lambda _exc: kube.conflicts.append(what))
+    except MigrationError as exc:
+        if not conflict(exc):
+            raise
+        kube.conflicts.append(what)
+        raise MigrationError(
+            "%s was changed by another writer between each read and write, %d times in a row "
+            "(409 Conflict); nothing of this task was written. Find the other writer (the "
+            "object's metadata.managedFields names the managers), stop it or let it finish, then "
+            "run again" % (what, retries + 1), status=409, conflicts=retries + 1)
 
 
-class KubeModule(object):
+class KubeModule(ModuleWrapper):
     """AnsibleK8SModule plus one client factory and one way to fail."""
 
     def __init__(self, argument_spec, retry_counts=False, **kwargs):
@@ -308,18 +309,6 @@ class KubeModule(object):
                     "cloudhop.k8s_migration): ansible-galaxy collection install kubernetes.core")
         self.module = AnsibleK8SModule(argument_spec=k8s_argument_spec(**argument_spec), **kwargs)
         self._kube = None
-
-    @property
-    def params(self):
-        return self.module.params
-
-    @property
-    def check_mode(self):
-        return self.module.check_mode
-
-    @property
-    def diff_mode(self):
-        return self.module._diff
 
     @property
     def kube(self):

@@ -150,11 +150,12 @@ diff:
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.clouds import (
-    aws_caller_identity, gcp_service_account)
+    aws_caller_identity, gcp_service_account, parse_service_account)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import get_cluster
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_credentials import (
     CREDENTIALS_NAMESPACE, check_aws_keys, credential_data, credential_secret,
-    credential_secret_name, get_cluster, masked_secret, parse_service_account, secret_patch)
+    credential_secret_name, masked_secret, secret_patch)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
 
 

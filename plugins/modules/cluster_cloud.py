@@ -192,10 +192,11 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.backup import (
     check_backup_dir, read_backup, write_backup)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
-    CREDENTIALS_NAMESPACE, check_cloud_settings, cloud_view, credential_secret_name,
-    current_provider, get_cluster, machine_metadata, provider_blocks, refuse_deleting,
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cloud import (
+    check_cloud_settings, cloud_view, current_provider, machine_metadata, provider_blocks,
     remove_credentials_patch, restore_patch, switch_patch)
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import get_cluster, refuse_deleting
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_credentials import CREDENTIALS_NAMESPACE, credential_secret_name
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 
 

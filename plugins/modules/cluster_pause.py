@@ -124,7 +124,7 @@ diff:
 """
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import (
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import (
     get_cluster, pause_patch, pause_state, refuse_deleting, wait_reconciled)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 

@@ -167,9 +167,37 @@ samples:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+    MigrationError, run_module)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.probe import (
     evaluate, plan, run_probe, ssl_context, wait_for_answer)
+
+
+def run(module):
+    p = module.params
+    req = plan(p)
+    context = ssl_context(p["validate_certs"], p["ca_path"]) if req["scheme"] == "https" \
+        else None
+    waited = wait_for_answer(req, p["wait_timeout"], context) if p["wait_timeout"] else None
+    if waited is not None and not waited["ok"]:
+        raise MigrationError("%s (via %s): no request succeeded in %.0f s of waiting (%d "
+                             "requests, wait_timeout %s); last failure: %s" % (
+                                 p["url"], req["connect"], waited["waited_s"],
+                                 waited["requests"], p["wait_timeout"], waited["last_error"]),
+                             waited=waited)
+    result = evaluate(run_probe(req, p["attempts"], p["interval"], context),
+                      p["min_success_ratio"])
+    if waited is not None:
+        result["waited"] = waited
+    if not result["passed"]:
+        first = result["failed_samples"][0]["error"] if result["failed_samples"] else "no requests"
+        raise MigrationError("%s (via %s): %d of %d requests succeeded (%.0f%%, need %.0f%%); "
+                             "first failure: %s" % (p["url"], req["connect"], result["successes"],
+                                                    result["requests"],
+                                                    100 * result["success_ratio"],
+                                                    100 * p["min_success_ratio"], first),
+                             **result)
+    return dict(result, changed=False)
 
 
 def main():
@@ -189,30 +217,7 @@ def main():
         validate_certs={"type": "bool", "default": True},
         ca_path={"type": "path"},
     ), supports_check_mode=True)
-    p = module.params
-    try:
-        req = plan(p)
-        context = ssl_context(p["validate_certs"], p["ca_path"]) if req["scheme"] == "https" \
-            else None
-        waited = wait_for_answer(req, p["wait_timeout"], context) if p["wait_timeout"] else None
-        if waited is not None and not waited["ok"]:
-            module.fail_json(msg="%s (via %s): no request succeeded in %.0f s of waiting (%d requests, "
-                             "wait_timeout %s); last failure: %s" % (
-                                 p["url"], req["connect"], waited["waited_s"], waited["requests"],
-                                 p["wait_timeout"], waited["last_error"]), waited=waited)
-        result = evaluate(run_probe(req, p["attempts"], p["interval"], context),
-                          p["min_success_ratio"])
-        if waited is not None:
-            result["waited"] = waited
-    except MigrationError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    if not result["passed"]:
-        first = result["failed_samples"][0]["error"] if result["failed_samples"] else "no requests"
-        module.fail_json(msg="%s (via %s): %d of %d requests succeeded (%.0f%%, need %.0f%%); "
-                         "first failure: %s" % (p["url"], req["connect"], result["successes"],
-                                                result["requests"], 100 * result["success_ratio"],
-                                                100 * p["min_success_ratio"], first), **result)
-    module.exit_json(changed=False, **result)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

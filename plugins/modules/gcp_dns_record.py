@@ -113,53 +113,52 @@ retries:
   sample: 0
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+    MigrationError, redo_on_conflict)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.gcp import (
-    DNS_SCOPE, GoogleApiError, fqdn, open_api, read_record, record_spec, rrset_change,
-    simple_rrset)
+    DNS_SCOPE, GoogleModule, fqdn, read_record, record_spec, rrset_change, simple_rrset)
 
 CONFLICT_RETRIES = 3
 
 
-def run(module):
-    p = module.params
+def run(mod):
+    p = mod.params
     present = p["state"] == "present"
     if present and not p["values"]:
         raise MigrationError("values is empty: give the record's data (for example the new load "
                              "balancer's address), or state=absent to delete the record")
     if p["ttl"] < 0 or p["ttl"] > 604800:
         raise MigrationError("ttl %d is out of range (0 to 604800 seconds)" % p["ttl"])
-    api = open_api(module, [DNS_SCOPE])
-    project, zone, current = read_record(module, api)
+    api = mod.api([DNS_SCOPE])
+    project, zone, current = read_record(mod, api)
     name = fqdn(p["record"])
     result = {"changed": False, "managed_zone": zone, "previous": simple_rrset(current),
               "record": simple_rrset(current), "retries": 0}
-    for attempt in range(CONFLICT_RETRIES + 1):
-        change = rrset_change(current, name, p["type"], p["ttl"], p["values"] if present else None)
+    state = {"current": current}
+
+    def attempt():
+        """The change from the record set last read, made (not in check mode)."""
+        change = rrset_change(state["current"], name, p["type"], p["ttl"],
+                              p["values"] if present else None)
         if change is None:
-            break
+            return
         result["changed"] = True
         after = simple_rrset(change["additions"][0]) if change["additions"] else None
-        if module.check_mode:
-            result["record"] = after
-            break
-        try:
+        if not mod.check_mode:
             made = api.change(project, zone, change)
-        except GoogleApiError as exc:
-            if exc.code in (409, 412) and attempt < CONFLICT_RETRIES:
-                # another writer changed the set since it was read: read it again
-                result["retries"] += 1
-                current = api.rrset(project, zone, name, p["type"])
-                continue
-            raise
-        if p["wait"]:
-            made = api.wait_change(project, zone, made, p["wait_timeout"])
-        result["change"] = {"id": made.get("id"), "status": made.get("status")}
+            if p["wait"]:
+                made = api.wait_change(project, zone, made, p["wait_timeout"])
+            result["change"] = {"id": made.get("id"), "status": made.get("status")}
         result["record"] = after
-        break
-    if module._diff:
+
+    def reread(_exc):
+        # another writer changed the set since it was read (409, or 412 for a stale deletion)
+        result["retries"] += 1
+        state["current"] = api.rrset(project, zone, name, p["type"])
+
+    redo_on_conflict(attempt, lambda exc: getattr(exc, "code", None) in (409, 412),
+                     CONFLICT_RETRIES, reread)
+    if mod.diff_mode:
         result["diff"] = {"before": result["previous"] or {}, "after": result["record"] or {}}
     return result
 
@@ -173,12 +172,7 @@ def main():
         wait={"type": "bool", "default": True},
         wait_timeout={"type": "int", "default": 300},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except MigrationError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    GoogleModule(spec).run(run)
 
 
 if __name__ == "__main__":

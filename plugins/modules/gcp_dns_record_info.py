@@ -52,20 +52,17 @@ managed_zone:
   sample: example-com
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.gcp import (
-    DNS_READ_SCOPE, open_api, read_record, record_spec, simple_rrset)
+    DNS_READ_SCOPE, GoogleModule, read_record, record_spec, simple_rrset)
+
+
+def run(mod):
+    dummy, zone, current = read_record(mod, mod.api([DNS_READ_SCOPE]))
+    return {"changed": False, "managed_zone": zone, "record": simple_rrset(current)}
 
 
 def main():
-    module = AnsibleModule(argument_spec=record_spec(), supports_check_mode=True)
-    try:
-        dummy, zone, current = read_record(module, open_api(module, [DNS_READ_SCOPE]))
-    except MigrationError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(changed=False, managed_zone=zone, record=simple_rrset(current))
+    GoogleModule(record_spec()).run(run)
 
 
 if __name__ == "__main__":

@@ -61,19 +61,17 @@ names:
   sample: ["a1b2c3d4e5f60718293a4b5c6d7e8f90"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.gcp import (
-    COMPUTE_READ_SCOPE, SERVICE_ACCOUNT_SPEC, open_api, rules_for_service)
+    COMPUTE_READ_SCOPE, GoogleModule, rules_for_service)
 
 
-def run(module):
-    p = module.params
+def run(mod):
+    p = mod.params
     if p["address"] and not p["service"]:
         raise MigrationError("address needs service: give the Service (<namespace>/<name>) whose "
                              "rule should have that address")
-    api = open_api(module, [COMPUTE_READ_SCOPE])
+    api = mod.api([COMPUTE_READ_SCOPE])
     rules = api.forwarding_rules(p["project"] or api.project, p["region"])
     found = rules_for_service(rules, p["service"], p["address"]) if p["service"] else rules
     return {"changed": False, "forwarding_rules": found,
@@ -81,15 +79,8 @@ def run(module):
 
 
 def main():
-    spec = dict(SERVICE_ACCOUNT_SPEC)
-    spec.update(region={"type": "str", "required": True}, service={"type": "str"},
-                address={"type": "str"})
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except MigrationError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    GoogleModule(dict(region={"type": "str", "required": True}, service={"type": "str"},
+                      address={"type": "str"})).run(run)
 
 
 if __name__ == "__main__":

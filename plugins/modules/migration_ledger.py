@@ -123,7 +123,7 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     COLLECTION_VERSION, MigrationError, utc_now)
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp import get_cluster
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import get_cluster
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.ledger import (
     decode, encode, summary, transition)

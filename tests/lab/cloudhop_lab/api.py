@@ -5,9 +5,7 @@ the same conflicts, defaulting and watch events a real controller would.
 """
 
 import collections
-import datetime
 import ipaddress
-import json
 import random
 import string
 import threading
@@ -15,26 +13,14 @@ import time
 import uuid
 
 from . import errors, patching, semantics, validation
-from .kinds import Registry, ResourceType
+from .podutil import dc, now_iso
+from .allocation import Allocation
+from .subresources import Subresources
+from .kinds import Registry
 from .selectors import (field_matches, label_matches, parse_field_selector,
-                        parse_label_selector, selector_matches)
+                        parse_label_selector)
 
 EVENT_HISTORY = 50000
-
-
-def now_iso(offset=0.0):
-    ts = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
-def dc(obj):
-    """Deep copy of JSON data (faster than copy.deepcopy for plain JSON)."""
-    return json.loads(json.dumps(obj))
 
 
 def _strip_volatile(obj):
@@ -50,7 +36,7 @@ def _spec_part(obj):
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-class Api:
+class Api(Subresources, Allocation):
     """One cluster's API: resource registry, object storage, watch history."""
 
     def __init__(self, name, service_cidr="10.240.16.0/20", version="v1.31.4"):
@@ -542,173 +528,6 @@ class Api:
         if rt.kind == "Service":
             pass
 
-    def _register_crd(self, crd):
-        spec = crd.get("spec") or {}
-        names = spec.get("names") or {}
-        name = crd["metadata"]["name"]
-        self.registry.remove_crd(name)
-        for ver in spec.get("versions") or []:
-            if not ver.get("served", True):
-                continue
-            subs = ver.get("subresources") or {}
-            schema = (ver.get("schema") or {}).get("openAPIV3Schema")
-            self.registry.add(ResourceType(
-                spec["group"], ver["name"], names["plural"], names["kind"],
-                spec.get("scope") == "Namespaced", singular=names.get("singular"),
-                short_names=names.get("shortNames") or (), status="status" in subs,
-                scale=subs.get("scale"), builtin=False, categories=names.get("categories") or (),
-                schema=schema, crd_name=name))
-        status = crd.setdefault("status", {})
-        status["acceptedNames"] = dict(names)
-        status["storedVersions"] = [v["name"] for v in spec.get("versions") or []
-                                    if v.get("storage")]
-        status["conditions"] = [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now_iso()},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": now_iso()}]
-
-    def _allocate_service(self, svc, dry_run=False, old=None):
-        spec = svc.setdefault("spec", {})
-        svc_rt = self.registry.get("", "v1", "services")
-        used_ips = {s["spec"].get("clusterIP") for s in self.data[svc_rt.key].values()}
-        used_ports = {p.get("nodePort") for s in self.data[svc_rt.key].values()
-                      for p in s["spec"].get("ports") or []}
-        if spec.get("type") != "ExternalName" and not spec.get("clusterIP"):
-            for host in list(self.service_net.hosts())[9:]:
-                if str(host) not in used_ips:
-                    spec["clusterIP"] = str(host)
-                    break
-            spec["clusterIPs"] = [spec["clusterIP"]]
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            old_ports = {p.get("port"): p.get("nodePort")
-                         for p in ((old or {}).get("spec") or {}).get("ports") or []}
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort"):
-                    p["nodePort"] = old_ports.get(p.get("port")) or next(
-                        n for n in range(30000, 32768) if n not in used_ports)
-                    used_ports.add(p["nodePort"])
-        del dry_run
-
-    # ------------------------------------------------------------------ subresources
-
-    def get_scale(self, rt, ns, name):
-        obj = self.get(rt, ns, name)
-        spec_path, status_path, sel_path = self._scale_paths(rt)
-        sel = _get_path(obj, sel_path)
-        if isinstance(sel, dict):
-            sel = ",".join("%s=%s" % kv for kv in sorted((sel.get("matchLabels") or {}).items()))
-        meta = obj["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                  "creationTimestamp") if k in meta},
-                "spec": {"replicas": _get_path(obj, spec_path) or 0},
-                "status": {"replicas": _get_path(obj, status_path) or 0,
-                           **({"selector": sel} if sel else {})}}
-
-    def _scale_paths(self, rt):
-        if rt.builtin:
-            return ".spec.replicas", ".status.replicas", ".spec.selector"
-        return (rt.scale.get("specReplicasPath"), rt.scale.get("statusReplicasPath"),
-                rt.scale.get("labelSelectorPath"))
-
-    def update_scale(self, rt, ns, name, scale, dry_run=False, manager=None):
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or replicas < 0:
-            raise errors.ApiError(422, "Invalid", 'Scale.autoscaling "%s" is invalid: '
-                                  'spec.replicas: Invalid value: %r: must be greater than or '
-                                  'equal to 0' % (name, replicas))
-        with self.lock:
-            obj = self.get(rt, ns, name)
-            want_rv = (scale.get("metadata") or {}).get("resourceVersion")
-            if want_rv and want_rv != obj["metadata"]["resourceVersion"]:
-                raise errors.conflict(rt, name)
-            spec_path = self._scale_paths(rt)[0]
-            _set_path(obj, spec_path, replicas)
-            self.update(rt, ns, name, obj, dry_run=dry_run, manager=manager)
-        return self.get_scale(rt, ns, name) if not dry_run else dict(
-            self.get_scale(rt, ns, name), spec={"replicas": replicas})
-
-    def bind(self, ns, name, binding):
-        rt = self.registry.get("", "v1", "pods")
-        with self.lock:
-            pod = self.get(rt, ns, name)
-            if pod["spec"].get("nodeName"):
-                raise errors.conflict(rt, name, "pod %s is already assigned to node \"%s\""
-                                      % (name, pod["spec"]["nodeName"]))
-            target = (binding.get("target") or {}).get("name")
-            if not target:
-                raise errors.invalid(rt, name, [("target.name", "FieldValueRequired",
-                                                 "Required value")])
-            pod["spec"]["nodeName"] = target
-            old = self.data[rt.key][(ns, name)]
-            new = dc(old)
-            new["spec"]["nodeName"] = target
-            new["status"].setdefault("conditions", [])
-            new["status"]["conditions"] = [c for c in new["status"]["conditions"]
-                                           if c.get("type") != "PodScheduled"] + [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_iso()}]
-            new["metadata"]["resourceVersion"] = self._bump()
-            self.data[rt.key][(ns, name)] = new
-            self._emit(rt, "MODIFIED", new, old)
-        self._committed(rt)
-
-    def evict(self, ns, name, eviction, dry_run=False):
-        """pods/eviction: PDB-aware deletion (policy/v1 Eviction)."""
-        pods = self.registry.get("", "v1", "pods")
-        pdbs = self.registry.get("policy", "v1", "poddisruptionbudgets")
-        if not isinstance(eviction, dict):
-            raise errors.bad_request("the object provided is unrecognized")
-        if (eviction.get("metadata") or {}).get("name") not in (None, name):
-            raise errors.bad_request("name in URL does not match name in Eviction object")
-        with self.lock:
-            pod = self.get(pods, ns, name)
-            opts = dict(eviction.get("deleteOptions") or {})
-            phase = (pod.get("status") or {}).get("phase")
-            if pod["metadata"].get("deletionTimestamp"):
-                return
-            if phase in ("Pending", "Succeeded", "Failed"):
-                self.delete(pods, ns, name, opts, dry_run)
-                return
-            matching = [p for p in self.data[pdbs.key].values()
-                        if p["metadata"]["namespace"] == ns and
-                        selector_matches((p.get("spec") or {}).get("selector"),
-                                         pod["metadata"].get("labels"))]
-            if len(matching) > 1:
-                raise errors.ApiError(500, "InternalError", "This pod has more than one "
-                                      "PodDisruptionBudget, which the eviction subresource "
-                                      "does not support.")
-            if matching:
-                pdb = matching[0]
-                status = pdb.get("status") or {}
-                if status.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
-                    raise errors.too_many_requests(
-                        "Cannot evict pod as it would violate the pod's disruption budget.",
-                        retry_after=1)
-                healthy = _pod_ready(pod)
-                allowed = status.get("disruptionsAllowed", 0)
-                unhealthy_ok = not healthy and \
-                    status.get("currentHealthy", 0) >= status.get("desiredHealthy", 0)
-                if not unhealthy_ok and allowed <= 0:
-                    err = errors.too_many_requests(
-                        "Cannot evict pod as it would violate the pod's disruption budget.")
-                    err.details = {"causes": [{
-                        "reason": "DisruptionBudget",
-                        "message": "The disruption budget %s needs %d healthy pods and has %d "
-                                   "currently" % (pdb["metadata"]["name"],
-                                                  status.get("desiredHealthy", 0),
-                                                  status.get("currentHealthy", 0))}]}
-                    raise err
-                if not dry_run and not unhealthy_ok:
-                    new_pdb = dc(pdb)
-                    st = new_pdb.setdefault("status", {})
-                    st["disruptionsAllowed"] = allowed - 1
-                    st.setdefault("disruptedPods", {})[name] = now_iso()
-                    self._finish_update(pdbs, pdb, new_pdb, "status", False, None)
-            self.delete(pods, ns, name, opts, dry_run)
-
-    # ------------------------------------------------------------------ watch
-
     def events_since(self, since_rv, timeout):
         """Block until events newer than since_rv exist (or timeout); return them."""
         deadline = time.monotonic() + timeout
@@ -755,51 +574,3 @@ def _schema(rt):
     """Merge keys for apply/ownership: the built-in type's, or ObjectMeta's for custom
     resources (their lists are atomic, but metadata is the same ObjectMeta everywhere)."""
     return patching.schema_for(rt.kind) if rt.builtin else {"metadata": patching.META}
-
-
-def _ready_condition(pod):
-    """The pod's Ready condition (podutil.GetPodReadyCondition), or None."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c
-    return None
-
-
-def _pod_ready(pod):
-    return (_ready_condition(pod) or {}).get("status") == "True"
-
-
-def pod_available(pod, min_ready_seconds=0, now=None):
-    """kube's podutil.IsPodAvailable: Ready, and Ready for at least ``min_ready_seconds`` by the
-    Ready condition's lastTransitionTime (whole seconds, as the API serializes it)."""
-    if not _pod_ready(pod):
-        return False
-    if not min_ready_seconds:
-        return True
-    try:
-        since = parse_iso(_ready_condition(pod)["lastTransitionTime"])
-    except (KeyError, TypeError, ValueError):
-        return False
-    return since + min_ready_seconds < (time.time() if now is None else now)
-
-
-def _get_path(obj, path):
-    cur = obj
-    for part in (path or "").strip(".").split("."):
-        if not part:
-            continue
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def _set_path(obj, path, value):
-    parts = path.strip(".").split(".")
-    cur = obj
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-    cur[parts[-1]] = value
-
-
-pod_ready = _pod_ready

@@ -21,7 +21,7 @@ import base64
 import ipaddress
 import json
 
-from ..api import dc, now_iso
+from ..podutil import dc, now_iso
 from .base import Controller
 
 KKP_VERSION = "v2.26.2"

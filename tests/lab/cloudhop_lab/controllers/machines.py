@@ -13,9 +13,9 @@ kubermatic/machine-controller the migration depends on:
 import ipaddress
 
 from .. import errors
-from ..api import dc, now_iso
+from ..podutil import dc, now_iso
 from .base import Controller, owned_by, owner_ref, rollout_plan, template_hash
-from .core import _suffix, node_ready
+from ..podutil import node_ready, suffix
 from .kkp import effective_cloud
 
 GROUP, VERSION = "cluster.k8s.io", "v1alpha1"
@@ -199,7 +199,7 @@ class MachineController(Controller):
                     for _i in range(want - len(active)):
                         tmpl = dc(ms["spec"].get("template") or {})
                         meta = tmpl.get("metadata") or {}
-                        name = "%s-%s" % (ms["metadata"]["name"], _suffix())
+                        name = "%s-%s" % (ms["metadata"]["name"], suffix())
                         self.api.create(m_rt, NS, {
                             "apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
                             "metadata": {"name": name, "namespace": NS,

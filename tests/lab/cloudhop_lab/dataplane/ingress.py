@@ -23,7 +23,7 @@ cluster. ``status.loadBalancer.ingress`` gets the address.
 import logging
 import os
 
-from ..api import dc
+from ..podutil import dc
 from ..controllers.base import Controller
 from ..controllers.kkp import effective_cloud
 from . import netns as nsx

@@ -22,7 +22,7 @@ Rules follow Endpoints changes on every pass (level-triggered, resync 0.5 s).
 import logging
 
 from ..controllers.base import Controller
-from ..controllers.core import internal_ip
+from ..podutil import internal_ip
 from . import netns as nsx
 from .nodes import node_ns
 

@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 
-from ..controllers.core import FakeRuntime, shutdown_seconds, internal_ip as _internal_ip
+from ..controllers.kubelet import FakeRuntime, shutdown_seconds
+from ..podutil import internal_ip as _internal_ip
 from . import netns as nsx
 from .nodes import node_ns
 from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn

@@ -16,7 +16,8 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names, kkp, plan
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
+    k8s_names, kkp_cloud, kkp_credentials, openvpn)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import rollout
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -49,13 +50,13 @@ def test_every_fixed_key_and_name_in_module_utils():
     assert _ok("annotation", k8s_names.MIN_READY_BEFORE)
     assert rollout.MIN_READY_BEFORE == k8s_names.MIN_READY_BEFORE
     assert _ok("annotation", k8s_names.RESTARTED_AT)
-    assert _ok("annotation", kkp.AWS_REGION_ANNOTATION)
+    assert _ok("annotation", kkp_cloud.AWS_REGION_ANNOTATION)
     for key in (k8s_names.MANAGED_BY, k8s_names.PART_OF, k8s_names.CLUSTER_LABEL):
         assert _ok("label", key)
     assert _ok("label-value", k8s_names.MANAGER)
     for name in (k8s_names.LEDGER_CONFIGMAP, k8s_names.NODE_HOOKS_CONFIGMAP):
         assert _ok("ConfigMap", name)
-    assert _ok("dns1123-label", plan.NODE_HOOKS_VOLUME)  # a pod's volume name
+    assert _ok("dns1123-label", openvpn.NODE_HOOKS_VOLUME)  # a pod's volume name
 
 
 def test_the_old_annotation_key_is_refused():
@@ -126,7 +127,7 @@ def test_names_built_from_inputs():
     assert _ok("Namespace", k8s_names.cluster_namespace(LONGEST_ID))
     for provider in ("aws", "gcp"):
         name = k8s_names.credential_secret_name(provider, LONGEST_ID)
-        assert kkp.credential_secret_name(provider, LONGEST_ID) == name
+        assert kkp_credentials.credential_secret_name(provider, LONGEST_ID) == name
         assert _ok("Secret", name) and _ok("label-value", name)
     assert not _ok("label-value", k8s_names.credential_secret_name("gcp", LONGEST_ID + "x"))
     for cloud in ("aws", "gcp"):

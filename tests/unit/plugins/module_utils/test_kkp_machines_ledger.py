@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    kkp, ledger, machines, probe)
+    clouds, kkp_cloud, kkp_cluster, kkp_credentials, ledger, machines, probe)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, merge_patch_apply)
 
@@ -28,15 +28,15 @@ AWS = {"region": "eu-central-1", "vpc_id": "vpc-1"}
 
 
 def test_pause_patch_is_none_when_already_there_and_clears_reason_on_unpause():
-    assert kkp.pause_patch(CLUSTER, True) is None
+    assert kkp_cluster.pause_patch(CLUSTER, True) is None
     unpaused = merge_patch_apply(CLUSTER, {"spec": {"pause": False, "pauseReason": "x"}})
-    assert kkp.pause_patch(unpaused, True, "r") == {"spec": {"pause": True, "pauseReason": "r"}}
+    assert kkp_cluster.pause_patch(unpaused, True, "r") == {"spec": {"pause": True, "pauseReason": "r"}}
     paused = merge_patch_apply(CLUSTER, {"spec": {"pauseReason": "old"}})
-    assert kkp.pause_patch(paused, False) == {"spec": {"pause": False, "pauseReason": None}}
+    assert kkp_cluster.pause_patch(paused, False) == {"spec": {"pause": False, "pauseReason": None}}
 
 
 def test_switch_patch_moves_cloud_and_drops_only_the_old_provider_finalizers():
-    patch = kkp.switch_patch(CLUSTER, "aws", "aws-eu", AWS, REF, "eu-central-1")
+    patch = kkp_cloud.switch_patch(CLUSTER, "aws", "aws-eu", AWS, REF, "eu-central-1")
     after = merge_patch_apply(CLUSTER, patch)
     assert list(after["spec"]["cloud"]) == ["dc", "aws"]
     assert after["spec"]["cloud"]["aws"]["vpcID"] == "vpc-1"
@@ -46,42 +46,42 @@ def test_switch_patch_moves_cloud_and_drops_only_the_old_provider_finalizers():
     assert after["metadata"]["annotations"]["kubermatic.io/aws-region"] == "eu-central-1"
     # idempotent: once there, nothing to do - even after KKP added its aws finalizers
     after["metadata"]["finalizers"].append("kubermatic.k8c.io/cleanup-aws-security-group")
-    assert kkp.switch_patch(after, "aws", "aws-eu", AWS, REF, "eu-central-1") is None
-    changed = kkp.switch_patch(after, "aws", "aws-eu", dict(AWS, vpc_id="vpc-2"), REF)
+    assert kkp_cloud.switch_patch(after, "aws", "aws-eu", AWS, REF, "eu-central-1") is None
+    changed = kkp_cloud.switch_patch(after, "aws", "aws-eu", dict(AWS, vpc_id="vpc-2"), REF)
     assert changed["spec"]["cloud"]["aws"]["vpcID"] == "vpc-2"
 
 
 def test_restore_patch_undoes_the_switch():
-    after = merge_patch_apply(CLUSTER, kkp.switch_patch(CLUSTER, "aws", "aws-eu", AWS, REF,
+    after = merge_patch_apply(CLUSTER, kkp_cloud.switch_patch(CLUSTER, "aws", "aws-eu", AWS, REF,
                                                         "eu-central-1"))
     after["metadata"]["finalizers"].append("kubermatic.k8c.io/cleanup-aws-security-group")
-    restored = merge_patch_apply(after, kkp.restore_patch(after, CLUSTER))
+    restored = merge_patch_apply(after, kkp_cloud.restore_patch(after, CLUSTER))
     assert restored["spec"]["cloud"] == CLUSTER["spec"]["cloud"]
     assert restored["metadata"]["finalizers"] == CLUSTER["metadata"]["finalizers"]
     assert "kubermatic.io/aws-region" not in restored["metadata"].get("annotations", {})
-    assert kkp.restore_patch(restored, CLUSTER) is None
+    assert kkp_cloud.restore_patch(restored, CLUSTER) is None
     with pytest.raises(MigrationError, match="not a Cluster x8p9sk2tzv"):
-        kkp.restore_patch(after, {"metadata": {"name": "other"}, "spec": {"cloud": {}}})
+        kkp_cloud.restore_patch(after, {"metadata": {"name": "other"}, "spec": {"cloud": {}}})
 
 
 def test_remove_credentials_nulls_the_credential_fields_only():
-    patch = kkp.remove_credentials_patch(CLUSTER, "vsphere")
+    patch = kkp_cloud.remove_credentials_patch(CLUSTER, "vsphere")
     assert patch == {"spec": {"cloud": {"vsphere": {
         "username": None, "password": None, "credentialsReference": None}}}}
     after = merge_patch_apply(CLUSTER, patch)
     assert after["spec"]["cloud"]["vsphere"] == {"folder": "/dc1/vm"}
-    assert kkp.remove_credentials_patch(after, "vsphere") is None
+    assert kkp_cloud.remove_credentials_patch(after, "vsphere") is None
 
 
 def test_two_provider_blocks_are_refused():
     broken = merge_patch_apply(CLUSTER, {"spec": {"cloud": {"aws": {}}}})
     with pytest.raises(MigrationError, match="2 provider blocks"):
-        kkp.switch_patch(broken, "aws", "aws-eu", AWS, REF)
+        kkp_cloud.switch_patch(broken, "aws", "aws-eu", AWS, REF)
 
 
 def test_masked_cloud_hides_inline_credentials():
     cl = merge_patch_apply(CLUSTER, {"spec": {"cloud": {"vsphere": {"password": "hunter2"}}}})
-    view = kkp.cloud_view(cl)
+    view = kkp_cloud.cloud_view(cl)
     assert view["cloud"]["vsphere"]["password"] == "<hidden>"
     assert "hunter2" not in json.dumps(view)
 
@@ -90,38 +90,38 @@ def test_reconcile_problems_map_and_list_conditions():
     ok = {"status": "True"}
     cl = copy.deepcopy(CLUSTER)
     cl["spec"]["pause"] = False
-    cl["status"] = {"conditions": dict((c, ok) for c in kkp.RECONCILED_CONDITIONS),
+    cl["status"] = {"conditions": dict((c, ok) for c in kkp_cluster.RECONCILED_CONDITIONS),
                     "extendedHealth": {"apiserver": "HealthStatusUp"}}
-    assert kkp.reconcile_problems(cl) == []
-    cl["status"]["conditions"] = [dict(ok, type=c) for c in kkp.RECONCILED_CONDITIONS]
-    assert kkp.reconcile_problems(cl) == []
-    assert kkp.reconcile_problems(cl, "vsphere") == []
+    assert kkp_cluster.reconcile_problems(cl) == []
+    cl["status"]["conditions"] = [dict(ok, type=c) for c in kkp_cluster.RECONCILED_CONDITIONS]
+    assert kkp_cluster.reconcile_problems(cl) == []
+    assert kkp_cluster.reconcile_problems(cl, "vsphere") == []
     assert any("no kubermatic.k8c.io/cleanup-aws-* finalizer" in p
-               for p in kkp.reconcile_problems(cl, "aws"))
+               for p in kkp_cluster.reconcile_problems(cl, "aws"))
     cl["status"]["extendedHealth"]["openvpn"] = "HealthStatusDown"
     cl["status"]["errorReason"] = "InvalidConfiguration"
-    problems = kkp.reconcile_problems(cl)
+    problems = kkp_cluster.reconcile_problems(cl)
     assert "extendedHealth.openvpn is HealthStatusDown" in problems
     assert any(p.startswith("status.errorReason InvalidConfiguration") for p in problems)
 
 
 def test_credential_secret_gcp_is_base64_of_base64():
-    info, text = kkp.parse_service_account({"type": "service_account", "project_id": "p",
+    info, text = clouds.parse_service_account({"type": "service_account", "project_id": "p",
                                             "client_email": "a@p.iam", "private_key": "k"})
-    data = kkp.credential_data("gcp", {"_sa_text": text})
-    secret = kkp.credential_secret("credential-gcp-x", "proj", data)
+    data = kkp_credentials.credential_data("gcp", {"_sa_text": text})
+    secret = kkp_credentials.credential_secret("credential-gcp-x", "proj", data)
     once = base64.b64decode(secret["data"]["serviceAccount"])
     assert json.loads(base64.b64decode(once)) == info
     assert secret["metadata"]["labels"] == {"name": "credential-gcp-x", "project-id": "proj"}
-    assert kkp.masked_secret(secret)["data"] == {"serviceAccount": "<hidden>"}
+    assert kkp_credentials.masked_secret(secret)["data"] == {"serviceAccount": "<hidden>"}
 
 
 def test_secret_patch_only_on_difference():
-    want = kkp.credential_secret("n", "p", {"accessKeyId": "A" * 20, "secretAccessKey": "s" * 40})
+    want = kkp_credentials.credential_secret("n", "p", {"accessKeyId": "A" * 20, "secretAccessKey": "s" * 40})
     live = dict(copy.deepcopy(want), metadata=dict(want["metadata"], namespace="kubermatic"))
-    assert kkp.secret_patch(live, want) is None
+    assert kkp_credentials.secret_patch(live, want) is None
     live["data"]["extra"] = "eA=="
-    assert kkp.secret_patch(live, want)["data"]["extra"] is None
+    assert kkp_credentials.secret_patch(live, want)["data"]["extra"] is None
 
 
 @pytest.mark.parametrize("key,secret,msg", [
@@ -132,17 +132,17 @@ def test_secret_patch_only_on_difference():
 ])
 def test_aws_key_checks(key, secret, msg):
     with pytest.raises(MigrationError, match=msg):
-        kkp.check_aws_keys(key, secret)
+        kkp_credentials.check_aws_keys(key, secret)
 
 
 @pytest.mark.parametrize("region,ok", [("eu-central-1", True), ("us-gov-west-1", True),
                                        ("Frankfurt", False), ("eu-central", False)])
 def test_aws_region_check(region, ok):
     if ok:
-        kkp.check_cloud_settings("aws", "dc", {"region": region})
+        kkp_cloud.check_cloud_settings("aws", "dc", {"region": region})
     else:
         with pytest.raises(MigrationError, match="not an AWS region"):
-            kkp.check_cloud_settings("aws", "dc", {"region": region})
+            kkp_cloud.check_cloud_settings("aws", "dc", {"region": region})
 
 
 SOURCE = {

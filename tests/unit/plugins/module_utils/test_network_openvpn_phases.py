@@ -3,7 +3,8 @@
 
 import pytest
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import plan
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import network, openvpn, workloads
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import phases as phase_utils
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 LAB = {"vsphere nodes": "10.2.0.0/17", "aws nodes": "172.31.0.0/16", "vpn": "10.20.0.0/24",
@@ -11,35 +12,35 @@ LAB = {"vsphere nodes": "10.2.0.0/17", "aws nodes": "172.31.0.0/16", "vpn": "10.
 
 
 def test_the_seed_documents_plan_has_no_conflicts():
-    assert plan.cidr_conflicts(LAB) == []
+    assert network.cidr_conflicts(LAB) == []
 
 
 def test_a_vpn_inside_a_cloud_network_is_named_with_both_networks():
     bad = dict(LAB, vpn="172.31.5.0/24")
-    assert plan.cidr_conflicts(bad) == ["aws nodes 172.31.0.0/16 overlaps vpn 172.31.5.0/24"]
+    assert network.cidr_conflicts(bad) == ["aws nodes 172.31.0.0/16 overlaps vpn 172.31.5.0/24"]
 
 
 def test_adjacent_networks_do_not_overlap_and_unknown_ones_are_ignored():
-    assert plan.cidr_conflicts({"a": "10.0.0.0/24", "b": "10.0.1.0/24", "c": None}) == []
+    assert network.cidr_conflicts({"a": "10.0.0.0/24", "b": "10.0.1.0/24", "c": None}) == []
 
 
 def test_a_bad_cidr_names_its_label():
     with pytest.raises(MigrationError, match="pods: '172.25.0.0/33' is not a CIDR"):
-        plan.cidr_conflicts({"pods": "172.25.0.0/33"})
+        network.cidr_conflicts({"pods": "172.25.0.0/33"})
 
 
 def test_vpn_network_from_the_server_arguments():
     args = ["--proto", "tcp", "--server", "10.20.0.0", "255.255.255.0", "--dh", "none"]
-    assert plan.openvpn_server_cidr(args) == "10.20.0.0/24"
+    assert openvpn.openvpn_server_cidr(args) == "10.20.0.0/24"
     with pytest.raises(MigrationError, match="cloudhop_vpn_cidr"):
-        plan.openvpn_server_cidr(["--proto", "tcp"])
+        openvpn.openvpn_server_cidr(["--proto", "tcp"])
 
 
 def test_extra_server_flags_are_added_once_in_order():
     args = ["--mode", "server", "--ping", "5"]
-    new = plan.openvpn_server_args(args, ["--client-to-client", "--tcp-nodelay"])
+    new = openvpn.openvpn_server_args(args, ["--client-to-client", "--tcp-nodelay"])
     assert new == args + ["--client-to-client", "--tcp-nodelay"]
-    assert plan.openvpn_server_args(new, ["--client-to-client"]) == new
+    assert openvpn.openvpn_server_args(new, ["--client-to-client"]) == new
     assert args == ["--mode", "server", "--ping", "5"]  # input untouched
 
 
@@ -53,9 +54,9 @@ CLIENT = [{"name": "openvpn-client", "command": ["/usr/sbin/openvpn"],
 
 
 def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
-    assert plan.openvpn_pushed_routes(SERVER_ARGS) == ["route 172.25.0.0 255.255.0.0",
+    assert openvpn.openvpn_pushed_routes(SERVER_ARGS) == ["route 172.25.0.0 255.255.0.0",
                                                        "route 10.240.16.0 255.255.240.0"]
-    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS)
+    out = openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS)
     assert out[0]["args"] == ["--config", "/etc/openvpn/config/config",
                               "--pull-filter", "ignore", "route 172.25.0.0 255.255.0.0",
                               "--pull-filter", "ignore", "route 10.240.16.0 255.255.240.0",
@@ -64,29 +65,29 @@ def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
     assert all(c["securityContext"]["privileged"] is True for c in out)
     assert "securityContext" not in CLIENT[0]  # input untouched
     # idempotent: the DaemonSet spec of a second run is the same
-    assert plan.openvpn_node_containers(out, SERVER_ARGS) == out
+    assert openvpn.openvpn_node_containers(out, SERVER_ARGS) == out
 
 
 def test_node_clients_are_ready_while_their_tunnel_has_an_address():
-    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS, vpn_interface="kube")
+    out = openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS, vpn_interface="kube")
     probe = out[0]["readinessProbe"]
     assert probe["exec"]["command"] == ["sh", "-c", "ip -4 -o addr show dev kube | grep -q inet"]
     assert "readinessProbe" not in out[1]  # not the OpenVPN process
-    assert "readinessProbe" not in plan.openvpn_node_containers(CLIENT, SERVER_ARGS)[0]
-    assert plan.openvpn_node_containers(out, SERVER_ARGS, vpn_interface="kube") == out
+    assert "readinessProbe" not in openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS)[0]
+    assert openvpn.openvpn_node_containers(out, SERVER_ARGS, vpn_interface="kube") == out
 
 
 def test_node_clients_retry_a_lost_server_every_1_to_5_s():
     def client(args):
         return [dict(CLIENT[0], args=args)]
-    out = plan.openvpn_node_containers(client(["--connect-retry", "2", "--verb", "3"]), [])
+    out = openvpn.openvpn_node_containers(client(["--connect-retry", "2", "--verb", "3"]), [])
     assert out[0]["args"] == ["--connect-retry", "1", "5", "--verb", "3"]
-    out = plan.openvpn_node_containers(client(["--connect-retry", "2", "60"]), [])
+    out = openvpn.openvpn_node_containers(client(["--connect-retry", "2", "60"]), [])
     assert out[0]["args"] == ["--connect-retry", "1", "5"]
 
 
 def test_node_clients_run_the_node_hooks_with_the_pod_cidr():
-    out = plan.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="172.25.0.0/16")
+    out = openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="172.25.0.0/16")
     args = out[0]["args"]
     assert args[args.index("--script-security") + 1] == "2"
     assert args[args.index("--up") + 1] == "/bin/sh /etc/cloudhop/node-hooks.sh up 172.25.0.0/16"
@@ -98,34 +99,34 @@ def test_node_clients_run_the_node_hooks_with_the_pod_cidr():
     assert "volumeMounts" not in out[1] or not any(
         m["name"] == "cloudhop-node-hooks" for m in out[1]["volumeMounts"])
     # idempotent, and a changed pod CIDR replaces the hooks' arguments instead of adding more
-    assert plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="172.25.0.0/16") == out
-    again = plan.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="10.100.0.0/16")[0]
+    assert openvpn.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="172.25.0.0/16") == out
+    again = openvpn.openvpn_node_containers(out, SERVER_ARGS, pod_cidr="10.100.0.0/16")[0]
     assert again["args"].count("--up") == 1 and again["args"][-5] == "--down"
     assert again["args"][again["args"].index("--up") + 1].endswith("up 10.100.0.0/16")
     assert len([m for m in again["volumeMounts"] if m["name"] == "cloudhop-node-hooks"]) == 1
     with pytest.raises(MigrationError, match="pod CIDR .cloudhop_pod_cidr.: 'x' is not a CIDR"):
-        plan.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="x")
+        openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS, pod_cidr="x")
 
 
 def test_node_volumes_add_the_hooks_configmap_once():
     base = [{"name": "certs", "secret": {"secretName": "openvpn-client-certificates"}}]
-    out = plan.openvpn_node_volumes(base)
+    out = openvpn.openvpn_node_volumes(base)
     assert out[0] == base[0] and out[1]["configMap"]["name"] == "cloudhop-vpn-node-hooks"
-    assert plan.openvpn_node_volumes(out) == out
-    assert plan.openvpn_node_volumes(None)[0]["name"] == "cloudhop-node-hooks"
+    assert openvpn.openvpn_node_volumes(out) == out
+    assert openvpn.openvpn_node_volumes(None)[0]["name"] == "cloudhop-node-hooks"
 
 
 def test_node_client_needs_an_openvpn_container():
     with pytest.raises(MigrationError, match="runs openvpn"):
-        plan.openvpn_node_containers([CLIENT[1]], SERVER_ARGS)
+        openvpn.openvpn_node_containers([CLIENT[1]], SERVER_ARGS)
     with pytest.raises(MigrationError, match="no containers"):
-        plan.openvpn_node_containers([], SERVER_ARGS)
+        openvpn.openvpn_node_containers([], SERVER_ARGS)
 
 
 def test_mtu_budget_of_the_seed_document():
-    out = plan.mtu_budget(1500, 1500, 1450)
+    out = network.mtu_budget(1500, 1500, 1450)
     assert out["flannel_mtu"] == 1450 and out["problems"] == []
-    out = plan.mtu_budget(1500, 1400, 1450)
+    out = network.mtu_budget(1500, 1400, 1450)
     assert out["flannel_mtu"] == 1350
     assert "veth_mtu 1450 is larger than flannel.1's MTU over the tunnel (1350)" in \
         out["problems"][0]
@@ -135,7 +136,7 @@ def test_probe_stats_per_phase_window():
     recs = [{"t": 10.0, "ok": True, "ms": 5}, {"t": 10.5, "ok": False, "ms": None},
             {"t": 11.0, "ok": False, "ms": None}, {"t": 11.8, "ok": True, "ms": 7},
             {"t": 12.0, "ok": True, "ms": 9}, {"t": 20.0, "ok": True, "ms": 4}]
-    out = plan.probe_phase_stats(recs, [{"name": "a", "started": 10.0, "finished": 12.0},
+    out = phase_utils.probe_phase_stats(recs, [{"name": "a", "started": 10.0, "finished": 12.0},
                                         {"name": "b", "started": 19.0, "finished": 21.0},
                                         {"name": "c", "started": 30.0, "finished": None}])
     assert out[0] == {"phase": "a", "requests": 5, "failed": 2, "p50_ms": 7, "p99_ms": 9,
@@ -146,12 +147,12 @@ def test_probe_stats_per_phase_window():
 
 def test_probe_stats_take_ledger_times_and_http_status():
     recs = [{"t": 1795000000.5, "status": 200, "ms": 3}, {"t": 1795000001.0, "status": 503}]
-    out = plan.probe_phase_stats(recs, [{"name": "x", "started": "2026-11-18T11:06:40Z",
+    out = phase_utils.probe_phase_stats(recs, [{"name": "x", "started": "2026-11-18T11:06:40Z",
                                         "finished": "2026-11-18T11:06:42Z"}])
-    assert plan.epoch("2026-11-18T11:06:40Z") == 1795000000.0
+    assert phase_utils.epoch("2026-11-18T11:06:40Z") == 1795000000.0
     assert out[0]["requests"] == 2 and out[0]["failed"] == 1 and out[0]["p50_ms"] == 3
     with pytest.raises(MigrationError, match="is not a time"):
-        plan.epoch("yesterday")
+        phase_utils.epoch("yesterday")
 
 
 def test_unavailable_workloads_compare_available_with_wanted_replicas():
@@ -162,8 +163,8 @@ def test_unavailable_workloads_compare_available_with_wanted_replicas():
             status[field] = have
         return {"kind": kind, "metadata": {"namespace": "echo", "name": name, "generation": gen},
                 "spec": {"replicas": want}, "status": status}
-    assert plan.unavailable_workloads([dep("a", 3, 3), dep("zero", 0, None)]) == []
-    assert plan.unavailable_workloads([dep("a", 3, 2), dep("db", 3, 3, "StatefulSet"),
+    assert workloads.unavailable_workloads([dep("a", 3, 3), dep("zero", 0, None)]) == []
+    assert workloads.unavailable_workloads([dep("a", 3, 2), dep("db", 3, 3, "StatefulSet"),
                                        dep("new", 1, None), dep("rolled", 1, 1, gen=2)]) == \
         ["echo/a (2/3)", "echo/new (0/1)", "echo/rolled (1/1)"]
 
@@ -172,7 +173,7 @@ def test_phase_windows_in_migration_order_with_durations():
     phases = {"seed_vpn": {"status": "started", "started": "2026-11-18T11:06:50Z"},
               "preflight": {"status": "done", "started": "2026-11-18T11:06:40Z",
                             "finished": "2026-11-18T11:06:45Z", "attempts": 1}}
-    out = plan.phase_windows(phases)
+    out = phase_utils.phase_windows(phases)
     assert [w["name"] for w in out] == ["preflight", "seed_vpn"]
     assert out[0]["seconds"] == 5.0 and out[1]["seconds"] is None
 
@@ -204,7 +205,7 @@ def _pdb(name, allowed, ns="echo", **spec):
     ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {}, True),
 ])
 def test_selector_matches(selector, labels, want):
-    assert plan.selector_matches(selector, labels) is want
+    assert workloads.selector_matches(selector, labels) is want
 
 
 def test_blocking_pdbs_names_only_budgets_that_hold_a_pod_now():
@@ -214,7 +215,7 @@ def test_blocking_pdbs_names_only_budgets_that_hold_a_pod_now():
             _pdb("roomy", 1, minAvailable=2, selector={"matchLabels": {"app": "echo"}}),
             _pdb("elsewhere", 0, ns="other", maxUnavailable=0, selector={}),
             _pdb("gone", 0, maxUnavailable=0, selector={"matchLabels": {"app": "gone"}})]
-    assert plan.blocking_pdbs(pdbs, pods) == [
+    assert workloads.blocking_pdbs(pdbs, pods) == [
         "echo/echo (minAvailable 3: 3 of 3 pods healthy, 3 needed, 0 disruptions allowed; "
         "holds echo-1)"]
-    assert plan.blocking_pdbs(pdbs, []) == []
+    assert workloads.blocking_pdbs(pdbs, []) == []

@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the migration; each is documented in plugins/filter/<name>.yml and its logic lives
+in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names), unit-tested there."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
+    k8s_names, kkp_cluster, network, openvpn, phases, workloads)
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+
+
+def _wrap(func):
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MigrationError as exc:
+            raise AnsibleFilterError(str(exc))
+    run.__name__ = func.__name__
+    return run
+
+
+def cluster_problems(cluster, provider=None):
+    return kkp_cluster.reconcile_problems(cluster or {}, provider)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "cidr_conflicts": _wrap(network.cidr_conflicts),
+            "openvpn_server_cidr": _wrap(openvpn.openvpn_server_cidr),
+            "openvpn_server_args": _wrap(openvpn.openvpn_server_args),
+            "openvpn_node_containers": _wrap(openvpn.openvpn_node_containers),
+            "openvpn_node_volumes": _wrap(openvpn.openvpn_node_volumes),
+            "mtu_budget": _wrap(network.mtu_budget),
+            "probe_phase_stats": _wrap(phases.probe_phase_stats),
+            "cluster_problems": _wrap(cluster_problems),
+            "unavailable_workloads": _wrap(workloads.unavailable_workloads),
+            "blocking_pdbs": _wrap(workloads.blocking_pdbs),
+            "phase_windows": _wrap(phases.phase_windows),
+            "name_problems": _wrap(k8s_names.check),
+        }
