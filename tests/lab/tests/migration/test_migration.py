@@ -89,7 +89,7 @@ def killed_at(name, marker, occurrence, *args, delay=0.0):
                      *args, delay=delay, timeout=30)[1]
 
 
-PHASE_HEADER = re.compile(r"^TASK \[.*Run the (\w+) phase through the ledger\]")
+PHASE_HEADER = re.compile(r"^TASK \[Begin - the ledger, the plan, whether (\w+) is still to do\]")
 
 
 def killed_in_phase(seconds, phase, order, name, *args):
