@@ -11,6 +11,7 @@ __metaclass__ = type
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
+
 def unavailable_workloads(resources):
     """Deployments (availableReplicas) and StatefulSets (readyReplicas) below spec.replicas,
     as ``namespace/name (have/want)``; [] when every one is fully available."""

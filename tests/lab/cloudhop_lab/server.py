@@ -347,7 +347,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._send(200, self.api.update(rt, ns, name, body, dry_run=dry, manager=manager))
             else:
                 self._send(200, self.api.update(rt, ns, name, body, sub=sub, dry_run=dry,
-                                           manager=manager))
+                                                manager=manager))
             return
         if method == "PATCH":
             if name is None:
@@ -375,7 +375,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             if ptype == "apply":
                 manager = q.get("fieldManager")  # never defaulted for apply
             out = self.api.patch(rt, ns, name, ptype, body, sub=sub, dry_run=dry,
-                            manager=manager, force=force)
+                                 manager=manager, force=force)
             self._send(200, out)
             return
         if method == "DELETE":
@@ -392,7 +392,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 record["dryRun"] = dry
             if name is None:
                 items = self.api.delete_collection(rt, ns, q.get("labelSelector"),
-                                              q.get("fieldSelector"), opts, dry)
+                                                   q.get("fieldSelector"), opts, dry)
                 self._send(200, {"kind": rt.list_kind, "apiVersion": rt.api_version,
                                  "metadata": {}, "items": items})
                 return
@@ -412,7 +412,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _list(self, rt, ns, q):
         items, rv = self.api.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"),
-                             copy_objs=False)
+                                  copy_objs=False)
         meta = {"resourceVersion": rv}
         limit = int(q.get("limit") or 0)
         start = 0

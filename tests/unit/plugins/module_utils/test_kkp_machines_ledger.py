@@ -53,7 +53,7 @@ def test_switch_patch_moves_cloud_and_drops_only_the_old_provider_finalizers():
 
 def test_restore_patch_undoes_the_switch():
     after = merge_patch_apply(CLUSTER, kkp_cloud.switch_patch(CLUSTER, "aws", "aws-eu", AWS, REF,
-                                                        "eu-central-1"))
+                                                              "eu-central-1"))
     after["metadata"]["finalizers"].append("kubermatic.k8c.io/cleanup-aws-security-group")
     restored = merge_patch_apply(after, kkp_cloud.restore_patch(after, CLUSTER))
     assert restored["spec"]["cloud"] == CLUSTER["spec"]["cloud"]
@@ -107,7 +107,7 @@ def test_reconcile_problems_map_and_list_conditions():
 
 def test_credential_secret_gcp_is_base64_of_base64():
     info, text = clouds.parse_service_account({"type": "service_account", "project_id": "p",
-                                            "client_email": "a@p.iam", "private_key": "k"})
+                                               "client_email": "a@p.iam", "private_key": "k"})
     data = kkp_credentials.credential_data("gcp", {"_sa_text": text})
     secret = kkp_credentials.credential_secret("credential-gcp-x", "proj", data)
     once = base64.b64decode(secret["data"]["serviceAccount"])

@@ -55,7 +55,7 @@ CLIENT = [{"name": "openvpn-client", "command": ["/usr/sbin/openvpn"],
 
 def test_node_clients_ignore_the_routes_pushed_for_the_in_cluster_client():
     assert openvpn.openvpn_pushed_routes(SERVER_ARGS) == ["route 172.25.0.0 255.255.0.0",
-                                                       "route 10.240.16.0 255.255.240.0"]
+                                                          "route 10.240.16.0 255.255.240.0"]
     out = openvpn.openvpn_node_containers(CLIENT, SERVER_ARGS)
     assert out[0]["args"] == ["--config", "/etc/openvpn/config/config",
                               "--pull-filter", "ignore", "route 172.25.0.0 255.255.0.0",
@@ -165,7 +165,7 @@ def test_unavailable_workloads_compare_available_with_wanted_replicas():
                 "spec": {"replicas": want}, "status": status}
     assert workloads.unavailable_workloads([dep("a", 3, 3), dep("zero", 0, None)]) == []
     assert workloads.unavailable_workloads([dep("a", 3, 2), dep("db", 3, 3, "StatefulSet"),
-                                       dep("new", 1, None), dep("rolled", 1, 1, gen=2)]) == \
+                                            dep("new", 1, None), dep("rolled", 1, 1, gen=2)]) == \
         ["echo/a (2/3)", "echo/new (0/1)", "echo/rolled (1/1)"]
 
 
