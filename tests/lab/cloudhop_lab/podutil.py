@@ -49,11 +49,11 @@ def pod_available(pod, min_ready_seconds=0, now=None):
     return since + min_ready_seconds < (time.time() if now is None else now)
 
 
-def suffix(n=5):
+def name_suffix(n=5):
     return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _i in range(n))
 
 
-def active(pod):
+def pod_active(pod):
     return not pod["metadata"].get("deletionTimestamp") and \
         (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 

@@ -6,7 +6,7 @@ runtime interface in kubelet.py."""
 import time
 
 from .. import errors
-from ..podutil import active, dc, now_iso, parse_iso, pod_ready
+from ..podutil import dc, now_iso, parse_iso, pod_active, pod_ready
 from ..selectors import selector_matches
 from .base import Controller, resolve
 from .kubelet import Kubelet
@@ -40,7 +40,7 @@ class DisruptionController(Controller):
                     if pod is not None and not pod["metadata"].get("deletionTimestamp") and \
                             now - parse_iso(ts) < 120:
                         disrupted[pname] = ts
-                healthy = sum(1 for p in matching if active(p) and pod_ready(p)
+                healthy = sum(1 for p in matching if pod_active(p) and pod_ready(p)
                               and p["metadata"]["name"] not in disrupted)
                 expected = len(matching)
                 if "maxUnavailable" in spec or isinstance(spec.get("minAvailable"), str):

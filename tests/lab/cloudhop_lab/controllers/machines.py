@@ -15,7 +15,7 @@ import ipaddress
 from .. import errors
 from ..podutil import dc, now_iso
 from .base import Controller, owned_by, owner_ref, rollout_plan, template_hash
-from ..podutil import node_ready, suffix
+from ..podutil import name_suffix, node_ready
 from .kkp import effective_cloud
 
 GROUP, VERSION = "cluster.k8s.io", "v1alpha1"
@@ -199,7 +199,7 @@ class MachineController(Controller):
                     for _i in range(want - len(active)):
                         tmpl = dc(ms["spec"].get("template") or {})
                         meta = tmpl.get("metadata") or {}
-                        name = "%s-%s" % (ms["metadata"]["name"], suffix())
+                        name = "%s-%s" % (ms["metadata"]["name"], name_suffix())
                         self.api.create(m_rt, NS, {
                             "apiVersion": "%s/%s" % (GROUP, VERSION), "kind": "Machine",
                             "metadata": {"name": name, "namespace": NS,

@@ -4,7 +4,7 @@
 import time
 
 from .. import errors
-from ..podutil import active, dc, now_iso, pod_available, pod_ready, suffix
+from ..podutil import dc, now_iso, pod_active, pod_available, pod_ready, name_suffix
 from .base import Controller, owned_by, owner_ref, resolve, rollout_plan, template_hash
 from .scheduler import fits
 
@@ -155,12 +155,12 @@ class ReplicaSetController(Controller):
                     continue
                 ns = rs["metadata"]["namespace"]
                 mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
-                active = [p for p in mine if active(p)]
+                active = [p for p in mine if pod_active(p)]
                 want = rs["spec"].get("replicas", 1)
                 if len(active) < want:
                     for _i in range(want - len(active)):
                         pod = pod_from_template(rs, rs["spec"]["template"],
-                                                "%s-%s" % (rs["metadata"]["name"], suffix()))
+                                                "%s-%s" % (rs["metadata"]["name"], name_suffix()))
                         self.api.create(pod_rt, ns, pod)
                 elif len(active) > want:
                     def rank(p):
@@ -210,7 +210,7 @@ class DaemonSetController(Controller):
                 eligible = {n["metadata"]["name"]: n for n in nodes
                             if not n["metadata"].get("deletionTimestamp") and fits(ds_spec, n)}
                 mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, ds)]
-                active = [p for p in mine if active(p)]
+                active = [p for p in mine if pod_active(p)]
                 by_node = {}
                 for p in active:
                     by_node.setdefault(p["spec"].get("nodeName"), []).append(p)
@@ -239,7 +239,7 @@ class DaemonSetController(Controller):
                                         "key": "metadata.name", "operator": "In",
                                         "values": [node_name]}]}]}}})
                             pod = pod_from_template(ds, tmpl_l, "%s-%s" % (ds["metadata"]["name"],
-                                                                           suffix()),
+                                                                           name_suffix()),
                                                     {"controller-revision-hash": h,
                                                      "pod-template-generation":
                                                      str(ds["metadata"].get("generation", 1))},
