@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the migration; each is documented in plugins/filter/<name>.yml and its logic lives
-in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names), unit-tested there."""
+in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names, ingress), unit-tested there."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    k8s_names, kkp_cluster, network, openvpn, phases, workloads)
+    ingress, k8s_names, kkp_cluster, network, openvpn, phases, workloads)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -23,6 +23,12 @@ def _wrap(func):
             raise AnsibleFilterError(str(exc))
     run.__name__ = func.__name__
     return run
+
+
+def ingress_lb_service(service, target_cloud, mode="auto"):
+    second = ingress.needs_second_service(service, mode)
+    return {"name": ingress.service_name(((service or {}).get("metadata") or {}).get("name"),
+                                         target_cloud, second), "second": second}
 
 
 def cluster_problems(cluster, provider=None):
@@ -44,4 +50,5 @@ class FilterModule(object):
             "blocking_pdbs": _wrap(workloads.blocking_pdbs),
             "phase_windows": _wrap(phases.phase_windows),
             "name_problems": _wrap(k8s_names.check),
+            "ingress_lb_service": _wrap(ingress_lb_service),
         }

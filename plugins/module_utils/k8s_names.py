@@ -5,10 +5,11 @@
 for them (apimachinery's ``IsDNS1123Label``, ``IsDNS1123Subdomain``, ``IsDNS1035Label``,
 ``IsQualifiedName``, ``IsValidLabelValue``, ``IsConfigMapKey``).
 
-Every fixed key lives here, so one unit test can run each through the lab's kube-apiserver
-validation; the names built from inputs (``cluster-<id>``, ``credential-<provider>-<id>``, the
-second ingress Service, the target MachineDeployment) are checked by ``problems`` in preflight,
-before anything is written, with the variable named.
+Every fixed key the Python code writes lives here (the roles' own keys are in their YAML), so
+one unit test can run each through the lab's kube-apiserver validation; the names built from
+inputs (``cluster-<id>``, ``credential-<provider>-<id>``, the second ingress Service, the target
+MachineDeployment) are checked by ``check`` in preflight (filter ``name_problems``), before
+anything is written, with the variable named.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +26,6 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # what kubectl rollout resta
 AWS_REGION_ANNOTATION = "kubermatic.io/aws-region"  # KKP's own key
 # labels
 MANAGED_BY = "app.kubernetes.io/managed-by"
-PART_OF = "app.kubernetes.io/part-of"
 CLUSTER_LABEL = "cloudhop.io/cluster"
 MANAGER = "cloudhop"
 # objects of fixed name
@@ -38,19 +38,6 @@ def credential_secret_name(provider, cluster_id):
     """KKP's name of a cluster's credential Secret (namespace kubermatic); also its ``name``
     label's value."""
     return "credential-%s-%s" % (provider, cluster_id)
-
-
-def cluster_namespace(cluster_id):
-    return "cluster-%s" % cluster_id
-
-
-def second_ingress_service(name, target_cloud):
-    """The LoadBalancer Service the ingress phase adds beside a MetalLB one."""
-    return "%s-%s" % (name, target_cloud)
-
-
-def target_machinedeployment(name, target_cloud):
-    return name or "%s-workers" % target_cloud
 
 
 # --- kube-apiserver's rules -------------------------------------------------------------------

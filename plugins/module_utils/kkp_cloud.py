@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.k8s_names import AWS_REGION_ANNOTATION
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, dig, merge_patch_apply)
 
@@ -33,9 +33,6 @@ CLOUD_FIELDS = {
             ("role_arn", "roleARN")),
     "gcp": (("network", "network"), ("subnetwork", "subnetwork")),
 }
-
-
-AWS_REGION_ANNOTATION = k8s_names.AWS_REGION_ANNOTATION
 
 
 def provider_blocks(cluster):

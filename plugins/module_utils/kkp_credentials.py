@@ -15,14 +15,10 @@ __metaclass__ = type
 import base64
 import re
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, dig)
 
 CREDENTIALS_NAMESPACE = "kubermatic"
-
-
-credential_secret_name = k8s_names.credential_secret_name
 
 
 def _b64(raw):

@@ -116,7 +116,7 @@ class Kube(object):
         self.request_timeout = request_timeout
         self.retried = []    # "what: outcome" of every transient failure that was retried
         self.conflicts = []  # objects a concurrent writer changed between read and write
-        self.rediscovered = False  # the discovery cache was found stale and read afresh
+        self.rediscovered = set()  # (apiVersion, kind) whose discovery was read afresh
         self._hints = {}     # (apiVersion, kind) -> what to tell when the server lacks it
 
     def resource(self, api_version, kind, what=None):
@@ -139,11 +139,11 @@ class Kube(object):
         """After a 404 without an object name (the server has no such resource) for a resource
         the client's discovery cache lists: the cache (kept per server URL in the temp directory)
         may describe another server that answered at the same URL (a port-forward, an SSH
-        tunnel, another lab). Read discovery afresh; raise the clear "does not serve" error when
-        the server indeed lacks it, else return and let the caller try once more."""
-        if self.rediscovered:
+        tunnel, another lab). Read discovery afresh, once per resource; raise the clear "does not
+        serve" error when the server indeed lacks it, else return and let the caller try again."""
+        if (api_version, kind) in self.rediscovered:
             raise self._not_served(api_version, kind)
-        self.rediscovered = True
+        self.rediscovered.add((api_version, kind))
         try:
             self.client.resources.invalidate_cache()
         except Exception:  # pylint: disable=broad-except
@@ -188,8 +188,8 @@ class Kube(object):
             except NotFoundError as exc:
                 if not ((_status(exc) or {}).get("details") or {}).get("name") and served:
                     self._rediscover(*served)
-                    return self._call(what, getattr(self.resource(*served), getattr(func, "func", func).__name__),
-                                      *args, missing_ok=missing_ok, **kwargs)
+                    return self._call(what, func, *args, missing_ok=missing_ok, served=served,
+                                      **kwargs)
                 if missing_ok:
                     return None
                 raise MigrationError("%s failed: %s" % (what, api_error_message(exc)),

@@ -10,8 +10,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.k8s_names import (
+    NODE_HOOKS_CONFIGMAP, NODE_HOOKS_VOLUME)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.network import cidr
 
 
@@ -45,12 +46,6 @@ def openvpn_pushed_routes(server_args):
 def _is_openvpn(container):
     words = list(container.get("command") or []) + list(container.get("args") or [])
     return any(str(w).rsplit("/", 1)[-1] == "openvpn" for w in words)
-
-
-NODE_HOOKS_CONFIGMAP = k8s_names.NODE_HOOKS_CONFIGMAP
-
-
-NODE_HOOKS_VOLUME = k8s_names.NODE_HOOKS_VOLUME
 
 
 NODE_HOOKS_DIR = "/etc/cloudhop"

@@ -153,9 +153,10 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.clouds impo
     aws_caller_identity, gcp_service_account, parse_service_account)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import get_cluster
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.k8s_names import credential_secret_name
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_credentials import (
-    CREDENTIALS_NAMESPACE, check_aws_keys, credential_data, credential_secret,
-    credential_secret_name, masked_secret, secret_patch)
+    CREDENTIALS_NAMESPACE, check_aws_keys, credential_data, credential_secret, masked_secret,
+    secret_patch)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule
 
 

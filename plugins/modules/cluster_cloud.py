@@ -196,7 +196,8 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cloud i
     check_cloud_settings, cloud_view, current_provider, machine_metadata, provider_blocks,
     remove_credentials_patch, restore_patch, switch_patch)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_cluster import get_cluster, refuse_deleting
-from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_credentials import CREDENTIALS_NAMESPACE, credential_secret_name
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.k8s_names import credential_secret_name
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kkp_credentials import CREDENTIALS_NAMESPACE
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import KubeModule, retry_on_conflict
 
 

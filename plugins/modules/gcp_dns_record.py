@@ -116,7 +116,8 @@ retries:
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, redo_on_conflict)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.gcp import (
-    DNS_SCOPE, GoogleModule, fqdn, read_record, record_spec, rrset_change, simple_rrset)
+    DNS_SCOPE, GoogleApiError, GoogleModule, fqdn, read_record, record_spec, rrset_change,
+    simple_rrset)
 
 CONFLICT_RETRIES = 3
 
@@ -156,7 +157,7 @@ def run(mod):
         result["retries"] += 1
         state["current"] = api.rrset(project, zone, name, p["type"])
 
-    redo_on_conflict(attempt, lambda exc: getattr(exc, "code", None) in (409, 412),
+    redo_on_conflict(attempt, lambda exc: isinstance(exc, GoogleApiError) and exc.code in (409, 412),
                      CONFLICT_RETRIES, reread)
     if mod.diff_mode:
         result["diff"] = {"before": result["previous"] or {}, "after": result["record"] or {}}

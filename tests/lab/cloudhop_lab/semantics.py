@@ -10,21 +10,10 @@ import ipaddress
 import re
 
 from . import validation
+from .validation import duplicate, forbidden, invalid as inv, not_supported, required as req
 
 PROTECTED_GROUP = re.compile(r"(.*\.)?(k8s\.io|kubernetes\.io)$")
 MAX_DATA_SIZE = 1024 * 1024  # core.MaxSecretSize: a ConfigMap's or Secret's data, in bytes
-
-
-def req(causes, field, msg="Required value"):
-    causes.append((field, "FieldValueRequired", msg))
-
-
-def inv(causes, field, value, msg):
-    validation.invalid(causes, field, value, msg)
-
-
-def _repr(value):
-    return validation.go_value(value)
 
 
 def validate_meta(kind, obj, causes, namespaced=None):
@@ -141,8 +130,7 @@ def _validate_pod_spec(spec, causes, prefix):
         if not c.get("name"):
             req(causes, field + ".name")
         elif c["name"] in names:
-            causes.append((field + ".name", "FieldValueDuplicate",
-                           'Duplicate value: "%s"' % c["name"]))
+            duplicate(causes, field + ".name", c["name"])
         else:
             names.add(c["name"])
         if not c.get("image"):
@@ -176,9 +164,7 @@ def validate(kind, obj, causes, opts=None):
     elif kind == "PodDisruptionBudget":
         if isinstance(spec, dict):
             if "minAvailable" in spec and "maxUnavailable" in spec:
-                causes.append(("spec", "FieldValueInvalid",
-                               "Invalid value: minAvailable and maxUnavailable cannot be both "
-                               "set"))
+                inv(causes, "spec", spec, "minAvailable and maxUnavailable cannot be both set")
             for f in ("minAvailable", "maxUnavailable"):
                 if f in spec and not _int_or_percent(spec[f]):
                     inv(causes, "spec." + f, spec[f], "must be an integer or percentage")
@@ -209,15 +195,15 @@ def _validate_label_selector(selector, field, causes):
             inv(causes, here + ".key", expr.get("key"), msg)
         op = expr.get("operator")
         if op in ("In", "NotIn") and not expr.get("values"):
-            validation.required(causes, here + ".values",
-                                "must be specified when `operator` is 'In' or 'NotIn'")
+            req(causes, here + ".values",
+                "must be specified when `operator` is 'In' or 'NotIn'")
         elif op in ("Exists", "DoesNotExist") and expr.get("values"):
-            validation.forbidden(causes, here + ".values",
-                                 "may not be specified when `operator` is 'Exists' or "
-                                 "'DoesNotExist'")
+            forbidden(causes, here + ".values",
+                      "may not be specified when `operator` is 'Exists' or "
+                      "'DoesNotExist'")
         elif op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            validation.not_supported(causes, here + ".operator", op,
-                                     ["DoesNotExist", "Exists", "In", "NotIn"])
+            not_supported(causes, here + ".operator", op,
+                          ["DoesNotExist", "Exists", "In", "NotIn"])
 
 
 def _validate_workload(kind, spec, causes):
@@ -236,7 +222,7 @@ def _validate_workload(kind, spec, causes):
     _validate_pod_spec(tspec, causes, "spec.template.spec")
     policy = (tspec or {}).get("restartPolicy") if isinstance(tspec, dict) else None
     if policy not in (None, "Always"):
-        validation.not_supported(causes, "spec.template.spec.restartPolicy", policy, ["Always"])
+        not_supported(causes, "spec.template.spec.restartPolicy", policy, ["Always"])
     for f in ("replicas", "minReadySeconds", "revisionHistoryLimit"):
         value = spec.get(f)
         if value is not None and (not isinstance(value, int) or value < 0):
@@ -264,15 +250,15 @@ def _validate_service(spec, causes):
         return
     stype = spec.get("type")
     if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-        validation.not_supported(causes, "spec.type", stype,
-                                 ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])
+        not_supported(causes, "spec.type", stype,
+                      ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])
     ports = spec.get("ports") or []
     if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
         req(causes, "spec.ports")
     if stype == "ExternalName":
         cname = (spec.get("externalName") or "").rstrip(".")
         if not cname:
-            validation.required(causes, "spec.externalName")
+            req(causes, "spec.externalName")
         for msg in validation.dns1123_subdomain(cname) if cname else []:
             inv(causes, "spec.externalName", cname, msg)
     names, seen = set(), set()
@@ -285,33 +271,33 @@ def _validate_service(spec, causes):
             for msg in validation.dns1123_label(name):
                 inv(causes, here + ".name", name, msg)
             if name in names:
-                validation.duplicate(causes, here + ".name", name)
+                duplicate(causes, here + ".name", name)
             names.add(name)
         port = p.get("port")
         if not isinstance(port, int) or not 0 < port < 65536:
             inv(causes, here + ".port", port, "must be between 1 and 65535, inclusive")
         # (absent = defaulted: the server defaults before it validates)
         if p.get("protocol", "TCP") not in PORT_PROTOCOLS:
-            validation.not_supported(causes, here + ".protocol", p.get("protocol"),
-                                     PORT_PROTOCOLS)
+            not_supported(causes, here + ".protocol", p.get("protocol"),
+                          PORT_PROTOCOLS)
         _validate_port_num_or_name(p.get("targetPort"), here + ".targetPort", causes)
         if stype == "ClusterIP" and p.get("nodePort"):
-            validation.forbidden(causes, here + ".nodePort",
-                                 "may not be used when `type` is 'ClusterIP'")
+            forbidden(causes, here + ".nodePort",
+                      "may not be used when `type` is 'ClusterIP'")
         if (p.get("protocol"), port) in seen:
-            validation.duplicate(causes, here, {"port": port, "protocol": p.get("protocol")})
+            duplicate(causes, here, {"port": port, "protocol": p.get("protocol")})
         seen.add((p.get("protocol"), port))
     if spec.get("selector") is not None:
         validation.validate_labels(spec["selector"], "spec.selector", causes)
     affinity = spec.get("sessionAffinity", "None")
     if affinity not in ("ClientIP", "None"):
-        validation.not_supported(causes, "spec.sessionAffinity", affinity, ["ClientIP", "None"])
+        not_supported(causes, "spec.sessionAffinity", affinity, ["ClientIP", "None"])
     etp = spec.get("externalTrafficPolicy")
     if etp and stype not in ("NodePort", "LoadBalancer") and not spec.get("externalIPs"):
         inv(causes, "spec.externalTrafficPolicy", etp,
             "may only be set for externally-accessible services")
     elif etp and etp not in ("Cluster", "Local"):
-        validation.not_supported(causes, "spec.externalTrafficPolicy", etp, ["Cluster", "Local"])
+        not_supported(causes, "spec.externalTrafficPolicy", etp, ["Cluster", "Local"])
 
 
 def _validate_port_num_or_name(value, field, causes):
@@ -352,16 +338,16 @@ def _validate_data(kind, obj, causes):
              "kubernetes.io/ssh-auth": ("ssh-privatekey",)}.get(obj.get("type"), ())
     for key in needs if kind == "Secret" else ():
         if key not in data:
-            validation.required(causes, "data[%s]" % key)
+            req(causes, "data[%s]" % key)
     if kind == "Secret" and obj.get("type") == "kubernetes.io/basic-auth" and \
             "username" not in data and "password" not in data:
-        validation.required(causes, "data[username]")
-        validation.required(causes, "data[password]")
+        req(causes, "data[username]")
+        req(causes, "data[password]")
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     if kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token" and \
             not annotations.get("kubernetes.io/service-account.name"):
-        validation.required(causes,
-                            "metadata.annotations[kubernetes.io/service-account.name]")
+        req(causes,
+            "metadata.annotations[kubernetes.io/service-account.name]")
 
 
 PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]
@@ -382,22 +368,41 @@ def _validate_ingress(spec, causes):
         if not http.get("paths"):
             req(causes, here + ".http.paths")
         for j, path in enumerate(http.get("paths") or []):
-            where = "%s.http.paths[%d]" % (here, j)
-            ptype = path.get("pathType")
-            if not ptype:
-                validation.required(causes, where + ".pathType", "pathType must be specified")
-            elif ptype not in PATH_TYPES:
-                validation.not_supported(causes, where + ".pathType", ptype, PATH_TYPES)
-            value = path.get("path") or ""
-            if ptype in ("Exact", "Prefix") and not value.startswith("/"):
-                inv(causes, where + ".path", value, "must be an absolute path")
-            _validate_ingress_backend(path.get("backend"), where + ".backend", causes)
+            _validate_ingress_path(path, "%s.http.paths[%d]" % (here, j), causes)
     for i, tls in enumerate(spec.get("tls") or []):
         for j, host in enumerate(tls.get("hosts") or []):
             _validate_ingress_host(host, "spec.tls[%d].hosts[%d]" % (i, j), causes)
         if tls.get("secretName"):
             for msg in validation.dns1123_subdomain(tls["secretName"]):
                 inv(causes, "spec.tls[%d].secretName" % i, tls["secretName"], msg)
+
+
+INVALID_PATH_SEQUENCES = ("//", "/./", "/../", "%2f", "%2F")
+INVALID_PATH_SUFFIXES = ("/..", "/.")
+
+
+def _validate_ingress_path(path, field, causes):
+    """validateHTTPIngressPath: a path type first; Exact and Prefix paths absolute and free of
+    the sequences a proxy would normalise, an ImplementationSpecific path absolute if given."""
+    ptype, value = path.get("pathType"), path.get("path") or ""
+    if not ptype:
+        req(causes, field + ".pathType", "pathType must be specified")
+        return
+    if ptype in ("Exact", "Prefix"):
+        if not value.startswith("/"):
+            inv(causes, field + ".path", value, "must be an absolute path")
+        for seq in INVALID_PATH_SEQUENCES if value else ():
+            if seq in value:
+                inv(causes, field + ".path", value, "must not contain '%s'" % seq)
+        for suffix in INVALID_PATH_SUFFIXES if value else ():
+            if value.endswith(suffix):
+                inv(causes, field + ".path", value, "cannot end with '%s'" % suffix)
+    elif ptype == "ImplementationSpecific":
+        if value and not value.startswith("/"):
+            inv(causes, field + ".path", value, "must be an absolute path")
+    else:
+        not_supported(causes, field + ".pathType", ptype, PATH_TYPES)
+    _validate_ingress_backend(path.get("backend"), field + ".backend", causes)
 
 
 def _validate_ingress_host(host, field, causes):
@@ -438,7 +443,7 @@ def _validate_ingress_backend(backend, field, causes):
     elif port.get("number"):
         _validate_port_num_or_name(port["number"], field + ".service.port.number", causes)
     else:
-        validation.required(causes, field + ".service.port", "port name or number is required")
+        req(causes, field + ".service.port", "port name or number is required")
 
 
 def _validate_crd(obj, causes):
@@ -452,13 +457,10 @@ def _validate_crd(obj, causes):
     if not names.get("kind"):
         req(causes, "spec.names.kind")
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(("spec.scope", "FieldValueNotSupported",
-                       'Unsupported value: "%s": supported values: "Cluster", "Namespaced"'
-                       % spec.get("scope")))
+        not_supported(causes, "spec.scope", spec.get("scope"), ["Cluster", "Namespaced"])
     versions = spec.get("versions") or []
     if not versions:
-        req(causes, "spec.versions", "Required value: must have exactly one version marked "
-            "as storage version")
+        req(causes, "spec.versions", "must have exactly one version marked as storage version")
     elif sum(1 for v in versions if v.get("storage")) != 1:
         inv(causes, "spec.versions", [v.get("name") for v in versions],
             "must have exactly one version marked as storage version")
@@ -468,9 +470,8 @@ def _validate_crd(obj, causes):
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     if PROTECTED_GROUP.fullmatch(group) and "api-approved.kubernetes.io" not in annotations:
         req(causes, 'metadata.annotations[api-approved.kubernetes.io]',
-            'Required value: protected groups must have approval annotation '
-            '"api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/'
-            'pull/1111')
+            'protected groups must have approval annotation "api-approved.kubernetes.io", see '
+            'https://github.com/kubernetes/enhancements/pull/1111')
 
 
 def immutable(kind, old, new, causes):
@@ -493,11 +494,10 @@ def immutable(kind, old, new, causes):
             inv(causes, "spec.nodeName", n_spec.get("nodeName"), "field is immutable")
         elif mutable_view(dict(o_spec, nodeName=None)) != \
                 mutable_view(dict(n_spec, nodeName=None)):
-            causes.append(("spec", "FieldValueForbidden",
-                           "Forbidden: pod updates may not change fields other than "
-                           "`spec.containers[*].image`, `spec.initContainers[*].image`, "
-                           "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions "
-                           "to existing tolerations), `spec.terminationGracePeriodSeconds`"))
+            forbidden(causes, "spec", "pod updates may not change fields other than "
+                      "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                      "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
+                      "existing tolerations), `spec.terminationGracePeriodSeconds`")
     elif kind == "CustomResourceDefinition":
         for f in ("group", "scope"):
             if o_spec.get(f) != n_spec.get(f):
@@ -541,8 +541,7 @@ def schema_prune_validate(value, schema, path, causes):
                            % (_typename(value), path, typ, _typename(value))))
             return value
     if "enum" in schema and value not in schema["enum"]:
-        causes.append((path, "FieldValueNotSupported", 'Unsupported value: %s: supported '
-                       'values: %s' % (_repr(value), ", ".join(_repr(e) for e in schema["enum"]))))
+        not_supported(causes, path, value, schema["enum"])
     if isinstance(value, dict):
         props = schema.get("properties")
         addl = schema.get("additionalProperties")

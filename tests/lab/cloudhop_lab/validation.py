@@ -257,8 +257,8 @@ def validate_owner_references(refs, field, causes):
         api_version = ref.get("apiVersion") or ""
         if not api_version:
             required(causes, here + ".apiVersion", "must not be empty")
-        elif api_version.count("/") > 1 or api_version.endswith("/") or \
-                api_version.startswith("/"):
+        elif api_version.count("/") > 1 or api_version.endswith("/"):
+            # schema.ParseGroupVersion: at most one '/', and a version after it
             invalid(causes, here + ".apiVersion", api_version,
                     "must be <group>/<version> or <version>")
         for key in ("kind", "name", "uid"):

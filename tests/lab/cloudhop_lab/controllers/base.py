@@ -14,6 +14,7 @@ import threading
 import time
 
 from .. import errors
+from ..podutil import dc
 
 LOG = logging.getLogger("cloudhop_lab")
 
@@ -76,6 +77,17 @@ class Controller:
 
     def rt(self, group, version, plural):
         return self.api.rt(group, version, plural)
+
+    def set_status(self, rt, obj, status):
+        """Write ``status`` through the status subresource, as a controller's status updater
+        does, when it differs from what ``obj`` has; True when it wrote."""
+        if status == (obj.get("status") or {}):
+            return False
+        cur = dc(obj)
+        cur["status"] = status
+        self.api.update(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], cur,
+                        sub="status")
+        return True
 
     def ls(self, group, version, plural, ns=None, copy_objs=False):
         rt = self.rt(group, version, plural)

@@ -76,10 +76,7 @@ class DisruptionController(Controller):
                         "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
                         "message": "", "observedGeneration": pdb["metadata"].get("generation", 1),
                         "lastTransitionTime": now_iso()}]
-                if status != old:
-                    cur = dc(pdb)
-                    cur["status"] = status
-                    self.api.update(pdb_rt, ns, pdb["metadata"]["name"], cur, sub="status")
+                self.set_status(pdb_rt, pdb, status)
 
 
 class EndpointsController(Controller):

@@ -178,10 +178,7 @@ class MachineController(Controller):
                   "availableReplicas": sum(st(ms, "availableReplicas") for ms in owned)}
         status["unavailableReplicas"] = max(0, desired - status["availableReplicas"])
         status = {k: v for k, v in status.items() if v or k == "observedGeneration"}
-        if status != (md.get("status") or {}):
-            cur = dc(md)
-            cur["status"] = status
-            self.api.update(md_rt, NS, md["metadata"]["name"], cur, sub="status")
+        self.set_status(md_rt, md, status)
 
     def _machinesets(self):
         ms_rt = self.rt(GROUP, VERSION, "machinesets")
@@ -219,10 +216,7 @@ class MachineController(Controller):
                           "readyReplicas": ready, "availableReplicas": ready,
                           "observedGeneration": ms["metadata"].get("generation", 1)}
                 status = {k: v for k, v in status.items() if v or k == "replicas"}
-                if status != (ms.get("status") or {}):
-                    cur = dc(ms)
-                    cur["status"] = status
-                    self.api.update(ms_rt, NS, ms["metadata"]["name"], cur, sub="status")
+                self.set_status(ms_rt, ms, status)
 
     @staticmethod
     def _machine_ready(machine, nodes):

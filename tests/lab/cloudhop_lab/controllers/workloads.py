@@ -135,11 +135,7 @@ class DeploymentController(Controller):
                   "updatedReplicas"):
             if not status[k]:
                 status.pop(k)
-        if status != old:
-            cur = dc(dep)
-            cur["status"] = status
-            self.api.update(dep_rt, dep["metadata"]["namespace"], dep["metadata"]["name"], cur,
-                            sub="status")
+        self.set_status(dep_rt, dep, status)
 
 
 class ReplicaSetController(Controller):
@@ -178,10 +174,7 @@ class ReplicaSetController(Controller):
                           "readyReplicas": ready, "availableReplicas": ready,
                           "observedGeneration": rs["metadata"].get("generation", 1)}
                 status = {k: v for k, v in status.items() if v or k in ("replicas",)}
-                if status != (rs.get("status") or {}):
-                    cur = dc(rs)
-                    cur["status"] = status
-                    self.api.update(rs_rt, ns, rs["metadata"]["name"], cur, sub="status")
+                self.set_status(rs_rt, rs, status)
 
 
 class DaemonSetController(Controller):
@@ -285,8 +278,4 @@ class DaemonSetController(Controller):
         status = {k: v for k, v in status.items()
                   if v or k in ("currentNumberScheduled", "desiredNumberScheduled",
                                 "numberMisscheduled", "numberReady")}
-        if status != (ds.get("status") or {}):
-            cur = dc(ds)
-            cur["status"] = status
-            self.api.update(ds_rt, ds["metadata"]["namespace"], ds["metadata"]["name"], cur,
-                            sub="status")
+        self.set_status(ds_rt, ds, status)

@@ -23,7 +23,6 @@ cluster. ``status.loadBalancer.ingress`` gets the address.
 import logging
 import os
 
-from ..podutil import dc
 from ..controllers.base import Controller
 from ..controllers.kkp import effective_cloud
 from . import netns as nsx
@@ -241,9 +240,5 @@ class LoadBalancerController(Controller):
         return "".join(out)
 
     def _status(self, svc, ip):
-        want = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
-        if (svc.get("status") or {}) != want:
-            cur = dc(svc)
-            cur["status"] = want
-            self.api.update(self.rt("", "v1", "services"), svc["metadata"]["namespace"],
-                            svc["metadata"]["name"], cur, sub="status")
+        self.set_status(self.rt("", "v1", "services"), svc,
+                        {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})

@@ -219,6 +219,17 @@ def test_an_update_may_not_change_the_uid(api):
                                                              "name": "web",
                                                              "port": {"number": 80}}}}]}}]}},
      ("spec.rules[0].http.paths[0].path", "FieldValueInvalid")),
+    ("Ingress", {"spec": {"rules": [{"http": {"paths": [{"path": "/a//b", "pathType": "Exact",
+                                                         "backend": {"service": {
+                                                             "name": "web",
+                                                             "port": {"number": 80}}}}]}}]}},
+     ("spec.rules[0].http.paths[0].path", "FieldValueInvalid")),
+    ("Ingress", {"spec": {"rules": [{"http": {"paths": [{"path": "api",
+                                                         "pathType": "ImplementationSpecific",
+                                                         "backend": {"service": {
+                                                             "name": "web",
+                                                             "port": {"number": 80}}}}]}}]}},
+     ("spec.rules[0].http.paths[0].path", "FieldValueInvalid")),
     ("Ingress", {"spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
                                                          "backend": {"service": {
                                                              "name": "web"}}}]}}]}},
@@ -252,3 +263,22 @@ def test_custom_resources_names_are_dns_subdomains(api):
     with pytest.raises(errors.ApiError) as err:
         api.create(rt, NS, {"metadata": {"name": "a", "labels": {"x": "a b"}}})
     assert err.value.code == 422
+
+
+def test_an_owner_reference_without_a_group_may_start_with_a_slash(api):
+    """schema.ParseGroupVersion takes "/v1" (the empty group); "apps/" has no version."""
+    owner = {"kind": "ConfigMap", "name": "o", "uid": "u"}
+    api.create(_rt(api, "ConfigMap"), NS, _obj("ConfigMap", metadata={
+        "name": "x", "ownerReferences": [dict(owner, apiVersion="/v1")]}))
+    err = _refused(api, "ConfigMap", _obj("ConfigMap", metadata={
+        "name": "y", "ownerReferences": [dict(owner, apiVersion="apps/")]}))
+    assert _causes(err) == [("metadata.ownerReferences[0].apiVersion", "FieldValueInvalid")]
+
+
+def test_an_ingress_prefix_path_is_checked_for_what_a_proxy_would_normalise(api):
+    for path, words in (("/a/../b", "must not contain '/../'"), ("/a/.", "cannot end with '/.'"),
+                        ("/a%2Fb", "must not contain '%2F'")):
+        spec = {"rules": [{"http": {"paths": [{"path": path, "pathType": "Prefix", "backend": {
+            "service": {"name": "web", "port": {"number": 80}}}}]}}]}
+        err = _refused(api, "Ingress", _obj("Ingress", spec=spec))
+        assert words in err.message, err.message

@@ -13,12 +13,14 @@ import glob
 import os
 import sys
 
+import jinja2
 import pytest
 import yaml
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    k8s_names, kkp_cloud, kkp_credentials, openvpn)
+    k8s_names, kkp_cloud, openvpn)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import rollout
+from ansible_collections.cloudhop.k8s_migration.plugins.filter import migration as migration_filters
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
@@ -51,7 +53,7 @@ def test_every_fixed_key_and_name_in_module_utils():
     assert rollout.MIN_READY_BEFORE == k8s_names.MIN_READY_BEFORE
     assert _ok("annotation", k8s_names.RESTARTED_AT)
     assert _ok("annotation", kkp_cloud.AWS_REGION_ANNOTATION)
-    for key in (k8s_names.MANAGED_BY, k8s_names.PART_OF, k8s_names.CLUSTER_LABEL):
+    for key in (k8s_names.MANAGED_BY, k8s_names.CLUSTER_LABEL):
         assert _ok("label", key)
     assert _ok("label-value", k8s_names.MANAGER)
     for name in (k8s_names.LEDGER_CONFIGMAP, k8s_names.NODE_HOOKS_CONFIGMAP):
@@ -123,20 +125,67 @@ def test_preflights_check_agrees_with_the_lab(rule):
         assert (not k8s_names.problems(rule, value)) == _ok(rule, value), (rule, value)
 
 
-def test_names_built_from_inputs():
-    assert _ok("Namespace", k8s_names.cluster_namespace(LONGEST_ID))
-    for provider in ("aws", "gcp"):
-        name = k8s_names.credential_secret_name(provider, LONGEST_ID)
-        assert kkp_credentials.credential_secret_name(provider, LONGEST_ID) == name
-        assert _ok("Secret", name) and _ok("label-value", name)
-    assert not _ok("label-value", k8s_names.credential_secret_name("gcp", LONGEST_ID + "x"))
+def _task(path, name):
+    with open(os.path.join(REPO, path)) as fh:
+        return next(t for t in yaml.safe_load(fh) if t["name"] == name)
+
+
+def _preflight_names(cluster_id, ingress_service, target_cloud="aws", target_md="",
+                     ledger="cloudhop-migration"):
+    """The names preflight's check builds, rendered from the roles' own YAML (the expressions
+    the phases write with), with the collection's filters."""
+    env = jinja2.Environment()
+    env.filters.update(("cloudhop.k8s_migration." + k, v)
+                       for k, v in migration_filters.FilterModule().filters().items())
+    names = _task("roles/preflight/tasks/main.yml", "Check the names this migration will write")
+    target = _task("roles/cloudhop/tasks/nodes.yml", "The nodes of this cluster")
+
+    def value(text, scope):
+        text = str(text)
+        if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+            return env.compile_expression(text[2:-2].strip())(**scope)
+        return env.from_string(text).render(**scope)
+
+    scope = {"cloudhop_cluster_id": cluster_id, "cloudhop_target_cloud": target_cloud,
+             "cloudhop_ledger_name": ledger, "cloudhop_target_machinedeployment": target_md,
+             "cloudhop_ingress_service": {"namespace": "ingress-nginx",
+                                          "name": ingress_service["metadata"]["name"]},
+             "preflight_ingress": {"resources": [ingress_service]}}
+    scope["cloudhop_target_md"] = value(
+        target["ansible.builtin.set_fact"]["cloudhop_target_md"], scope)
+    scope["preflight_lb"] = value(names["vars"]["preflight_lb"], scope)
+    return [dict(item, name=value(item["name"], scope)) for item in names["vars"]["preflight_names"]]
+
+
+METALLB = {"metadata": {"name": "ingress-nginx-controller",
+                        "annotations": {"metallb.universe.tf/address-pool": "vsphere"}}}
+
+
+def test_names_built_from_inputs_pass_the_lab_at_the_longest_cluster_id():
     for cloud in ("aws", "gcp"):
-        assert _ok("Service", k8s_names.second_ingress_service("ingress-nginx-controller", cloud))
-        assert _ok("dns1123-label", k8s_names.target_machinedeployment("", cloud))
-    # a 60-character Service name plus "-aws" is a name kube-apiserver refuses: preflight says so
-    long_svc = "s" * 60
-    problems = k8s_names.check([{"var": "cloudhop_ingress_service", "rule": "Service",
-                                 "name": k8s_names.second_ingress_service(long_svc, "aws")}])
-    assert not _ok("Service", k8s_names.second_ingress_service(long_svc, "aws"))
-    assert problems and problems[0].startswith("cloudhop_ingress_service: ")
+        names = _preflight_names(LONGEST_ID, METALLB, cloud)
+        assert k8s_names.check(names) == []
+        for item in names:
+            assert _ok(item["rule"], item["name"]), item
+        by_var = {(n["var"], n["rule"]): n["name"] for n in names}
+        assert by_var[("cloudhop_ingress_service", "Service")] == "ingress-nginx-controller-" + cloud
+        assert by_var[("cloudhop_target_machinedeployment", "dns1123-label")] == cloud + "-workers"
+        assert by_var[("cloudhop_cluster_id", "Namespace")] == "cluster-" + LONGEST_ID
+    # the module's credential Secret is the name preflight checks
+    assert k8s_names.credential_secret_name("gcp", LONGEST_ID) in [
+        n["name"] for n in _preflight_names(LONGEST_ID, METALLB, "gcp")]
+
+
+def test_preflight_refuses_what_the_lab_refuses():
+    long_svc = dict(METALLB, metadata=dict(METALLB["metadata"], name="s" * 60))
+    problems = k8s_names.check(_preflight_names("x8p9sk2tzv", long_svc))
+    assert len(problems) == 1 and problems[0].startswith("cloudhop_ingress_service: ")
     assert "at most 63 characters (it has 64)" in problems[0]
+    assert not _ok("Service", "s" * 60 + "-aws")
+    # without MetalLB there is no second Service, and the 60-character name itself is fine
+    plain = {"metadata": {"name": "s" * 60}}
+    assert k8s_names.check(_preflight_names("x8p9sk2tzv", plain)) == []
+    too_long_id = LONGEST_ID + "x"
+    assert [p.split(":")[0] for p in k8s_names.check(_preflight_names(too_long_id, METALLB, "gcp"))] \
+        == ["cloudhop_cluster_id"]
+    assert not _ok("label-value", k8s_names.credential_secret_name("gcp", too_long_id))
