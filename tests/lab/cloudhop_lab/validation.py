@@ -199,17 +199,18 @@ def _path_segment(value):
 
 
 # NameIsDNSSubdomain unless named here (pkg/apis/*/validation: ValidateServiceName is
-# NameIsDNS1035Label, ValidateNamespaceName ValidateNamespaceName = a DNS-1123 label, RBAC names
-# path segments)
+# NameIsDNS1035Label, ValidateNamespaceName a DNS-1123 label, RBAC names path segments)
 NAME_RULES = {"Service": dns1035_label, "Namespace": dns1123_label,
               "Role": _path_segment, "RoleBinding": _path_segment, "ClusterRole": _path_segment,
               "ClusterRoleBinding": _path_segment}
 
 
 def name_errors(kind, name, prefix=False):
-    """The kind's ValidateNameFunc; a generateName (``prefix``) may end with '-'."""
-    if prefix and kind not in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
-        name = name[:-1] + "a" if name.endswith("-") else name
+    """The kind's ValidateNameFunc; a generateName (``prefix``) may end with '-' (apimachinery's
+    maskTrailingDash replaces the last two characters with "a" before checking)."""
+    if prefix and kind not in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding") and \
+            len(name) > 1 and name.endswith("-"):
+        name = name[:-2] + "a"
     return NAME_RULES.get(kind, dns1123_subdomain)(name)
 
 

@@ -115,6 +115,9 @@ def test_generate_name_is_checked_and_may_end_with_a_dash(api):
     assert made["metadata"]["name"].startswith("run-")
     err = _refused(api, "ConfigMap", _obj("ConfigMap", metadata={"generateName": "Run_"}))
     assert ("metadata.generateName", "FieldValueInvalid") in _causes(err)
+    # maskTrailingDash leaves a lone "-" as it is
+    err = _refused(api, "ConfigMap", _obj("ConfigMap", metadata={"generateName": "-"}))
+    assert ("metadata.generateName", "FieldValueInvalid") in _causes(err)
 
 
 @pytest.mark.parametrize("labels,field_value", [
