@@ -95,7 +95,9 @@ def down(quiet=False):
         etc = os.path.join("/etc/netns", name)
         if os.path.isdir(etc):
             shutil.rmtree(etc, ignore_errors=True)
-    for f in ("labd.pid", "labd.ready", "labd.sock", "probe.pid"):
+    probes = [f for f in os.listdir(d) if f.startswith("probe") and f.endswith(".pid")] \
+        if os.path.isdir(d) else []
+    for f in ["labd.pid", "labd.ready", "labd.sock"] + probes:
         try:
             os.unlink(os.path.join(d, f))
         except FileNotFoundError:
@@ -134,9 +136,13 @@ def _pki(directory, opts):
     pki.write_pair(directory, "apiserver", api_cert, api_key)
     srv_cert, srv_key = ca.issue("openvpn-server", server=True)
     cli_cert, cli_key = ca.issue("user-cluster-client", client=True)
+    # the move world's app: one certificate for its hosts (Secret shop-tls)
+    shop_cert, shop_key = ca.issue("shop.example.test", server=True,
+                                   sans=list(fixture.SHOP_HOSTS))
     material = {"ca_crt": ca.cert_pem.decode(), "server_crt": srv_cert.decode(),
                 "server_key": srv_key.decode(), "client_crt": cli_cert.decode(),
-                "client_key": cli_key.decode()}
+                "client_key": cli_key.decode(), "shop_crt": shop_cert.decode(),
+                "shop_key": shop_key.decode()}
     fd = os.open(os.path.join(directory, "material.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                  0o600)
     with os.fdopen(fd, "w") as fh:
@@ -180,9 +186,15 @@ def up(options):
             os.unlink(p)
     opts = dict(fixture.DEFAULTS)
     opts.update({k: v for k, v in options.items() if v is not None})
+    if opts["world"] == "move" and int(opts["clusters"]) != 1:
+        raise SystemExit("lab up: --world move has two clusters of its own (old and new); "
+                         "--clusters applies to the migrate world only")
+    if not 1 <= int(opts["clusters"]) <= 20:
+        raise SystemExit("lab up: --clusters must be between 1 and 20")
+    specs = fixture.cluster_specs(opts)
     _pki(os.path.join(d, "pki"), opts)
     _ssh_keypair(os.path.join(d, "ssh"))
-    config = {"bind": "127.0.0.1", "seed_port": 6443, "user_port": 7443,
+    config = {"bind": "127.0.0.1", "seed_port": 6443, "user_port": specs[0]["port"],
               "admin_token": secrets.token_urlsafe(24),
               "migrator_token": secrets.token_urlsafe(24), "options": opts}
     with open(os.path.join(d, "config.json"), "w", encoding="utf-8") as fh:
@@ -191,14 +203,17 @@ def up(options):
     ca = os.path.join(d, "pki", "ca.crt")
     _kubeconfig(os.path.join(d, "seed.kubeconfig"), "lab-seed",
                 "https://127.0.0.1:%d" % config["seed_port"], ca, config["admin_token"])
-    _kubeconfig(os.path.join(d, "user.kubeconfig"), "lab-user",
-                "https://127.0.0.1:%d" % config["user_port"], ca, config["admin_token"])
+    for spec in specs:
+        _kubeconfig(os.path.join(d, spec["name"] + ".kubeconfig"), "lab-" + spec["name"],
+                    "https://127.0.0.1:%d" % spec["port"], ca, config["admin_token"])
     if opts.get("rbac"):
-        for name, port in (("seed", config["seed_port"]), ("user", config["user_port"])):
+        for name, port in [("seed", config["seed_port"])] + [(c["name"], c["port"])
+                                                             for c in specs]:
             _kubeconfig(os.path.join(d, name + "-migrator.kubeconfig"), "lab-" + name,
                         "https://127.0.0.1:%d" % port, ca, config["migrator_token"])
-    write_plugin_config(d, opts["md_name"], opts)
-    write_migration_inventory(d, opts)
+    for spec in specs:
+        write_plugin_config(d, spec["md_name"], opts, spec)
+    write_migration_inventory(d, opts, specs)
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with
@@ -220,8 +235,10 @@ def up(options):
     elapsed = time.monotonic() - started
     with open(os.path.join(d, "lab-up.json"), "w", encoding="utf-8") as fh:
         json.dump({"seconds": round(elapsed, 3), "options": opts}, fh)
-    print("lab up in %.1fs: seed %s, user %s (run commands with tests/lab/run)"
-          % (elapsed, os.path.join(d, "seed.kubeconfig"), os.path.join(d, "user.kubeconfig")))
+    print("lab up in %.1fs: seed %s, %s (run commands with tests/lab/run)"
+          % (elapsed, os.path.join(d, "seed.kubeconfig"), ", ".join(
+              "%s %s (%s)" % (c["name"], os.path.join(d, c["name"] + ".kubeconfig"),
+                              c["cluster_id"]) for c in specs)))
 
 
 def admin(request):
@@ -239,15 +256,21 @@ def admin(request):
     return json.loads(buf)
 
 
-def wait_app(timeout=60, streak=10):
+def wait_app(timeout=60, streak=10, urls=None, host=None):
     """Until the app answers through DNS and its load balancer ``streak`` times in a row (every
-    ingress pod has its backends), from clh-client."""
+    ingress pod has its backends), from clh-client: app.example.test, or ``host``, or every
+    one of ``urls``."""
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
+    target = ["--cacert", os.path.join(lab_dir(), "pki", "ca.crt")] + (
+        ["--host", host] if host else [])
+    for url in urls or []:
+        target += ["--url", url]
     deadline, good, failures = time.monotonic() + timeout, 0, {}
     while good < streak:
         proc = subprocess.run(
             ["nsenter", "--net=/run/netns/" + CLIENT_NS, sys.executable, "-m", "cloudhop_lab.probe",
-             "--dns", "198.18.0.53", "--log", os.devnull, "--summary", os.devnull, "--check"],
+             "--dns", "198.18.0.53", "--log", os.devnull, "--summary", os.devnull, "--check"]
+            + target,
             env=env, cwd=REPO, check=False, capture_output=True, text=True)
         ok = proc.returncode == 0
         good = good + 1 if ok else 0
@@ -264,32 +287,53 @@ def wait_app(timeout=60, streak=10):
             time.sleep(0.2)
 
 
-def probe(action, rate=None, wait_ready=False):
-    """Start/stop the traffic probe (in clh-client, on the internet segment)."""
+def shop_urls():
+    """Every host and path of the move world's shop app, over HTTP and HTTPS."""
+    return ["%s://%s%s" % (scheme, host, path) for scheme in ("http", "https")
+            for host in fixture.SHOP_HOSTS for path, _app in fixture.SHOP_ROUTES[host]]
+
+
+def probe_files(name=None):
+    """(log, summary, pid file) of the probe called ``name`` (None: the default probe)."""
     d = lab_dir()
-    pidfile = os.path.join(d, "probe.pid")
-    summary = os.path.join(d, "probe-summary.json")
+    stem = "probe" + ("-" + name if name else "")
+    return (os.path.join(d, stem + ".jsonl"), os.path.join(d, stem + "-summary.json"),
+            os.path.join(d, stem + ".pid"))
+
+
+def probe(action, rate=None, wait_ready=False, name=None, urls=None, stale=False, host=None):
+    """Start/stop a traffic probe (in clh-client, on the internet segment). Probes run side by
+    side under different names, each with its own log, summary and pid file."""
+    d = lab_dir()
+    log, summary, pidfile = probe_files(name)
     if action == "start":
         if os.path.exists(pidfile):
             raise SystemExit("the probe is already running (pid file %s)" % pidfile)
         # one run, one log: the summary describes the same requests the log holds
-        for stale in ("probe.jsonl", "probe-summary.json"):
-            if os.path.exists(os.path.join(d, stale)):
-                os.unlink(os.path.join(d, stale))
+        for stale_file in (log, summary):
+            if os.path.exists(stale_file):
+                os.unlink(stale_file)
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab"))
         if wait_ready:
             # measure the migration, not the lab's boot: start once the app answers
-            wait_app()
+            wait_app(urls=urls, host=host)
+        extra = ["--cacert", os.path.join(d, "pki", "ca.crt")]
+        for url in urls or []:
+            extra += ["--url", url]
+        if host:
+            extra += ["--host", host]
+        if stale:
+            extra.append("--stale")
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             ["nsenter", "--net=/run/netns/" + CLIENT_NS, sys.executable, "-m",
              "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
-             "--log", os.path.join(d, "probe.jsonl"), "--summary", summary],
+             "--log", log, "--summary", summary] + extra,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(d, "probe.log"), "ab"),  # pylint: disable=R1732
             start_new_session=True, env=env, cwd=REPO)
         with open(pidfile, "w", encoding="utf-8") as fh:
             fh.write(str(proc.pid))
-        print("probe started (pid %d): %s" % (proc.pid, os.path.join(d, "probe.jsonl")))
+        print("probe %sstarted (pid %d): %s" % ((name + " ") if name else "", proc.pid, log))
         return
     if action == "stop" and os.path.exists(pidfile):
         with open(pidfile, encoding="utf-8") as fh:
@@ -314,7 +358,10 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 def audit(action, since=None):
     """Audit-log marks for tests: ``mark`` -> sizes; ``writes`` -> what was written since."""
     d = lab_dir()
-    paths = {c: os.path.join(d, "audit-%s.jsonl" % c) for c in ("seed", "user")}
+    # the seed's and every user cluster's (audit-user.jsonl, audit-user2.jsonl, audit-new.jsonl)
+    names = sorted(f[len("audit-"):-len(".jsonl")] for f in os.listdir(d)
+                   if f.startswith("audit-") and f.endswith(".jsonl")) if os.path.isdir(d) else []
+    paths = {c: os.path.join(d, "audit-%s.jsonl" % c) for c in set(names) | {"seed", "user"}}
     if action == "mark":
         return {c: os.path.getsize(p) if os.path.exists(p) else 0 for c, p in paths.items()}
     out = {"writes": [], "dry_run_writes": [], "requests": 0}
@@ -343,10 +390,16 @@ def run_env():
     os.makedirs(tmp, mode=0o700, exist_ok=True)
     # ssh's ControlPath names a master connection by host, port and user: a second lab has the
     # same node addresses, so each lab keeps its masters in its own directory
-    return {"CLH_LAB_DIR": d, "CLH_INSTANCE": INSTANCE, "TMPDIR": tmp,
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(d, "cp"),
-            "CLH_SEED_KUBECONFIG": os.path.join(d, "seed.kubeconfig"),
-            "CLH_USER_KUBECONFIG": os.path.join(d, "user.kubeconfig")}
+    out = {"CLH_LAB_DIR": d, "CLH_INSTANCE": INSTANCE, "TMPDIR": tmp,
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(d, "cp"),
+           "CLH_SEED_KUBECONFIG": os.path.join(d, "seed.kubeconfig"),
+           "CLH_USER_KUBECONFIG": os.path.join(d, "user.kubeconfig")}
+    # every further cluster's: CLH_NEW_KUBECONFIG (move world), CLH_USER2_KUBECONFIG, ...
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if name.endswith(".kubeconfig") and "-migrator" not in name and \
+                name not in ("seed.kubeconfig", "user.kubeconfig"):
+            out["CLH_%s_KUBECONFIG" % name[:-len(".kubeconfig")].upper()] = os.path.join(d, name)
+    return out
 
 
 def main(argv=None):
@@ -376,19 +429,47 @@ def main(argv=None):
                            ".lab/rbac-used.jsonl")
     p_up.add_argument("--no-dataplane", dest="dataplane", action="store_false", default=None,
                       help="API servers and controllers only: no namespaces for nodes or pods")
+    p_up.add_argument("--clusters", type=int,
+                      help="N user clusters on the one seed (default 1): user, user2, ... each "
+                           "with its own id, API server, nodes, echo app, load balancer and "
+                           "record app<k>.example.test, and a host in .lab/user_clusters.yml")
+    p_up.add_argument("--world", choices=["migrate", "move"],
+                      help="move: the old cluster (vSphere, with the shop app over HTTP and "
+                           "HTTPS) and a new cluster on AWS (new.kubeconfig), for the "
+                           "cluster-to-cluster move")
+    p_up.add_argument("--same-pod-cidr", action="store_true", default=None,
+                      help="move world: the new cluster uses the old one's pod CIDR, as two "
+                           "KKP clusters do by default")
     sub.add_parser("down", help="stop the lab and remove its namespaces")
-    sub.add_parser("wait-app", help="wait until the app answers 10 times in a row")
+    p_wait = sub.add_parser("wait-app", help="wait until the app answers 10 times in a row")
+    p_wait.add_argument("--host", help="the app's host (default app.example.test)")
+    p_wait.add_argument("--shop", action="store_true",
+                        help="every host and path of the move world's shop app, HTTP and HTTPS")
     sub.add_parser("status")
     p_probe = sub.add_parser("probe", help="traffic probe: start | stop | summary")
     p_probe.add_argument("action", choices=["start", "stop", "summary"])
     p_probe.add_argument("--rate", type=float, default=20.0)
     p_probe.add_argument("--wait-ready", action="store_true",
                          help="start once the app answers (after lab up)")
+    p_probe.add_argument("--name", help="a probe of its own: .lab/probe-NAME.jsonl, "
+                                        "probe-NAME-summary.json")
+    p_probe.add_argument("--host", help="probe http://HOST/ (default app.example.test)")
+    p_probe.add_argument("--url", action="append", help="a URL to probe (repeatable)")
+    p_probe.add_argument("--shop", action="store_true",
+                         help="every host and path of the move world's shop app, HTTP and "
+                              "HTTPS")
+    p_probe.add_argument("--stale", action="store_true",
+                         help="resolve once and keep that address, like a client that "
+                              "ignores the TTL (the stale-DNS probe)")
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
     p_admin.add_argument("json")
     p_audit = sub.add_parser("audit", help="audit log: mark | writes --since MARK (JSON)")
     p_audit.add_argument("action", choices=["mark", "writes"])
     p_audit.add_argument("--since", type=json.loads, default=None)
+    p_link = sub.add_parser("link", help="a peering between two cloud networks (what a VPC "
+                                         "peering or site-to-site VPN gives): up | down | status")
+    p_link.add_argument("action", choices=["up", "down", "status"])
+    p_link.add_argument("clouds", nargs="*", help="two of vsphere, aws, gcp")
     p_run = sub.add_parser("run", help="run a command inside clh-ctl (clh<instance>-ctl) with the lab environment")
     p_run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -397,20 +478,28 @@ def main(argv=None):
             "app_replicas": args.app_replicas, "cluster_id": args.cluster_id,
             "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
             "dataplane": args.dataplane, "konnectivity": args.konnectivity,
-            "rbac": args.rbac})
+            "rbac": args.rbac, "clusters": args.clusters, "world": args.world,
+            "same_pod_cidr": args.same_pod_cidr})
     elif args.cmd == "down":
         down()
     elif args.cmd == "wait-app":
-        wait_app()
+        wait_app(urls=shop_urls() if args.shop else None, host=args.host)
     elif args.cmd == "audit":
         print(json.dumps(audit(args.action, args.since)))
     elif args.cmd == "probe":
-        probe(args.action, args.rate, args.wait_ready)
+        probe(args.action, args.rate, args.wait_ready, name=args.name,
+              urls=(args.url or []) + (shop_urls() if args.shop else []) or None,
+              stale=args.stale, host=args.host)
     elif args.cmd == "status":
         print(json.dumps({"namespaces": lab_namespaces(),
                           "daemon": admin({"cmd": "stats"})
                           if os.path.exists(os.path.join(lab_dir(), "labd.sock")) else None},
                          indent=2))
+    elif args.cmd == "link":
+        reply = admin({"cmd": "link", "action": args.action, "between": args.clouds})
+        print(json.dumps(reply))
+        if not reply.get("ok"):
+            raise SystemExit(1)
     elif args.cmd == "admin":
         print(json.dumps(admin(json.loads(args.json))))
     elif args.cmd == "run":

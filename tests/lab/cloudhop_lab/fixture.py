@@ -4,6 +4,7 @@ openvpn-client in the user cluster (a konnectivity-agent instead), so the migrat
 its own VPN hub."""
 
 import base64
+import hashlib
 import ipaddress
 
 from .controllers.kkp import openvpn_deployment
@@ -35,6 +36,11 @@ DEFAULTS = {
     # the lowered TTL the lab's migration inventory asks for around the DNS switch
     "migration_dns_ttl": 5,
     "md_name": "to-migrate-vsphere-node",
+    # several user clusters on the seed (lab up --clusters N), or the move world (--world move:
+    # the old cluster with the shop app, and a new cluster on AWS)
+    "clusters": 1,
+    "world": "migrate",
+    "same_pod_cidr": False,
     "vsphere_username": "lab-vsphere-user@vsphere.local",
     "vsphere_password": "lab-vsphere-password-not-real",
 }
@@ -129,35 +135,12 @@ def openvpn_client_config(opts):
         "key /etc/openvpn/certs/client.key", "verb 3", ""])
 
 
-def seed_objects(opts, pki_material):
-    cid, pid = opts["cluster_id"], opts["project_id"]
-    group = KKP_GROUPS[opts["legacy_api"]]
-    cns = "cluster-" + cid
-    cred_name = "credential-vsphere-" + cid
-    cluster = {
-        "apiVersion": group + "/v1", "kind": "Cluster",
-        "metadata": {"name": cid, "labels": {"project-id": pid}},
-        "spec": {
-            "humanReadableName": "to-migrate", "version": opts["kubelet_version"],
-            "exposeStrategy": "NodePort", "pause": False, "enableUserSSHKeyAgent": True,
-            "containerRuntime": "containerd",
-            "cloud": {"dc": "vsphere-dc1", "vsphere": {
-                "credentialsReference": {"name": cred_name, "namespace": "kubermatic"},
-                "username": "", "password": "",
-                "folder": "/dc1/vm/kubermatic/" + cid, "datastore": "datastore1",
-                "vmNetName": "kubermatic-workers", "storagePolicy": "",
-                "infraManagementUser": {"username": "", "password": ""}}},
-            "clusterNetwork": {"pods": {"cidrBlocks": [opts["pod_cidr"]]},
-                               "services": {"cidrBlocks": [opts["service_cidr"]]},
-                               "dnsDomain": "cluster.local", "proxyMode": "ipvs",
-                               "ipFamily": "IPv4", "nodeCidrMaskSizeIPv4": 24,
-                               "nodeLocalDNSCacheEnabled": True,
-                               "konnectivityEnabled": bool(opts["konnectivity"])},
-        },
-    }
+def seed_shared_objects(opts):
+    """What the seed has once, whatever its user clusters: the Cluster CRD, namespace kubermatic
+    and the seed node."""
     return [
         cluster_crd(opts["legacy_api"]),
-        _ns("kubermatic"), _ns(cns),
+        _ns("kubermatic"),
         {"apiVersion": "v1", "kind": "Node",
          "metadata": {"name": "seed-node-1", "labels": {"kubernetes.io/hostname": "seed-node-1"}},
          "spec": {"podCIDR": str(list(ipaddress.ip_network(opts["seed_pod_cidr"])
@@ -167,12 +150,62 @@ def seed_objects(opts, pki_material):
                                           opts["kubelet_version"], "ubuntu"),
                     "conditions": [{"type": "Ready", "status": "True",
                                     "reason": "KubeletReady"}]}},
+    ]
+
+
+def _cloud_spec(opts, cid, cred_name):
+    if opts.get("cloud", "vsphere") == "aws":
+        return {"dc": "aws-eu-central-1a", "aws": {
+            "credentialsReference": {"name": cred_name, "namespace": "kubermatic"},
+            "vpcID": "vpc-0cloudhoplab", "securityGroupID": "sg-0cloudhoplab",
+            "routeTableID": "rtb-0cloudhoplab", "instanceProfileName": "kubernetes-" + cid,
+            "roleARN": "", "accessKeyID": "", "secretAccessKey": ""}}
+    return {"dc": "vsphere-dc1", "vsphere": {
+        "credentialsReference": {"name": cred_name, "namespace": "kubermatic"},
+        "username": "", "password": "",
+        "folder": "/dc1/vm/kubermatic/" + cid, "datastore": "datastore1",
+        "vmNetName": "kubermatic-workers", "storagePolicy": "",
+        "infraManagementUser": {"username": "", "password": ""}}}
+
+
+def _credential_data(opts):
+    if opts.get("cloud", "vsphere") == "aws":
+        return {"accessKeyId": _b64("AKIACLOUDHOPLAB00002"),
+                "secretAccessKey": _b64("cloudhopLabNewClusterSecretKey000000000x")}
+    return {"username": _b64(opts["vsphere_username"]),
+            "password": _b64(opts["vsphere_password"])}
+
+
+def seed_objects(opts, pki_material, shared=True):
+    """The seed's objects of one user cluster (and, with ``shared``, those it has once)."""
+    cid, pid = opts["cluster_id"], opts["project_id"]
+    group = KKP_GROUPS[opts["legacy_api"]]
+    cns = "cluster-" + cid
+    cred_name = "credential-%s-%s" % (opts.get("cloud", "vsphere"), cid)
+    cluster = {
+        "apiVersion": group + "/v1", "kind": "Cluster",
+        "metadata": {"name": cid, "labels": {"project-id": pid}},
+        "spec": {
+            "humanReadableName": opts.get("human_name", "to-migrate"),
+            "version": opts["kubelet_version"],
+            "exposeStrategy": "NodePort", "pause": False, "enableUserSSHKeyAgent": True,
+            "containerRuntime": "containerd",
+            "cloud": _cloud_spec(opts, cid, cred_name),
+            "clusterNetwork": {"pods": {"cidrBlocks": [opts["pod_cidr"]]},
+                               "services": {"cidrBlocks": [opts["service_cidr"]]},
+                               "dnsDomain": "cluster.local", "proxyMode": "ipvs",
+                               "ipFamily": "IPv4", "nodeCidrMaskSizeIPv4": 24,
+                               "nodeLocalDNSCacheEnabled": True,
+                               "konnectivityEnabled": bool(opts["konnectivity"])},
+        },
+    }
+    return (seed_shared_objects(opts) if shared else []) + [
+        _ns(cns),
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": cred_name, "namespace": "kubermatic",
                       "labels": {"name": cred_name, "project-id": pid}},
          "type": "Opaque",
-         "data": {"username": _b64(opts["vsphere_username"]),
-                  "password": _b64(opts["vsphere_password"])}},
+         "data": _credential_data(opts)},
         cluster,
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "ca", "namespace": cns}, "type": "Opaque",
@@ -206,6 +239,17 @@ def _ns(name):
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def _machine_spec(opts, cid):
+    if opts.get("cloud", "vsphere") == "aws":
+        return {"region": "eu-central-1", "availabilityZone": "eu-central-1a",
+                "instanceType": "t3.large", "vpcId": "vpc-0cloudhoplab",
+                "subnetId": "subnet-0cloudhoplab", "diskSize": 50, "diskType": "gp3"}
+    return {"templateVMName": "ubuntu-22.04-server-cloudimg",
+            "cpus": 2, "memoryMB": 4096, "diskSizeGB": 50,
+            "datacenter": "dc1", "folder": "/dc1/vm/kubermatic/" + cid,
+            "vmNetName": "kubermatic-workers", "allowInsecure": False}
+
+
 def machine_deployment(opts, ssh_public_key, name=None, replicas=None):
     cid, pid = opts["cluster_id"], opts["project_id"]
     name = name or opts["md_name"]
@@ -225,12 +269,8 @@ def machine_deployment(opts, ssh_public_key, name=None, replicas=None):
                 "spec": {
                     "metadata": {"labels": {"system/cluster": cid, "system/project": pid}},
                     "providerSpec": {"value": {
-                        "cloudProvider": "vsphere",
-                        "cloudProviderSpec": {
-                            "templateVMName": "ubuntu-22.04-server-cloudimg",
-                            "cpus": 2, "memoryMB": 4096, "diskSizeGB": 50,
-                            "datacenter": "dc1", "folder": "/dc1/vm/kubermatic/" + cid,
-                            "vmNetName": "kubermatic-workers", "allowInsecure": False},
+                        "cloudProvider": opts.get("cloud", "vsphere"),
+                        "cloudProviderSpec": _machine_spec(opts, cid),
                         "operatingSystem": "ubuntu",
                         "operatingSystemSpec": {"distUpgradeOnBoot": False,
                                                 "disableAutoUpdate": True},
@@ -276,15 +316,13 @@ def openvpn_client_pod_spec():
 
 
 def user_objects(opts, pki_material, ssh_public_key):
-    host = opts["app_host"]
     underlay_mtu = 1500
     canal_labels = {"k8s-app": "canal"}
     vpn_labels = {"app": "openvpn-client"}
-    echo = {"app": "echo"}
     ingress = {"app.kubernetes.io/name": "ingress-nginx",
                "app.kubernetes.io/component": "controller"}
     return machine_crds() + [
-        _ns("ingress-nginx"), _ns("echo"),
+        _ns("ingress-nginx"),
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "canal-config", "namespace": "kube-system"},
          "data": {"canal_iface": "", "masquerade": "true",
@@ -333,35 +371,9 @@ def user_objects(opts, pki_material, ssh_public_key):
                                "spec": openvpn_client_pod_spec()}}},
     ]) + [
         machine_deployment(opts, ssh_public_key),
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "echo", "namespace": "echo", "labels": echo},
-         "spec": {"replicas": opts["app_replicas"], "selector": {"matchLabels": echo},
-                  "template": {"metadata": {"labels": echo},
-                               "spec": {"terminationGracePeriodSeconds": 10, "containers": [{
-                                   "name": "echo", "image": "cloudhop/echo:lab",
-                                   # graceful shutdown as zero-downtime apps do it: keep
-                                   # serving until the endpoints have dropped the pod
-                                   "lifecycle": {"preStop": {"exec": {
-                                       "command": ["sleep", "2"]}}},
-                                   "ports": [{"containerPort": 8080, "name": "http"}],
-                                   "readinessProbe": {"httpGet": {"path": "/healthz",
-                                                                  "port": 8080},
-                                                      "periodSeconds": 1}}]}}}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "echo", "namespace": "echo", "labels": echo},
-         "spec": {"selector": echo,
-                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
-        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-         "metadata": {"name": "echo", "namespace": "echo"},
-         "spec": {"minAvailable": max(1, opts["app_replicas"] - 1),
-                  "selector": {"matchLabels": echo}}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-         "metadata": {"name": "echo", "namespace": "echo"},
-         "spec": {"ingressClassName": "nginx",
-                  "rules": [{"host": host, "http": {"paths": [{
-                      "path": "/", "pathType": "Prefix",
-                      "backend": {"service": {"name": "echo",
-                                              "port": {"number": 80}}}}]}}]}},
+    ] + (echo_app(opts) if opts.get("echo_app", True) else []) + (
+        shop_app(opts, pki_material) if opts.get("shop_app") else []) + (
+        [_ns(opts["app_namespace"])] if opts.get("app_namespace") else []) + [
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
                       "labels": ingress},
@@ -390,12 +402,146 @@ def user_objects(opts, pki_material, ssh_public_key):
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
                       "labels": ingress,
-                      "annotations": {"metallb.universe.tf/address-pool": "vsphere-public"}},
+                      # MetalLB on vSphere; on AWS the cloud controller's load balancer
+                      "annotations": {"metallb.universe.tf/address-pool": "vsphere-public"}
+                      if opts.get("cloud", "vsphere") == "vsphere" else {}},
          "spec": {"type": "LoadBalancer", "selector": ingress,
                   "ports": [{"name": "http", "port": 80, "targetPort": "http"},
                             {"name": "https", "port": 443, "targetPort": "https"}]}},
     ]
 
 
+def _echo_pod_spec():
+    return {"terminationGracePeriodSeconds": 10, "containers": [{
+        "name": "echo", "image": "cloudhop/echo:lab",
+        # graceful shutdown as zero-downtime apps do it: keep serving until the endpoints have
+        # dropped the pod
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}},
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
+                           "periodSeconds": 1}}]}
+
+
+def echo_app(opts):
+    """The first use case's app: echo (3 replicas, PDB, Service, Ingress on app_host)."""
+    echo = {"app": "echo"}
+    return [
+        _ns("echo"),
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "echo", "namespace": "echo", "labels": echo},
+         "spec": {"replicas": opts["app_replicas"], "selector": {"matchLabels": echo},
+                  "template": {"metadata": {"labels": echo}, "spec": _echo_pod_spec()}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "echo", "namespace": "echo", "labels": echo},
+         "spec": {"selector": echo,
+                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": "echo", "namespace": "echo"},
+         "spec": {"minAvailable": max(1, opts["app_replicas"] - 1),
+                  "selector": {"matchLabels": echo}}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": "echo", "namespace": "echo"},
+         "spec": {"ingressClassName": "nginx",
+                  "rules": [{"host": opts["app_host"], "http": {"paths": [{
+                      "path": "/", "pathType": "Prefix",
+                      "backend": {"service": {"name": "echo",
+                                              "port": {"number": 80}}}}]}}]}},
+    ]
+
+
+SHOP_NS = "shop"
+# the move world's app: Deployment -> (host, path) of its Ingress rules
+SHOP_ROUTES = {"shop.example.test": [("/", "web"), ("/cart", "cart"), ("/static", "static")],
+               "api.example.test": [("/", "api"), ("/static", "static")]}
+SHOP_HOSTS = sorted(SHOP_ROUTES)
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
+
+
+def shop_app(opts, pki_material):
+    """The second use case's app in the old cluster: four Deployments (web, api, cart, static)
+    with Services and PDBs, Ingress rules on two hosts and several paths, TLS from the lab CA
+    (Secret shop-tls, terminated by ingress-nginx). HTTP is served too (ssl-redirect off, as
+    apps behind a TLS-terminating ingress often keep it during a move)."""
+    out = [_ns(SHOP_NS),
+           {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "shop-tls", "namespace": SHOP_NS},
+            "data": {"tls.crt": _b64(pki_material["shop_crt"]),
+                     "tls.key": _b64(pki_material["shop_key"])}}]
+    for name in ("web", "api", "cart", "static"):
+        labels = {"app": name}
+        out += [
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": name, "namespace": SHOP_NS, "labels": dict(labels)},
+             "spec": {"replicas": opts.get("shop_replicas", 2),
+                      "selector": {"matchLabels": dict(labels)},
+                      "template": {"metadata": {"labels": dict(labels)},
+                                   "spec": _echo_pod_spec()}}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": name, "namespace": SHOP_NS, "labels": dict(labels)},
+             "spec": {"selector": dict(labels),
+                      "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": name, "namespace": SHOP_NS},
+             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(labels)}}}]
+    for host in SHOP_HOSTS:
+        out.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": host.split(".")[0], "namespace": SHOP_NS,
+                         "annotations": {SSL_REDIRECT: "false"}},
+            "spec": {"ingressClassName": "nginx",
+                     "tls": [{"hosts": [host], "secretName": "shop-tls"}],
+                     "rules": [{"host": host, "http": {"paths": [
+                         {"path": path, "pathType": "Prefix",
+                          "backend": {"service": {"name": svc, "port": {"number": 80}}}}
+                         for path, svc in SHOP_ROUTES[host]]}}]}})
+    return out
+
+
 def base_namespaces():
     return [_ns(n) for n in ("default", "kube-system", "kube-public", "kube-node-lease")]
+
+
+def derived_id(base, index):
+    """A KKP-style cluster id (10 lower-case letters and digits) for the index-th extra cluster,
+    the same on every lab up."""
+    digest = int(hashlib.sha256(("%s/%d" % (base, index)).encode()).hexdigest(), 16)
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # KKP's: no vowels, no 0/1/3
+    out = ""
+    for _i in range(10):
+        digest, rem = divmod(digest, len(alphabet))
+        out += alphabet[rem]
+    return out
+
+
+NEW_POD_CIDR = "172.26.0.0/16"
+NEW_SERVICE_CIDR = "10.240.32.0/20"
+
+
+def cluster_specs(opts):
+    """The user clusters of this lab, each a dict of the fixture options for it: the first is
+    the classic one (``user``: user.kubeconfig, port 7443, app.example.test). ``clusters`` N
+    adds ``user2`` .. ``userN`` (their own ids, API servers, NodePorts, nodes, echo app, load
+    balancer and record ``app<k>.example.test``; the same pod and service CIDRs, as KKP gives
+    every cluster by default). World ``move`` adds ``new``: a cluster on AWS with
+    ingress-nginx and an empty ``shop`` namespace, its own pod and service CIDRs unless
+    ``same_pod_cidr``; the old cluster then also runs the shop app."""
+    first = dict(opts, index=0, name="user", cloud="vsphere", port=7443, seed_netns=None)
+    if opts.get("world") == "move":
+        first["shop_app"] = True
+        new = dict(opts, index=1, name="new", cloud="aws", port=7444,
+                   cluster_id=derived_id(opts["cluster_id"], 1), human_name="move-target",
+                   md_name="new-aws-workers", echo_app=False, app_namespace=SHOP_NS,
+                   app_host=None, vpn_node_port=opts["vpn_node_port"] + 1,
+                   apiserver_node_port=opts["apiserver_node_port"] + 1,
+                   pod_cidr=opts["pod_cidr"] if opts.get("same_pod_cidr") else NEW_POD_CIDR,
+                   service_cidr=NEW_SERVICE_CIDR, konnectivity=False)
+        return [first, new]
+    out = [first]
+    for k in range(1, int(opts.get("clusters") or 1)):
+        out.append(dict(opts, index=k, name="user%d" % (k + 1), cloud="vsphere", port=7443 + k,
+                        cluster_id=derived_id(opts["cluster_id"], k),
+                        human_name="to-migrate-%d" % (k + 1),
+                        app_host="app%d.example.test" % (k + 1),
+                        vpn_node_port=opts["vpn_node_port"] + k,
+                        apiserver_node_port=opts["apiserver_node_port"] + k))
+    return out

@@ -4,6 +4,7 @@ Started by ``python -m cloudhop_lab up`` inside network namespace ``clh-ctl``.
 """
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from . import fixture, rbac, server
 from .api import Api
 from .controllers.core import standard_controllers
 from .controllers.kkp import KKPSeedController
-from .controllers.machines import FakeMachineBackend, MachineController
+from .controllers.machines import CloudRegistry, FakeMachineBackend, MachineController
 from .dataplane.flannel import FlannelAgent
 from .dataplane.ingress import IngressAgent, LoadBalancerController
 from .dataplane.kubeproxy import KubeProxy
@@ -38,6 +39,39 @@ LOG = logging.getLogger("cloudhop_lab")
 CLOUDDNS_ZONE = "example-test"  # the managed zone's name (Cloud DNS names zones apart from dnsName)
 
 
+class UserCluster:
+    """One KKP user cluster of the lab: its API server, the controllers that run inside it
+    (kubelet, scheduler, ...), machine-controller on the seed's side, its pods' runtime, flannel,
+    ingress-nginx, kube-proxy and cloud load balancers. ``spec`` is its fixture options
+    (fixture.cluster_specs)."""
+
+    def __init__(self, lab, spec):
+        self.spec = spec
+        self.name = spec["name"]
+        self.id = spec["cluster_id"]
+        self.api = Api(self.name, service_cidr=spec["service_cidr"])
+        self.flannel = self.ingress = self.runtime = None
+        if lab.topology is not None:
+            self.flannel = FlannelAgent(self.api, spec["pod_cidr"])
+            self.ingress = IngressAgent(self.api, lab.dir)
+            self.runtime = NetnsPodRuntime(self.api, lab.dir, self.flannel, self.ingress,
+                                           cluster=self.id)
+            self.backend = NetnsMachineBackend(spec["networks"], spec["pod_cidr"],
+                                               lab.topology, lab.dir, registry=lab.registry)
+        else:
+            self.backend = FakeMachineBackend(spec["networks"], spec["pod_cidr"],
+                                              registry=lab.registry)
+
+    def controllers(self, lab):
+        out = standard_controllers(self.api, self.runtime)
+        out.append(MachineController(self.api, lab.seed, self.id, self.backend))
+        if self.flannel is not None:
+            out += [self.flannel, self.ingress, KubeProxy(self.api),
+                    LoadBalancerController(self.api, lab.seed, self.id, lab.topology, lab.dir,
+                                           lab.aws, lab.gcp, indexes=lab.lb_indexes)]
+        return out
+
+
 class Lab:
     def __init__(self, lab_dir, config):
         self.dir = lab_dir
@@ -45,7 +79,6 @@ class Lab:
         opts = config["options"]
         self.opts = opts
         self.seed = Api("seed", service_cidr=opts["seed_service_cidr"])
-        self.user = Api("user", service_cidr=opts["service_cidr"])
         self.servers = []
         self.controllers = []
         self.topology = None
@@ -53,31 +86,31 @@ class Lab:
         self.aws = None
         self.gcp = None
         self.stopping = threading.Event()
-        self.flannel = None
-        self.user_runtime = None
         self.seed_runtime = None
+        self.registry = CloudRegistry()
+        self.lb_indexes = itertools.count()
+        self.zone_lock = threading.Lock()
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
-            self.flannel = FlannelAgent(self.user, opts["pod_cidr"])
-            self.ingress = IngressAgent(self.user, lab_dir)
-            self.user_runtime = NetnsPodRuntime(self.user, lab_dir, self.flannel, self.ingress)
-            self.backend = NetnsMachineBackend(opts["networks"], opts["pod_cidr"],
-                                               self.topology, lab_dir)
-        else:
-            self.backend = FakeMachineBackend(opts["networks"], opts["pod_cidr"])
+        self.clusters = [UserCluster(self, spec) for spec in fixture.cluster_specs(opts)]
+        first = self.clusters[0]
+        # the first user cluster, as every single-cluster test and tool knows it
+        self.user, self.flannel, self.ingress = first.api, first.flannel, first.ingress
+        self.user_runtime, self.backend = first.runtime, first.backend
 
     def load_fixture(self):
         with open(os.path.join(self.dir, "pki", "material.json"), encoding="utf-8") as fh:
             material = json.load(fh)
         with open(os.path.join(self.dir, "ssh", "id_ed25519.pub"), encoding="utf-8") as fh:
             ssh_pub = fh.read().strip()
-        for api in (self.seed, self.user):
+        for api in [self.seed] + [c.api for c in self.clusters]:
             for obj in fixture.base_namespaces():
                 self._create(api, obj)
-        for obj in fixture.seed_objects(self.opts, material):
-            self._create(self.seed, obj)
-        for obj in fixture.user_objects(self.opts, material, ssh_pub):
-            self._create(self.user, obj)
+        for i, cluster in enumerate(self.clusters):
+            for obj in fixture.seed_objects(cluster.spec, material, shared=i == 0):
+                self._create(self.seed, obj)
+            for obj in fixture.user_objects(cluster.spec, material, ssh_pub):
+                self._create(cluster.api, obj)
 
     def _authorizer(self, api, enforce):
         """RBAC from the API's own Role/ClusterRole/(Cluster)RoleBinding objects; the admin is in
@@ -109,7 +142,8 @@ class Lab:
 
     def load_rbac(self):
         """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac)."""
-        for api, doc in ((self.seed, "seed.yaml"), (self.user, "user-cluster.yaml")):
+        for api, doc in [(self.seed, "seed.yaml")] + [(c.api, "user-cluster.yaml")
+                                                      for c in self.clusters]:
             path = os.path.join(REPO, "docs", "rbac", doc)
             if not os.path.exists(path):
                 continue
@@ -135,33 +169,37 @@ class Lab:
         if cfg.get("migrator_token"):
             tokens[cfg["migrator_token"]] = MIGRATOR
         if self.opts.get("rbac"):
-            for api in (self.seed, self.user):
+            for api in [self.seed] + [c.api for c in self.clusters]:
                 api.rbac = self._authorizer(api, self.opts["rbac"] == "enforce")
         pki = os.path.join(self.dir, "pki")
-        for api, port in ((self.seed, cfg["seed_port"]), (self.user, cfg["user_port"])):
+        ports = [(self.seed, cfg["seed_port"])] + [(c.api, c.spec["port"]) for c in self.clusters]
+        for api, port in ports:
             self.servers.append(server.serve(
                 api, cfg["bind"], port, os.path.join(pki, "apiserver.crt"),
                 os.path.join(pki, "apiserver.key"), tokens,
                 os.path.join(self.dir, "audit-%s.jsonl" % api.name)))
         seed_runtime = None
+        seed_net = None
         if self.topology is not None:
             self.topology.build()
-            SeedNetwork(self.topology, self.opts).build()
+            seed_net = SeedNetwork(self.topology, self.opts,
+                                   [c.spec for c in self.clusters[1:]])
+            seed_net.build()
             self.dns = DnsServer(self.topology, self.dir)
             self.dns.build()
-            threading.Thread(target=self._bootstrap_dns, name="dns-bootstrap",
-                             daemon=True).start()
-            seed_runtime = SeedRuntime(self.seed, self.dir)
+            for cluster in self.clusters:
+                if cluster.spec.get("app_host"):
+                    threading.Thread(target=self._bootstrap_dns, args=(cluster,),
+                                     name="dns-bootstrap-" + cluster.name, daemon=True).start()
+            seed_runtime = SeedRuntime(self.seed, self.dir,
+                                       {ns: n[0] for ns, n in seed_net.netns.items()})
         self.seed_runtime = seed_runtime
         self.controllers += standard_controllers(self.seed, seed_runtime)
         if self.topology is not None:
-            self.controllers.append(SeedNodePorts(self.seed))
+            self.controllers.append(SeedNodePorts(self.seed, seed_net.pod_ips))
         self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
-        self.controllers += standard_controllers(self.user, self.user_runtime)
-        self.controllers.append(MachineController(self.user, self.seed, self.opts["cluster_id"],
-                                                  self.backend))
-        if self.flannel is not None:
-            # published only once ready: the DNS bootstrap thread waits for them to be set
+        if self.topology is not None:
+            # published only once ready: the DNS bootstrap threads wait for them to be set
             aws = AwsApi(self.dir)
             aws.start()
             self.aws = aws
@@ -170,39 +208,45 @@ class Lab:
             gcp.create_zone(CLOUDDNS_ZONE, ZONE + ".")
             gcp.start()
             self.gcp = gcp
-            self.controllers += [
-                self.flannel, self.ingress, KubeProxy(self.user),
-                LoadBalancerController(self.user, self.seed, self.opts["cluster_id"],
-                                       self.topology, self.dir, self.aws, self.gcp)]
+        for cluster in self.clusters:
+            self.controllers += cluster.controllers(self)
         for c in self.controllers:
             c.start()
 
-    def _bootstrap_dns(self):
-        """The fixture's DNS record: app.example.test -> the vSphere load balancer, TTL dns_ttl."""
-        svc_rt = self.user.rt("", "v1", "services")
+    def _bootstrap_dns(self, cluster):
+        """A cluster's DNS records: its app host (app.example.test for the first) and, in the
+        move world, the shop app's hosts -> its vSphere load balancer, TTL dns_ttl."""
+        api = cluster.api
+        svc_rt = api.rt("", "v1", "services")
         deadline = time.monotonic() + 120
         seen = 0
+        hosts = [cluster.spec["app_host"]] + (list(fixture.SHOP_HOSTS)
+                                              if cluster.spec.get("shop_app") else [])
         while time.monotonic() < deadline:
-            seen = self.user.wait_change(seen, deadline - time.monotonic())
-            svc = self.user.try_get(svc_rt, "ingress-nginx", "ingress-nginx-controller")
+            seen = api.wait_change(seen, deadline - time.monotonic())
+            svc = api.try_get(svc_rt, "ingress-nginx", "ingress-nginx-controller")
             ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get(
                 "ingress") or []
             if ingress:
-                name = self.opts["app_host"] + "."
-                if self.opts.get("dns_provider") == "route53":
-                    self._route53(name, ingress[0]["ip"])
-                elif self.opts.get("dns_provider") == "clouddns":
-                    while self.gcp is None:
-                        time.sleep(0.1)
-                    self.gcp.set_rrset(CLOUDDNS_ZONE, name, "A", self.opts["dns_ttl"],
-                                       [ingress[0]["ip"]])
-                else:
-                    self.dns.update(name, ingress[0]["ip"], self.opts["dns_ttl"])
-                LOG.info("dns (%s): %s -> %s (TTL %d)", self.opts.get("dns_provider", "rfc2136"),
-                         self.opts["app_host"], ingress[0]["ip"], self.opts["dns_ttl"])
+                for host in hosts:
+                    self._record(host, ingress[0]["ip"])
                 return
-        LOG.error("dns: the vSphere load balancer got no address; %s has no record",
-                  self.opts["app_host"])
+        LOG.error("dns: the vSphere load balancer of %s got no address; %s has no record",
+                  cluster.name, ", ".join(hosts))
+
+    def _record(self, host, address):
+        """One record of the fixture, where --dns-provider keeps it."""
+        name = host + "."
+        if self.opts.get("dns_provider") == "route53":
+            self._route53(name, address)
+        elif self.opts.get("dns_provider") == "clouddns":
+            while self.gcp is None:
+                time.sleep(0.1)
+            self.gcp.set_rrset(CLOUDDNS_ZONE, name, "A", self.opts["dns_ttl"], [address])
+        else:
+            self.dns.update(name, address, self.opts["dns_ttl"])
+        LOG.info("dns (%s): %s -> %s (TTL %d)", self.opts.get("dns_provider", "rfc2136"),
+                 host, address, self.opts["dns_ttl"])
 
     def _route53(self, name, address):
         """The record lives in a Route53 hosted zone (the lab's moto); the lab's name server
@@ -210,7 +254,8 @@ class Lab:
         API shows in DNS within the mirror's 0.5 s (Route53: INSYNC within about a minute)."""
         while self.aws is None:
             time.sleep(0.1)
-        zone_id = self.aws.hosted_zone(ZONE + ".")
+        with self.zone_lock:  # one hosted zone, whichever cluster's record comes first
+            zone_id = self.aws.hosted_zone(ZONE + ".")
         self.aws.set_a(zone_id, name, [address], self.opts["dns_ttl"])
 
         def mirror():
@@ -250,18 +295,22 @@ class Lab:
     def admin(self, request):
         """Commands on the admin socket (fault injection, stats)."""
         cmd = request.get("cmd")
-        apis = {"seed": self.seed, "user": self.user}
+        apis = dict({"seed": self.seed}, **{c.name: c.api for c in self.clusters})
         if cmd == "ping":
             return {"ok": True}
         if cmd == "stats":
             return {"ok": True, "rv": {k: a.rv for k, a in apis.items()},
                     "controller_errors": {c.name + "@" + c.api.name: c.errors
                                           for c in self.controllers},
-                    "instances": self.backend.instances}
+                    "instances": self.backend.instances,
+                    "clusters": {c.name: {"id": c.id, "port": c.spec["port"],
+                                          "cloud": c.spec["cloud"],
+                                          "instances": c.backend.instances}
+                                 for c in self.clusters}}
         if cmd == "compact":
             return {"ok": True, "rv": apis[request.get("cluster", "user")].compact()}
         if cmd == "fault":
-            srv = self.servers[0 if request.get("cluster") == "seed" else 1]
+            srv = self.servers[list(apis).index(request.get("cluster") or "user")]
             if request.get("clear"):
                 with srv.faults.lock:
                     matched = [dict(r) for r in srv.faults.rules]
@@ -296,6 +345,20 @@ class Lab:
                     "log": reqs,
                     "rrset": self.gcp.rrset(zone, request["name"], request.get("type", "A"))
                     if request.get("name") else None}
+        if cmd == "link":
+            # the cloud's peering between two cloud networks: up | down | status
+            if self.topology is None:
+                return {"ok": False, "error": "the lab has no data plane"}
+            action = request.get("action", "status")
+            between = request.get("between") or []
+            if action in ("up", "down") and len(between) != 2:
+                return {"ok": False, "error": "link %s needs two clouds (between)" % action}
+            if action == "up":
+                return {"ok": True, "link": self.topology.link(*between),
+                        "links": self.topology.links()}
+            if action == "down":
+                self.topology.unlink(*between)
+            return {"ok": True, "links": self.topology.links()}
         if cmd == "gcp_concurrent_writer":
             # another writer sets this record set just before the next change lands
             self.gcp.before_change.append(request["rrset"])

@@ -105,3 +105,11 @@ def write_pair(directory, stem, cert_pem, key_pem):
     _write(cert_path, cert_pem, 0o644)
     _write(key_path, key_pem)
     return cert_path, key_path
+
+
+def fake_ingress_certificate():
+    """PEM (certificate + key) of ingress-nginx's default certificate: self-signed, CN
+    "Kubernetes Ingress Controller Fake Certificate", served for a name no TLS Secret covers."""
+    leaf = CA.create("Kubernetes Ingress Controller Fake Certificate").issue(
+        "Kubernetes Ingress Controller Fake Certificate", server=True, sans=["ingress.local"])
+    return leaf[0] + leaf[1]

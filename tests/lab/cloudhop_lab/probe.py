@@ -11,8 +11,11 @@ import http.client
 import json
 import os
 import signal
+import socket
+import ssl
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import dns.message
@@ -21,15 +24,16 @@ import dns.rdatatype
 
 
 class Resolver:
-    def __init__(self, server):
+    def __init__(self, server, stale=False):
         self.server = server
+        self.stale = stale  # keep the first answer for good (a client ignoring the TTL)
         self.cache = {}  # name -> (ip, expires)
         self.lock = threading.Lock()
 
     def resolve(self, name):
         with self.lock:
             hit = self.cache.get(name)
-            if hit and hit[1] > time.monotonic():
+            if hit and (self.stale or hit[1] > time.monotonic()):
                 return hit[0]
         resp = dns.query.udp(dns.message.make_query(name, dns.rdatatype.A), self.server,
                              timeout=1)
@@ -42,6 +46,34 @@ class Resolver:
         raise RuntimeError("no A record for %s" % name)
 
 
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address resolved beforehand, with the URL's host as SNI and for the
+    certificate check."""
+
+    def __init__(self, ip, host, port, timeout, context):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.ip = ip
+
+    def connect(self):
+        sock = socket.create_connection((self.ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def request(ip, url, timeout, context=None):
+    """GET ``url`` from address ``ip``: (status, headers, body)."""
+    if url.scheme == "https":
+        conn = PinnedHTTPSConnection(ip, url.hostname, url.port or 443, timeout, context)
+    else:
+        conn = http.client.HTTPConnection(ip, url.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", url.path or "/", headers={"Host": url.hostname,
+                                                      "User-Agent": "cloudhop-lab-probe"})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
 def pct(values, q):
     values = sorted(values)
     if not values:
@@ -52,7 +84,11 @@ def pct(values, q):
 class Probe:
     def __init__(self, args):
         self.args = args
-        self.resolver = Resolver(args.dns)
+        self.resolver = Resolver(args.dns, stale=args.stale)
+        self.urls = [urllib.parse.urlsplit(u) for u in args.url or ["http://%s/" % args.host]]
+        self.context = ssl.create_default_context(cafile=args.cacert) if args.cacert else \
+            ssl.create_default_context()
+        self.count = 0
         self.lock = threading.Lock()
         self.records = []
         self.last_success = None
@@ -61,23 +97,20 @@ class Probe:
         self.log = open(args.log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
         self.stop = threading.Event()
 
-    def one(self, scheduled):
+    def one(self, scheduled, url):
         rec = {"t": round(scheduled, 3)}
+        if len(self.urls) > 1:
+            rec["url"] = url.geturl()
         t0 = time.monotonic()
         try:
-            ip = self.resolver.resolve(self.args.host)
+            ip = self.resolver.resolve(url.hostname)
             rec["ip"] = ip
-            conn = http.client.HTTPConnection(ip, 80, timeout=self.args.timeout)
-            conn.request("GET", "/", headers={"Host": self.args.host,
-                                              "User-Agent": "cloudhop-lab-probe"})
-            resp = conn.getresponse()
-            body = resp.read()
-            conn.close()
-            rec["status"] = resp.status
-            if resp.status == 200:
+            status, _headers, body = request(ip, url, self.args.timeout, self.context)
+            rec["status"] = status
+            if status == 200:
                 try:
                     rec.update({k: v for k, v in json.loads(body).items()
-                                if k in ("pod", "node", "cloud")})
+                                if k in ("pod", "node", "cloud", "cluster", "app", "proto")})
                 except ValueError:
                     pass
         except Exception as exc:  # pylint: disable=broad-except
@@ -98,15 +131,30 @@ class Probe:
             recs = list(self.records)
             gap = self.longest_gap
         ok = [r for r in recs if r.get("status") == 200]
-        per_cloud = {}
+        per = {"cloud": {}, "cluster": {}, "app": {}}
         for r in ok:
-            per_cloud[r.get("cloud", "?")] = per_cloud.get(r.get("cloud", "?"), 0) + 1
-        return {"total": len(recs), "failed": len(recs) - len(ok),
-                "longest_gap_s": round(gap, 3),
-                "latency_ms": {"p50": pct([r["ms"] for r in ok], 50),
-                               "p99": pct([r["ms"] for r in ok], 99)},
-                "per_cloud": per_cloud, "rate": self.args.rate,
-                "seconds": round(time.time() - self.started, 1)}
+            for key, counts in per.items():
+                counts[r.get(key, "?")] = counts.get(r.get(key, "?"), 0) + 1
+        out = {"total": len(recs), "failed": len(recs) - len(ok),
+               "longest_gap_s": round(gap, 3),
+               "latency_ms": {"p50": pct([r["ms"] for r in ok], 50),
+                              "p99": pct([r["ms"] for r in ok], 99)},
+               "per_cloud": per["cloud"], "per_cluster": per["cluster"], "rate": self.args.rate,
+               "seconds": round(time.time() - self.started, 1),
+               "addresses": sorted({r["ip"] for r in recs if r.get("ip")}),
+               "stale": self.args.stale}
+        if len(self.urls) > 1:
+            out["per_app"] = per["app"]
+            out["per_url"] = {}
+            for r in recs:
+                entry = out["per_url"].setdefault(r["url"], {"total": 0, "failed": 0,
+                                                             "apps": {}})
+                entry["total"] += 1
+                if r.get("status") != 200:
+                    entry["failed"] += 1
+                else:
+                    entry["apps"][r.get("app", "?")] = entry["apps"].get(r.get("app", "?"), 0) + 1
+        return out
 
     def write_summary(self):
         tmp = self.args.summary + ".tmp"
@@ -122,7 +170,8 @@ class Probe:
             while not self.stop.is_set():
                 if self.args.duration and time.time() - self.started >= self.args.duration:
                     break
-                pool.submit(self.one, nxt)
+                pool.submit(self.one, nxt, self.urls[self.count % len(self.urls)])
+                self.count += 1
                 nxt += interval
                 if time.time() - last_summary >= 1:
                     self.write_summary()
@@ -134,6 +183,11 @@ class Probe:
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="app.example.test")
+    parser.add_argument("--url", action="append",
+                        help="a URL to probe (repeatable; round robin); default http://HOST/")
+    parser.add_argument("--cacert", help="CA bundle for https URLs (the lab's CA)")
+    parser.add_argument("--stale", action="store_true",
+                        help="resolve each host once and keep the address (ignore the TTL)")
     parser.add_argument("--dns", required=True)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=2.0)
@@ -145,12 +199,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.check:
         try:
-            ip = Resolver(args.dns).resolve(args.host)
-            conn = http.client.HTTPConnection(ip, 80, timeout=args.timeout)
-            conn.request("GET", "/", headers={"Host": args.host})
-            status = conn.getresponse().status
-            if status != 200:
-                raise SystemExit("%s answered HTTP %d" % (ip, status))
+            for raw in args.url or ["http://%s/" % args.host]:
+                url = urllib.parse.urlsplit(raw)
+                ip = Resolver(args.dns).resolve(url.hostname)
+                status = request(ip, url, args.timeout, ssl.create_default_context(
+                    cafile=args.cacert))[0]
+                if status != 200:
+                    raise SystemExit("%s (%s) answered HTTP %d" % (raw, ip, status))
             raise SystemExit(0)
         except (OSError, RuntimeError, http.client.HTTPException) as exc:
             raise SystemExit("%s: %s" % (type(exc).__name__, exc))

@@ -11,6 +11,7 @@ kubermatic/machine-controller the migration depends on:
 """
 
 import ipaddress
+import threading
 
 from .. import errors
 from ..podutil import dc, now_iso
@@ -29,29 +30,41 @@ PROVIDER_TO_CLOUD = {"vsphere": "vsphere", "aws": "aws", "gce": "gcp", "gcp": "g
 CLOUD_INTERFACES = {"vsphere": "ens192", "aws": "ens5", "gcp": "ens4"}
 
 
+class CloudRegistry:
+    """What the clouds know across clusters: every instance by name (a VM's name is unique in
+    the lab's clouds) and each network's DHCP cursor. Shared by the machine-controllers of all
+    user clusters, so two clusters in one cloud network never get the same address."""
+
+    def __init__(self):
+        self.instances = {}  # name -> dict(cloud, ip, podCIDR)
+        self.cursor = {}  # cloud -> index of the next address to try
+        self.lock = threading.RLock()
+
+
 class FakeMachineBackend:
     """Instances without processes: an address in the cloud's node network and a podCIDR.
 
     The data plane replaces it with one that creates a network-namespace machine.
     """
 
-    def __init__(self, networks, cluster_cidr, node_mask=24):
+    def __init__(self, networks, cluster_cidr, node_mask=24, registry=None):
         self.networks = {k: ipaddress.ip_network(v) for k, v in networks.items()}
         self.cluster_cidr = ipaddress.ip_network(cluster_cidr)
         self.node_mask = node_mask
-        self.instances = {}  # name -> dict(cloud, ip, podCIDR)
-        self.cursor = {}  # cloud -> index of the next address to try
+        self.registry = registry or CloudRegistry()
+        self.instances = {}  # this cluster's: name -> dict(cloud, ip, podCIDR)
 
     def _free_ip(self, cloud):
         """Next free address after the last one handed out: like a cloud's DHCP, a freed
         address is not given to the next machine at once (neighbours still cache its MAC)."""
-        used = {i["ip"] for i in self.instances.values()}
+        reg = self.registry
+        used = {i["ip"] for i in reg.instances.values()}
         hosts = list(self.networks[cloud].hosts())[9:]
-        start = self.cursor.get(cloud, 0)
+        start = reg.cursor.get(cloud, 0)
         for k in range(len(hosts)):
             host = str(hosts[(start + k) % len(hosts)])
             if host not in used:
-                self.cursor[cloud] = (start + k + 1) % len(hosts)
+                reg.cursor[cloud] = (start + k + 1) % len(hosts)
                 return host
         raise RuntimeError("cloud %s has no free addresses" % cloud)
 
@@ -63,16 +76,22 @@ class FakeMachineBackend:
 
     def create(self, name, cloud, taken_cidrs, ssh_keys=(), hostname=None, os_name=None):
         del ssh_keys, hostname, os_name  # no machine to log in to
-        inst = self.instances.get(name)
-        if inst is None:
-            inst = {"cloud": cloud, "ip": self._free_ip(cloud),
-                    "podCIDR": self._free_pod_cidr(taken_cidrs | {
-                        i["podCIDR"] for i in self.instances.values()})}
-            self.instances[name] = inst
-        return dict(inst)
+        with self.registry.lock:
+            inst = self.instances.get(name)
+            if inst is None:
+                if name in self.registry.instances:
+                    raise RuntimeError("an instance named %s exists in another cluster" % name)
+                inst = {"cloud": cloud, "ip": self._free_ip(cloud),
+                        "podCIDR": self._free_pod_cidr(taken_cidrs | {
+                            i["podCIDR"] for i in self.instances.values()})}
+                self.instances[name] = inst
+                self.registry.instances[name] = inst
+            return dict(inst)
 
     def delete(self, name):
-        self.instances.pop(name, None)
+        with self.registry.lock:
+            if self.instances.pop(name, None) is not None:
+                self.registry.instances.pop(name, None)
 
     def exists(self, name):
         return name in self.instances

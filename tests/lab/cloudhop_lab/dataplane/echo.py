@@ -1,4 +1,5 @@
-"""The fixture's echo app: answers with the pod, node and cloud that served the request.
+"""The fixture's echo app: answers with the pod, its app (the pod's ``app`` label), node, cluster
+and cloud that served the request.
 
 Standard library only; runs inside a pod's network namespace.
 """
@@ -19,10 +20,12 @@ def main():
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--cloud", required=True)
+    parser.add_argument("--cluster", default="")
+    parser.add_argument("--app", default="")
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args()
-    identity = {"pod": args.pod, "namespace": args.namespace, "node": args.node,
-                "cloud": args.cloud}
+    identity = {"pod": args.pod, "app": args.app, "namespace": args.namespace,
+                "node": args.node, "cluster": args.cluster, "cloud": args.cloud}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -37,11 +40,13 @@ def main():
             else:
                 body = json.dumps(dict(identity, path=self.path,
                                        host=self.headers.get("Host", ""),
+                                       proto=self.headers.get("X-Forwarded-Proto", ""),
                                        client=self.client_address[0])).encode() + b"\n"
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Served-By", "%s/%s/%s" % (args.pod, args.node, args.cloud))
+            served_by = "/".join((args.pod, args.node, args.cluster, args.cloud))
+            self.send_header("X-Served-By", served_by)
             self.end_headers()
             self.wfile.write(body)
 

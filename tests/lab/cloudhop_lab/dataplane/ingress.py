@@ -1,11 +1,17 @@
 """ingress-nginx pods and cloud load balancers of the lab.
 
 Ingress: every running ingress-nginx pod is a real HAProxy, in its pod's network namespace on
-the pod IP (or, for a hostNetwork pod, in its node's namespace on the node IP), port 80,
-routing by Host header to the *pod IPs* of the backend Service's ready Endpoints, as
-ingress-nginx does (it bypasses the Service's cluster IP). Configuration follows Endpoints and
-Ingress changes; failed upstream connections are retried on another pod, like nginx's
-``proxy_next_upstream error timeout``.
+the pod IP (or, for a hostNetwork pod, in its node's namespace on the node IP), ports 80 and
+443, routing by Host header and path to the *pod IPs* of the backend Service's ready Endpoints,
+as ingress-nginx does (it bypasses the Service's cluster IP): the longest path first, Prefix
+paths matched by path elements, Exact paths exactly. On 443 it terminates TLS with the
+certificates of the Ingresses' ``tls`` Secrets, chosen by SNI, and its fake certificate
+("Kubernetes Ingress Controller Fake Certificate") for any other name; a host listed under
+``tls`` is redirected from HTTP to HTTPS with 308 unless the Ingress says
+``nginx.ingress.kubernetes.io/ssl-redirect: "false"`` (ingress-nginx's default). Only Ingresses
+of class ``nginx`` are served. Configuration follows Endpoints, Ingress and Secret changes;
+failed upstream connections are retried on another pod, like nginx's ``proxy_next_upstream
+error timeout``.
 
 Load balancers: a ``type: LoadBalancer`` Service gets one from a cloud:
 - vSphere: MetalLB's role, for Services while the cluster is on vSphere or annotated with a
@@ -20,10 +26,14 @@ drained nodes while the ingress pods run in the new cloud, over the pod overlay,
 cluster. ``status.loadBalancer.ingress`` gets the address.
 """
 
+import base64
+import hashlib
+import itertools
 import logging
 import os
 
 from ..controllers.base import Controller
+from .. import pki
 from ..controllers.kkp import effective_cloud
 from . import netns as nsx
 from .haproxy import GLOBAL, HAProxy
@@ -33,6 +43,7 @@ from .topology import INET_NS, router_ns
 
 LOG = logging.getLogger("cloudhop_lab")
 METALLB_POOL = "metallb.universe.tf/address-pool"
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
 LB_PUBLIC_FIRST = 100
 
 
@@ -44,6 +55,7 @@ class IngressAgent(Controller):
         super().__init__(api)
         self.dir = os.path.join(lab_dir, "ingress")
         self.pods = {}  # uid -> (node, HAProxy, pod IP or None)
+        self.fake = None  # ingress-nginx's fake certificate (PEM)
 
     # runtime hooks
     def pod_started(self, uid, node, netns=None, ip=None):
@@ -60,15 +72,70 @@ class IngressAgent(Controller):
         if entry is not None:
             entry[1].stop()
 
-    def config(self, node_ip):
+    def _tls(self, ingresses, cert_dir):
+        """The TLS Secrets of the Ingresses, written as HAProxy PEMs into ``cert_dir`` (the
+        fake certificate first: HAProxy serves the first one loaded when no SNI matches, as
+        ingress-nginx serves its fake certificate); returns (hosts with TLS, a digest of the
+        files, so that a changed certificate reloads the proxy)."""
+        if self.fake is None:
+            self.fake = pki.fake_ingress_certificate()
+        files = {"00-default.pem": self.fake}
+        tls_hosts = {}
+        for ing in ingresses:
+            ns = ing["metadata"]["namespace"]
+            redirect = (ing["metadata"].get("annotations") or {}).get(SSL_REDIRECT, "true")
+            for entry in ing["spec"].get("tls") or []:
+                for host in entry.get("hosts") or []:
+                    tls_hosts[host] = tls_hosts.get(host, False) or redirect != "false"
+                secret = self.api.try_get(self.rt("", "v1", "secrets"), ns,
+                                          entry.get("secretName") or "")
+                data = (secret or {}).get("data") or {}
+                if data.get("tls.crt") and data.get("tls.key"):
+                    files["%s_%s.pem" % (ns, entry["secretName"])] = (
+                        base64.b64decode(data["tls.crt"]).rstrip(b"\n") + b"\n" +
+                        base64.b64decode(data["tls.key"]))
+        os.makedirs(cert_dir, mode=0o700, exist_ok=True)
+        for stale in set(os.listdir(cert_dir)) - set(files):
+            os.unlink(os.path.join(cert_dir, stale))
+        digest = hashlib.sha256()
+        for name, pem in sorted(files.items()):
+            path = os.path.join(cert_dir, name)
+            digest.update(name.encode() + pem)
+            try:
+                with open(path, "rb") as fh:
+                    same = fh.read() == pem
+            except OSError:
+                same = False
+            if not same:
+                fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(pem)
+                os.replace(path + ".tmp", path)
+        return tls_hosts, digest.hexdigest()[:16]
+
+    @staticmethod
+    def _path_acl(path, path_type):
+        """ingress-nginx's matching: Exact is the path itself; Prefix matches by path
+        elements (/cart matches /cart and /cart/x, not /carts); / matches everything."""
+        if path_type == "Exact":
+            return "{ path %s }" % path
+        path = path.rstrip("/")
+        if not path:
+            return ""
+        if path_type == "ImplementationSpecific":
+            return "{ path_beg %s }" % path
+        return "{ path %s } || %%s { path_beg %s/ }" % (path, path)
+
+    def config(self, node_ip, cert_dir):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}
         svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
                 for s in self.ls("", "v1", "services")}
-        rules, backends = [], []
-        for ing in self.ls("networking.k8s.io", "v1", "ingresses"):
-            if (ing.get("spec") or {}).get("ingressClassName", "nginx") != "nginx":
-                continue
+        ingresses = [ing for ing in self.ls("networking.k8s.io", "v1", "ingresses")
+                     if (ing.get("spec") or {}).get("ingressClassName", "nginx") == "nginx"]
+        tls_hosts, digest = self._tls(ingresses, cert_dir)
+        routes, backends = [], []
+        for ing in ingresses:
             ns = ing["metadata"]["namespace"]
             for r_i, rule in enumerate(ing["spec"].get("rules") or []):
                 for p_i, path in enumerate((rule.get("http") or {}).get("paths") or []):
@@ -88,18 +155,34 @@ class IngressAgent(Controller):
                             servers.append("  server %s %s:%d" % (
                                 addr["targetRef"]["name"] if addr.get("targetRef") else
                                 addr["ip"], addr["ip"], port))
-                    acl = "acl %s hdr(host),field(1,:) -i %s" % (name, rule.get("host", ""))
-                    rules.append("  %s\n  use_backend %s if %s%s" % (
-                        acl, name, name,
-                        " { path_beg %s }" % path.get("path", "/")
-                        if path.get("path", "/") != "/" else ""))
+                    routes.append((rule.get("host", ""), path.get("path", "/"),
+                                   path.get("pathType", "Prefix"), name))
                     backends.append("backend %s\n  mode http\n  balance roundrobin\n%s\n"
                                     % (name, "\n".join(sorted(servers)) or
                                        "  http-request return status 503"))
-        return GLOBAL + ("frontend http\n  mode http\n  bind %s:80\n%s\n"
-                         "  default_backend default_404\n" % (node_ip, "\n".join(rules)) +
-                         "".join(backends) +
-                         "backend default_404\n  mode http\n  http-request return status 404\n")
+        # the longest path first, as ingress-nginx orders its locations
+        routes.sort(key=lambda r: (r[0], -len(r[1].rstrip("/")), r[2] != "Exact"))
+        rules = []
+        for i, (host, path, path_type, backend) in enumerate(routes):
+            acl = "h%d" % i
+            match = self._path_acl(path, path_type)
+            rules.append("  acl %s hdr(host),field(1,:) -i %s\n  use_backend %s if %s%s" % (
+                acl, host, backend, acl, (" " + match.replace("%s", acl)) if match else ""))
+        redirects = "".join(
+            "  http-request redirect scheme https code 308 if { hdr(host),field(1,:) -i %s }\n"
+            % host for host, redirect in sorted(tls_hosts.items()) if redirect)
+        return GLOBAL + (
+            "# certificates %s\n"
+            "frontend http\n  mode http\n  bind %s:80\n%s"
+            "  http-request set-header X-Forwarded-Proto http\n%s\n"
+            "  default_backend default_404\n"
+            "frontend https\n  mode http\n  bind %s:443 ssl crt %s/\n"
+            "  http-request set-header X-Forwarded-Proto https\n%s\n"
+            "  default_backend default_404\n" % (
+                digest, node_ip, redirects, "\n".join(rules), node_ip, cert_dir,
+                "\n".join(rules)) +
+            "".join(backends) +
+            "backend default_404\n  mode http\n  http-request return status 404\n")
 
     def reconcile(self):
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
@@ -110,14 +193,15 @@ class IngressAgent(Controller):
                     continue
                 ip = pod_ip or next(a["address"] for a in n["status"]["addresses"]
                                     if a["type"] == "InternalIP")
-                proxy.apply(self.config(ip))
+                proxy.apply(self.config(ip, os.path.join(proxy.dir, "certs")))
 
 
 class LoadBalancerController(Controller):
     name = "load-balancers"
     resync = 0.5
 
-    def __init__(self, api, seed_api, cluster_name, topology, lab_dir, aws=None, gcp=None):
+    def __init__(self, api, seed_api, cluster_name, topology, lab_dir, aws=None, gcp=None,
+                 indexes=None):
         super().__init__(api)
         self.aws = aws
         self.gcp = gcp
@@ -126,7 +210,8 @@ class LoadBalancerController(Controller):
         self.topology = topology
         self.dir = os.path.join(lab_dir, "lb")
         self.lbs = {}  # (ns, name, cloud) -> dict(ip, netns, proxy, index)
-        self.next_index = 0
+        # the clouds' address pools are shared by every cluster's controller
+        self.indexes = indexes if indexes is not None else itertools.count()
 
     def reconcile(self):
         # the cloud the seed last reconciled (the CCM it runs), not spec.cloud as edited
@@ -187,8 +272,7 @@ class LoadBalancerController(Controller):
         return out
 
     def _create(self, key, cloud, svc):
-        index = self.next_index
-        self.next_index += 1
+        index = next(self.indexes)  # itertools.count: atomic under the GIL
         ns = nsx.ns_name("lb-%s-%d" % (cloud[:6], index))
         public = self.topology.public_ip(LB_PUBLIC_FIRST + index)
         net = self.topology.networks[cloud]

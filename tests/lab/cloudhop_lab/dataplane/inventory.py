@@ -26,11 +26,23 @@ def kubeconfig(lab_dir, cluster, opts):
     return os.path.join(lab_dir, "%s%s.kubeconfig" % (cluster, suffix))
 
 
-def write_plugin_config(lab_dir, md_name, opts=None):
+def plugin_config_name(spec):
+    """nodes.cloudhop.yml for the first user cluster, nodes-<name>.cloudhop.yml for others."""
+    return CONFIG if not spec or spec.get("index", 0) == 0 else "nodes-%s.cloudhop.yml" % (
+        spec["name"])
+
+
+def nodes_group(spec):
+    """The group of a cluster's nodes: workers for the first, <id>_workers for the others (the
+    plugin's group_prefix keeps each cluster's groups apart in one inventory)."""
+    return "workers" if not spec or spec.get("index", 0) == 0 else spec["cluster_id"] + "_workers"
+
+
+def write_plugin_config(lab_dir, md_name, opts=None, spec=None):
     ssh = os.path.join(lab_dir, "ssh")
     config = {
         "plugin": "cloudhop.k8s_migration.nodes",
-        "kubeconfig": kubeconfig(lab_dir, "user", opts or {}),
+        "kubeconfig": kubeconfig(lab_dir, (spec or {}).get("name", "user"), opts or {}),
         "ssh_user": "root",
         "ssh_private_key_file": os.path.join(ssh, "id_ed25519"),
         "ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes"
@@ -38,7 +50,9 @@ def write_plugin_config(lab_dir, md_name, opts=None):
         "python_interpreter": "/usr/bin/python3",
         "old_machinedeployments": [md_name],
     }
-    path = os.path.join(lab_dir, CONFIG)
+    if spec and spec.get("index", 0):
+        config["group_prefix"] = spec["cluster_id"] + "_"
+    path = os.path.join(lab_dir, plugin_config_name(spec))
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
     return path
@@ -67,16 +81,33 @@ def _gcp_service_account(lab_dir, project):
     return path
 
 
-def write_migration_inventory(lab_dir, opts):
-    """.lab/user_clusters.yml: the lab's user cluster as a host of group user_clusters, with
-    every input of the migration roles (as inventories/example/ shows for a real cluster).
-    The target cloud defaults to AWS; -e cloudhop_target_cloud=gcp picks the GCP settings."""
+def write_migration_inventory(lab_dir, opts, specs=None):
+    """.lab/user_clusters.yml: the lab's user clusters on vSphere as hosts of group
+    user_clusters, with every input of the migration roles (as inventories/example/ shows for a
+    real cluster). The target cloud defaults to AWS; -e cloudhop_target_cloud=gcp picks the GCP
+    settings."""
+    sa_file = _gcp_service_account(lab_dir, GCP_PROJECT)
+    hosts = {}
+    for spec in specs or [dict(opts, index=0, name="user")]:
+        if spec.get("cloud", "vsphere") != "vsphere":
+            continue  # the move world's new cluster is no migration source
+        hosts[spec["cluster_id"]] = _migration_host(lab_dir, spec, sa_file)
+    inv = {"all": {"children": {"user_clusters": {"hosts": hosts}}}}
+    path = os.path.join(lab_dir, MIGRATION)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(inv, fh, sort_keys=False)
+    return path
+
+
+def _migration_host(lab_dir, opts, sa_file):
     cid = opts["cluster_id"]
+    index = opts.get("index", 0)
     host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "cloudhop_seed_kubeconfig": kubeconfig(lab_dir, "seed", opts),
-        "cloudhop_user_kubeconfig": kubeconfig(lab_dir, "user", opts),
+        "cloudhop_user_kubeconfig": kubeconfig(lab_dir, opts.get("name", "user"), opts),
         "cloudhop_cluster_id": cid,
         "cloudhop_source_machinedeployments": [opts["md_name"]],
         "cloudhop_target_cloud": "aws",
@@ -89,7 +120,7 @@ def write_migration_inventory(lab_dir, opts):
             "secret_access_key": "cloudhopLabSecretAccessKey0000000000000x",
             "region": "eu-central-1", "vpc_id": "vpc-0cloudhoplab", "security_group_id":
             "sg-0cloudhoplab", "endpoint_url": "http://127.0.0.1:5000"},
-        "cloudhop_gcp": {"service_account": _gcp_service_account(lab_dir, GCP_PROJECT),
+        "cloudhop_gcp": {"service_account": sa_file,
                          "region": GCP_REGION, "endpoint_url": GCP_ENDPOINT,
                          "network": "global/networks/cloudhop-lab",
                          "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"},
@@ -106,7 +137,7 @@ def write_migration_inventory(lab_dir, opts):
                                 "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"}}},
         # VPN mode auto: the seed's openvpn-server, or (lab up --konnectivity) the hub, reached
         # at the seed node's NodePort
-        "cloudhop_vpn_hub": {"address": opts["seed_public_ip"], "node_port": 31194},
+        "cloudhop_vpn_hub": {"address": opts["seed_public_ip"], "node_port": 31194 + index},
         "cloudhop_app_host": opts["app_host"],
         "cloudhop_dns": ({
             "provider": "rfc2136", "server": str(ipaddress.ip_network(opts["public_cidr"])[DNS_HOST]), "zone": "example.test",
@@ -121,13 +152,9 @@ def write_migration_inventory(lab_dir, opts):
             "provider": "clouddns", "zone": "example.test", "ttl": opts["migration_dns_ttl"]}),
         "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
         "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
+        **({"cloudhop_nodes_group": nodes_group(opts)} if index else {}),
         "cloudhop_gate_requests": 10,
         "cloudhop_gate_interval": 0.05,
         "cloudhop_wait_timeout": 180,
     }
-    inv = {"all": {"children": {"user_clusters": {"hosts": {cid: host}}}}}
-    path = os.path.join(lab_dir, MIGRATION)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(inv, fh, sort_keys=False)
-    return path
+    return host

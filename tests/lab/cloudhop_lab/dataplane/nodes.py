@@ -45,8 +45,8 @@ def short_id(name):
 class NetnsMachineBackend(FakeMachineBackend):
     """machine-controller's cloud: every instance is a namespace on its cloud's network."""
 
-    def __init__(self, networks, cluster_cidr, topology, lab_dir, node_mask=24):
-        super().__init__(networks, cluster_cidr, node_mask)
+    def __init__(self, networks, cluster_cidr, topology, lab_dir, node_mask=24, registry=None):
+        super().__init__(networks, cluster_cidr, node_mask, registry)
         self.topology = topology
         self.dir = os.path.join(lab_dir, "nodes")
         self.known_hosts = os.path.join(lab_dir, "ssh", "known_hosts")
@@ -161,7 +161,7 @@ class NetnsMachineBackend(FakeMachineBackend):
         raise RuntimeError("sshd did not listen on %s:%d in %s" % (ip, port, ns))
 
     def _known_host(self, ip, host_key, remove=False):
-        with self.lock:
+        with self.registry.lock:  # one known_hosts file for every cluster's nodes
             lines = []
             if os.path.exists(self.known_hosts):
                 with open(self.known_hosts, encoding="utf-8") as fh:

@@ -13,6 +13,7 @@ migration's hostNetwork DaemonSet - runs it in the pod's network namespace (the 
 hostNetwork pods). Ready = the tun device has its address.
 """
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -95,12 +96,34 @@ class OpenVPNProcess:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class SeedNetwork:
-    """The seed node: namespace clh-seed on the internet segment, NodePorts redirected."""
+def seed_pod_netns(cluster_id):
+    """The network namespace of the seed pods of a user cluster after the first (its
+    ``cluster-<id>`` namespace's control plane: openvpn-server, the migration's hub)."""
+    return nsx.ns_name("sp-" + cluster_id)
 
-    def __init__(self, topology, opts):
+
+class SeedNetwork:
+    """The seed node: namespace clh-seed on the internet segment, NodePorts redirected.
+
+    The first user cluster's seed pods run in clh-seed itself. Every further cluster's run in a
+    namespace of their own (``clh-sp-<id>``, address ``10.100.<k>.2`` behind a veth), so two
+    clusters' OpenVPN servers, each on port 1194 with the same VPN network and routes as KKP
+    gives them, do not meet; their NodePorts are DNATed there, as kube-proxy forwards a NodePort
+    to a pod on the node. Only those veths and eth0 forward: a VPN server's tun device still
+    does not (clients cannot reach each other through the server without --client-to-client).
+    """
+
+    def __init__(self, topology, opts, extra_clusters=()):
         self.topology = topology
         self.opts = opts
+        self.pod_ips = {}  # namespace "cluster-<id>" -> the address its seed pods listen on
+        self.netns = {}  # namespace "cluster-<id>" -> its network namespace
+        for spec in extra_clusters:
+            k = spec["index"]
+            base = ipaddress.ip_network(opts["seed_pod_cidr"]).network_address + 256 * k
+            cns = "cluster-" + spec["cluster_id"]
+            self.pod_ips[cns] = str(base + 2)
+            self.netns[cns] = (seed_pod_netns(spec["cluster_id"]), "sp%d" % k, str(base + 1))
 
     def build(self):
         from .topology import INET_NS  # pylint: disable=import-outside-toplevel
@@ -112,6 +135,18 @@ class SeedNetwork:
         # a pod's namespace does not forward: without --client-to-client, clients cannot
         # reach each other through the server
         nsx.sysctls(SEED_NS, [("net.ipv4.ip_forward", 0)])
+        for cns, (netns, veth, gateway) in sorted(self.netns.items()):
+            nsx.create(netns)
+            nsx.veth(SEED_NS, veth, netns, "eth0")
+            nsx.add_addr(SEED_NS, veth, gateway, 24)
+            nsx.add_addr(netns, "eth0", self.pod_ips[cns], 24)
+            ipr = nsx.handle(netns)
+            nsx.route(netns, "add", dst="0.0.0.0", dst_len=0, gateway=gateway,
+                      oif=nsx.index(ipr, "eth0"))
+            nsx.sysctls(netns, [("net.ipv4.ip_forward", 0)])
+            nsx.sysctls(SEED_NS, [("net.ipv4.conf.%s.forwarding" % veth, 1)])
+        if self.netns:
+            nsx.sysctls(SEED_NS, [("net.ipv4.conf.eth0.forwarding", 1)])
 
 
 class SeedNodePorts(Controller):
@@ -122,9 +157,10 @@ class SeedNodePorts(Controller):
     name = "seed-nodeports"
     resync = 1.0
 
-    def __init__(self, api):
+    def __init__(self, api, pod_ips=None):
         super().__init__(api)
         self.applied = None
+        self.pod_ips = pod_ips or {}  # namespace -> its seed pods' address (SeedNetwork)
 
     def reconcile(self):
         rules = []
@@ -136,7 +172,13 @@ class SeedNodePorts(Controller):
                 target = port.get("targetPort", port.get("port"))
                 if port.get("nodePort") and isinstance(target, int) and \
                         port.get("protocol", "TCP") == "TCP":
-                    rules.append("  tcp dport %d redirect to :%d\n" % (port["nodePort"], target))
+                    pod_ip = self.pod_ips.get(svc["metadata"]["namespace"])
+                    if pod_ip:
+                        rules.append("  tcp dport %d dnat to %s:%d\n"
+                                     % (port["nodePort"], pod_ip, target))
+                    else:
+                        rules.append("  tcp dport %d redirect to :%d\n"
+                                     % (port["nodePort"], target))
         rules = sorted(set(rules))
         if rules == self.applied or not nsx.ns_exists(SEED_NS):
             return

@@ -48,8 +48,9 @@ def role(pod):
 
 
 class NetnsPodRuntime(FakeRuntime):
-    def __init__(self, api, lab_dir, flannel=None, ingress=None):
+    def __init__(self, api, lab_dir, flannel=None, ingress=None, cluster=""):
         super().__init__()
+        self.cluster = cluster  # the cluster's id, in the echo app's answers
         self.ingress = ingress
         self.api = api
         self.dir = os.path.join(lab_dir, "pods")
@@ -173,7 +174,9 @@ class NetnsPodRuntime(FakeRuntime):
         self.procs[uid] = nsx.spawn(pns, [
             sys.executable, ECHO, "--port", str(port), "--pod", pod["metadata"]["name"],
             "--namespace", pod["metadata"]["namespace"], "--node", node["metadata"]["name"],
-            "--cloud", cloud, "--ready-file", ready_file],
+            "--cloud", cloud, "--cluster", self.cluster,
+            "--app", (pod["metadata"].get("labels") or {}).get("app", ""),
+            "--ready-file", ready_file],
             os.path.join(self.dir, uid + ".log"))
         self.meta[uid]["ready_file"] = ready_file
 
@@ -249,9 +252,12 @@ class SeedRuntime(FakeRuntime):
     # the kubelet's crash-loop back-off: the first restart at once, then 10 s doubling to 300 s
     BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 
-    def __init__(self, api, lab_dir):
+    def __init__(self, api, lab_dir, netns=None):
         super().__init__()
         self.api = api
+        # namespace "cluster-<id>" -> the network namespace of its seed pods (SeedNetwork);
+        # the first cluster's and every other seed pod: clh-seed
+        self.netns = netns or {}
         self.dir = os.path.join(lab_dir, "seed-pods")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.vpn = {}
@@ -307,10 +313,11 @@ class SeedRuntime(FakeRuntime):
             return super().start(pod, node)
         if uid in self.vpn:
             return self.ips.get(uid)
-        if any(p.alive() for u, p in self.vpn.items() if u != uid):
+        netns = self.netns.get(pod["metadata"]["namespace"], SEED_NS)
+        if any(p.alive() for u, p in self.vpn.items() if u != uid and p.netns == netns):
             return None  # the old server still holds the port
         ip = super().start(pod, node)
-        proc = OpenVPNProcess(self.api, pod, container, SEED_NS, self.dir)
+        proc = OpenVPNProcess(self.api, pod, container, netns, self.dir)
         self.vpn[uid] = proc
         proc.start()
         return ip

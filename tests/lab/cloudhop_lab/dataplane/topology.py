@@ -9,7 +9,11 @@
                cloud network (a bastion's view), forwarding off
 
 Private networks of different clouds cannot reach each other: no router knows another cloud's
-private prefix, and the internet segment has no route to any of them.
+private prefix, and the internet segment has no route to any of them - until a peering links
+two of them (``link``: what a cloud's VPC peering or a site-to-site VPN gives): a transit link
+between the two routers and a route to the other's private network on each, with no NAT on the
+way (the nodes see each other's own addresses). Only the two networks are routed, never pod or
+service networks, so two clusters with the same pod CIDR can be linked.
 """
 
 import ipaddress
@@ -74,6 +78,58 @@ class Topology:
         nsx.veth(INET_NS, "client0", CLIENT_NS, "eth0")
         nsx.enslave(INET_NS, "client0", "br-inet")
         nsx.add_addr(CLIENT_NS, "eth0", self.public_ip(CLIENT_PUBLIC_HOST), plen)
+
+    PEERING = ipaddress.ip_network("169.254.250.0/24")  # transit /30s, one per pair
+
+    def _peering(self, a, b):
+        a, b = sorted((a, b))
+        clouds = sorted(self.networks)
+        pair = clouds.index(a) * len(clouds) + clouds.index(b)
+        base = self.PEERING.network_address + 4 * pair
+        return a, b, str(base + 1), str(base + 2)
+
+    def link(self, a, b):
+        """Peer the private networks of clouds a and b (idempotent). Returns the link."""
+        for cloud in (a, b):
+            if cloud not in self.networks:
+                raise ValueError("no cloud network %r (have: %s)" % (cloud, ", ".join(
+                    sorted(self.networks))))
+        if a == b:
+            raise ValueError("a peering needs two different cloud networks")
+        a, b, ip_a, ip_b = self._peering(a, b)
+        ns_a, ns_b = router_ns(a), router_ns(b)
+        dev_a, dev_b = "pe-" + b[:6], "pe-" + a[:6]
+        if nsx.index(nsx.handle(ns_a), dev_a) is None:
+            nsx.veth(ns_a, dev_a, ns_b, dev_b)
+            nsx.add_addr(ns_a, dev_a, ip_a, 30)
+            nsx.add_addr(ns_b, dev_b, ip_b, 30)
+            ipr_a, ipr_b = nsx.handle(ns_a), nsx.handle(ns_b)
+            nsx.route(ns_a, "add", dst=str(self.networks[b].network_address),
+                      dst_len=self.networks[b].prefixlen, gateway=ip_b,
+                      oif=nsx.index(ipr_a, dev_a))
+            nsx.route(ns_b, "add", dst=str(self.networks[a].network_address),
+                      dst_len=self.networks[a].prefixlen, gateway=ip_a,
+                      oif=nsx.index(ipr_b, dev_b))
+        return {"between": [a, b], "networks": [str(self.networks[a]), str(self.networks[b])],
+                "transit": [ip_a, ip_b]}
+
+    def unlink(self, a, b):
+        """Remove the peering of a and b (its routes go with the link). Idempotent."""
+        a, b, _ip_a, _ip_b = self._peering(a, b)
+        with nsx.LOCK:
+            ipr = nsx.handle(router_ns(a))
+            idx = nsx.index(ipr, "pe-" + b[:6])
+            if idx is not None:
+                ipr.link("del", index=idx)
+
+    def links(self):
+        out = []
+        clouds = sorted(self.networks)
+        for i, a in enumerate(clouds):
+            for b in clouds[i + 1:]:
+                if nsx.index(nsx.handle(router_ns(a)), "pe-" + b[:6]) is not None:
+                    out.append([a, b])
+        return out
 
     def attach_node(self, node_ns, cloud, ip, port_name):
         """Plug a node namespace into its cloud network as a DHCP-configured VM."""

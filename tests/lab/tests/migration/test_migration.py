@@ -656,3 +656,76 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     # --- a second rollback finds nothing to undo
     proc = playbook("rollback.yml")
     assert proc.returncode != 0 and "records no migration" in proc.stdout
+
+
+READ_NODES = r"""
+import json, os
+from kubernetes import client, config
+out = {}
+for var in ("CLH_USER_KUBECONFIG", "CLH_USER2_KUBECONFIG", "CLH_USER3_KUBECONFIG"):
+    core = client.CoreV1Api(config.new_client_from_config(os.environ[var]))
+    out[var] = {n.metadata.name: n.metadata.annotations["lab.cloudhop.io/cloud"]
+                for n in core.list_node().items}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.timeout(1500)  # about 6 min alone
+def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
+    """lab up --clusters 3: today's migration of the second cluster (its own nodes inventory
+    source and --limit) under a probe per cluster. The migrated one ends on AWS with at most one
+    failed request; the other two got no API write at all (their audit logs), no seed write
+    names them, their nodes are the same and their probes saw no failure."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    lab("up", "--clusters", "3", "--dns-ttl", "10")
+    hosts = {"user": "app.example.test", "user2": "app2.example.test",
+             "user3": "app3.example.test"}
+    try:
+        for host in hosts.values():
+            lab("wait-app", "--host", host)
+        with open(os.path.join(LAB, "user_clusters.yml"), encoding="utf-8") as fh:
+            inv = yaml.safe_load(fh)["all"]["children"]["user_clusters"]["hosts"]
+        ids = {v["cloudhop_user_kubeconfig"].rsplit("/", 1)[1].split(".")[0]: k
+               for k, v in inv.items()}
+        assert sorted(ids) == sorted(hosts)
+        before = in_lab(READ_NODES)
+        for name, host in hosts.items():
+            lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
+        mark = cli.audit("mark")
+        step("migrate.yml on cluster user2 (%s)" % ids["user2"])
+        cmd = playbook_cmd("migrate.yml", "--limit", ids["user2"], "-e",
+                           "cloudhop_confirm_destroy=true")
+        cmd[cmd.index(os.path.join(LAB, "nodes.cloudhop.yml"))] = os.path.join(
+            LAB, "nodes-user2.cloudhop.yml")
+        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
+                              timeout=1200, check=False)
+        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+        summaries = {name: json.loads(lab("probe", "stop", "--name", name).stdout)
+                     for name in hosts}
+        writes = cli.audit("writes", mark)["writes"]
+        after = in_lab(READ_NODES)
+    finally:
+        for name in hosts:
+            if os.path.exists(cli.probe_files(name)[2]):
+                lab("probe", "stop", "--name", name)
+        if not os.environ.get("CLH_KEEP_LAB"):
+            lab("down")
+    step("probes: %s" % {n: (s["total"], s["failed"], s["per_cloud"])
+                         for n, s in summaries.items()})
+    # the migrated cluster: on AWS now, its traffic kept
+    assert set(after["CLH_USER2_KUBECONFIG"].values()) == {"aws"}
+    assert_traffic_kept(summaries["user2"])
+    assert summaries["user2"]["per_cluster"] == {ids["user2"]: summaries["user2"]["total"] -
+                                                 summaries["user2"]["failed"]}
+    assert summaries["user2"]["per_cloud"].get("aws")
+    # the other two: not one API write, not one seed write about them, the same nodes, no
+    # failed request, still served from vSphere
+    assert [w for w in writes if w["cluster"] == "user2"], "the migration wrote nothing?"
+    for name in ("user", "user3"):
+        assert not [w for w in writes if w["cluster"] == name], name
+        assert not [w for w in writes if ids[name] in w["path"]], name
+        var = "CLH_%s_KUBECONFIG" % name.upper()
+        assert after[var] == before[var], name
+        assert summaries[name]["failed"] == 0 and summaries[name]["total"] > 100, summaries[name]
+        assert set(summaries[name]["per_cloud"]) == {"vsphere"}, summaries[name]
+        assert set(summaries[name]["per_cluster"]) == {ids[name]}, summaries[name]
