@@ -1,4 +1,5 @@
-"""make bench: lab-up time, API latency, scale, VPN latency, probe cost, route_verify against a
+"""make bench: lab-up time (also of the move world and of 3 clusters, and memory per cluster),
+API latency, scale, VPN latency, probe cost, route_verify against a
 bare SSH sweep, gate latency and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
 bench/results.json and a Markdown table."""
 
@@ -117,6 +118,11 @@ def main():
     vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
                                {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
     probe = probe_overhead()
+    # several clusters: the move world's and --clusters 3's lab-up, memory per cluster
+    worlds = json.loads(subprocess.run(
+        [sys.executable, os.path.join(HERE, "worlds.py")], check=True, cwd=REPO,
+        capture_output=True, text=True,
+        env=dict(os.environ, BENCH_ROUNDS="1" if QUICK else "3")).stdout.strip().splitlines()[-1])
     # route_verify against a bare parallel SSH sweep, at growing node counts (one lab: it scales)
     sweep = in_fresh_lab([os.path.join(HERE, "route_sweep.py")] +
                          (["1", "3"] if QUICK else ["3", "10", "50", "100"]))
@@ -143,6 +149,7 @@ def main():
     results["vpn_latency"] = vpn
     results["vpn_latency_tcp_nodelay"] = vpn_nodelay
     results["probe_overhead"] = probe
+    results["worlds"] = worlds
     results["route_verify_sweep"] = sweep
     results["gate_latency"] = gate
     if demo is not None:
@@ -157,6 +164,13 @@ def main():
                 % (results["lab_up_seconds"]["median"], len(ups)))
     rows.append("| lab-up until the app answers via DNS + LB | %.2f s (median of %d) | |"
                 % (results["fixture_converged_seconds"]["median"], len(converged)))
+    rows.append("| lab-up until served: move world (old + new cluster, shop app on every host "
+                "and path, HTTP and HTTPS) | %.2f s (median of %d) | |"
+                % (worlds["move_world_up_s"]["median"], len(worlds["move_world_up_s"]["runs"])))
+    rows.append("| lab-up until served: --clusters 3 (each app) | %.2f s (median of %d) | |"
+                % (worlds["clusters_3_up_s"]["median"], len(worlds["clusters_3_up_s"]["runs"])))
+    rows.append("| lab memory per user cluster (PSS, --clusters 3 against 1) | %.1f MiB | |"
+                % worlds["pss_mib_per_cluster"])
     rows.append("| %d nodes Ready (flannel on all) | %.1f s | |"
                 % (scale["nodes"], scale["seconds_to_ready"]))
     rows.append("| memory per node (PSS) | %.2f MiB | |" % scale["pss_mib_per_node"])
