@@ -68,7 +68,8 @@ class UserCluster:
         if self.flannel is not None:
             out += [self.flannel, self.ingress, KubeProxy(self.api),
                     LoadBalancerController(self.api, lab.seed, self.id, lab.topology, lab.dir,
-                                           lab.aws, lab.gcp, indexes=lab.lb_indexes)]
+                                           lab.aws, lab.gcp, indexes=itertools.count(
+                                               self.spec["index"], len(lab.specs)))]
         return out
 
 
@@ -88,11 +89,13 @@ class Lab:
         self.stopping = threading.Event()
         self.seed_runtime = None
         self.registry = CloudRegistry()
-        self.lb_indexes = itertools.count()
         self.zone_lock = threading.Lock()
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
-        self.clusters = [UserCluster(self, spec) for spec in fixture.cluster_specs(opts)]
+        # load balancer k of cluster c of N gets index c + k N: its address, namespace and
+        # private leg stay the same from one lab up to the next
+        self.specs = fixture.cluster_specs(opts)
+        self.clusters = [UserCluster(self, spec) for spec in self.specs]
         first = self.clusters[0]
         # the first user cluster, as every single-cluster test and tool knows it
         self.user, self.flannel, self.ingress = first.api, first.flannel, first.ingress

@@ -272,7 +272,7 @@ class LoadBalancerController(Controller):
         return out
 
     def _create(self, key, cloud, svc):
-        index = next(self.indexes)  # itertools.count: atomic under the GIL
+        index = next(self.indexes)  # this cluster's own sequence (labd)
         ns = nsx.ns_name("lb-%s-%d" % (cloud[:6], index))
         public = self.topology.public_ip(LB_PUBLIC_FIRST + index)
         net = self.topology.networks[cloud]

@@ -48,6 +48,9 @@ for var in sorted(v for v in os.environ if v.startswith("CLH_") and v.endswith("
         "namespaces": sorted(n.metadata.name for n in core.list_namespace().items),
         "pods": {p.metadata.namespace + "/" + p.metadata.name: p.status.phase
                  for p in core.list_pod_for_all_namespaces().items},
+        "pdbs": {b.metadata.name: [b.status.current_healthy, b.status.disruptions_allowed]
+                 for b in client.PolicyV1Api(api(var)).list_namespaced_pod_disruption_budget(
+                     "shop").items},
     }
 print(json.dumps(out))
 """
@@ -196,7 +199,8 @@ def test_move_world_old_and_new_cluster_https_app_link_and_probes():
         up_seconds = time.monotonic() - started
         assert up_seconds < 60, up_seconds  # the bench measures it (goal: 15 s)
         out = world(lambda o: booted(o, "CLH_USER_KUBECONFIG", 3) and
-                    booted(o, "CLH_NEW_KUBECONFIG", 3))
+                    booted(o, "CLH_NEW_KUBECONFIG", 3) and
+                    all(v == [2, 1] for v in o["CLH_USER_KUBECONFIG"]["pdbs"].values()))
         old, new = out["CLH_USER_KUBECONFIG"], out["CLH_NEW_KUBECONFIG"]
         # two KKP clusters on the seed: the old one on vSphere, the new one on AWS
         assert sorted(out["clusters"].values()) == [["aws"], ["vsphere"]]
@@ -214,8 +218,14 @@ def test_move_world_old_and_new_cluster_https_app_link_and_probes():
         # empty app namespace
         assert new["lb"] and new["lb"] != old["lb"]
         assert "shop" in new["namespaces"]
-        assert not [p for p in new["pods"] if p.startswith("shop/")]
-        assert [p for p in old["pods"] if p.startswith("shop/")]
+        assert not [p for p in new["pods"] if p.startswith("shop/")] and not new["pdbs"]
+        # the shop: four Deployments of 2, each with a PDB the disruption controller keeps
+        assert sorted(p.split("/")[1].split("-")[0] for p in old["pods"]
+                      if p.startswith("shop/")) == sorted(["api", "cart", "static", "web"] * 2)
+        assert old["pdbs"] == {n: [2, 1] for n in ("api", "cart", "static", "web")}, old["pdbs"]
+        # load balancer addresses stay the same from one lab up to the next: cluster c of N
+        # gets the pool's c-th, (c + N)-th, ... address
+        assert old["lb"] == ["198.18.0.100"] and new["lb"] == ["198.18.0.101"]
         assert os.path.exists("/run/netns/" + ns_name("lb-aws-1"))
         new_lb = get(("http://shop.example.test/", new["lb"][0]))[0]
         assert new_lb["status"] == 404, new_lb  # its ingress has no rules for the app yet
@@ -354,7 +364,7 @@ def test_three_user_clusters_on_one_seed():
         ips = [n["ip"] for c in clusters for n in c["nodes"].values()]
         assert len(ips) == len(set(ips)) == 9
         lbs = [c["lb"][0] for c in clusters]
-        assert len(set(lbs)) == 3
+        assert lbs == ["198.18.0.100", "198.18.0.101", "198.18.0.102"]
         # each app answers at its own host from its own cluster
         answers = get("http://app.example.test/", "http://app2.example.test/",
                       "http://app3.example.test/")
