@@ -1,4 +1,5 @@
 """make bench: lab-up time (also of the move world and of 3 clusters, and memory per cluster),
+the MongoDB double (insert latency, step-down, memory per member),
 API latency, scale, VPN latency, probe cost, route_verify against a
 bare SSH sweep, gate latency and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
 bench/results.json and a Markdown table."""
@@ -118,6 +119,10 @@ def main():
     vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
                                {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
     probe = probe_overhead()
+    # the lab's MongoDB double: insert latency, step-down to a writable primary, memory
+    mongo = json.loads(subprocess.run(
+        [sys.executable, os.path.join(HERE, "mongo.py")], check=True, cwd=REPO,
+        capture_output=True, text=True).stdout.strip().splitlines()[-1])
     # several clusters: the move world's and --clusters 3's lab-up, memory per cluster
     worlds = json.loads(subprocess.run(
         [sys.executable, os.path.join(HERE, "worlds.py")], check=True, cwd=REPO,
@@ -150,6 +155,7 @@ def main():
     results["vpn_latency_tcp_nodelay"] = vpn_nodelay
     results["probe_overhead"] = probe
     results["worlds"] = worlds
+    results["mongo"] = mongo
     results["route_verify_sweep"] = sweep
     results["gate_latency"] = gate
     if demo is not None:
@@ -171,6 +177,15 @@ def main():
                 % (worlds["clusters_3_up_s"]["median"], len(worlds["clusters_3_up_s"]["runs"])))
     rows.append("| lab memory per user cluster (PSS, --clusters 3 against 1) | %.1f MiB | |"
                 % worlds["pss_mib_per_cluster"])
+    rows.append("| MongoDB double: insert, w:1 | %.2f ms | %.2f ms |"
+                % (mongo["insert_ms_w1"]["p50"], mongo["insert_ms_w1"]["p99"]))
+    rows.append("| MongoDB double: insert, w:majority (3 members) | %.2f ms | %.2f ms |"
+                % (mongo["insert_ms_majority"]["p50"], mongo["insert_ms_majority"]["p99"]))
+    stepdown = mongo["stepdown_to_writable_s"]
+    rows.append("| MongoDB double: replSetStepDown -> next insert acknowledged by the new primary "
+                "| %.2f s (median of %d) | |" % (stepdown["median"], len(stepdown["runs"])))
+    rows.append("| MongoDB double: memory per member (PSS, %d documents) | %.1f MiB | |"
+                % (mongo["documents"], mongo["pss_mib_per_member"]))
     rows.append("| %d nodes Ready (flannel on all) | %.1f s | |"
                 % (scale["nodes"], scale["seconds_to_ready"]))
     rows.append("| memory per node (PSS) | %.2f MiB | |" % scale["pss_mib_per_node"])

@@ -9,9 +9,10 @@ import threading
 import time
 
 import bson
+from bson.binary import Binary
 from bson.int64 import Int64
 
-from . import query, replset as rs, wire
+from . import query, replset as rs, scram, wire
 from .errors import MongoError
 from .member import MAX_WIRE, OPLOG_NS, VERSION, Peer, key_of, lsid_key, now_dt
 
@@ -67,12 +68,38 @@ def _hello(m, db, cmd, conn, legacy=False):
             if m.state not in (rs.PRIMARY, rs.SECONDARY):
                 out["secondary"] = False
     out["topologyVersion"] = {"processId": m.process_id, "counter": Int64(m.topo_counter)}
+    mechs = cmd.get("saslSupportedMechs")
+    if isinstance(mechs, str) and "." in mechs and tuple(mechs.split(".", 1)) in m.users:
+        out["saslSupportedMechs"] = ["SCRAM-SHA-256"]
     out.update({"maxBsonObjectSize": 16777216, "maxMessageSizeBytes": 48000000,
                 "maxWriteBatchSize": 100000, "localTime": now_dt(),
                 "logicalSessionTimeoutMinutes": 30, "connectionId": conn["id"],
                 "minWireVersion": 0, "maxWireVersion": MAX_WIRE, "readOnly": False})
     out.update(_reply_common(m))
     return out
+
+
+def _sasl_start(m, db, cmd, conn):
+    if cmd.get("mechanism") != "SCRAM-SHA-256":
+        raise MongoError(2, "Received authentication for mechanism %s which is not enabled"
+                         % cmd.get("mechanism"))
+    conv = conn["sasl"] = scram.ServerConversation(m.users)
+    try:
+        first = conv.start(db, cmd.get("payload") or b"")
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise MongoError(18, "Authentication failed.") from None
+    return {"conversationId": 1, "done": False, "payload": Binary(first)}
+
+
+def _sasl_continue(m, db, cmd, conn):
+    conv = conn.pop("sasl", None)
+    if conv is None:
+        raise MongoError(17, "No SASL session state found")
+    ok, final = conv.finish(cmd.get("payload") or b"")
+    if not ok:
+        raise MongoError(18, "Authentication failed.")
+    conn["user"] = conv.user
+    return {"conversationId": 1, "done": True, "payload": Binary(final)}
 
 
 def _build_info(m, db, cmd, conn):
@@ -676,6 +703,8 @@ def _get_parameter(m, db, cmd, conn):
 
 COMMANDS = {
     "hello": _hello,
+    "saslStart": _sasl_start, "saslContinue": _sasl_continue,
+    "logout": lambda m, db, cmd, conn: conn.update(user=None) or {},
     "ismaster": lambda m, db, cmd, conn: _hello(m, db, cmd, conn, legacy=True),
     "isMaster": lambda m, db, cmd, conn: _hello(m, db, cmd, conn, legacy=True),
     "ping": lambda m, db, cmd, conn: dict(_reply_common(m)),

@@ -2,7 +2,7 @@
 (src/mongo/base/error_codes.yml) and, where drivers need them, ``errorLabels``."""
 
 CODE_NAMES = {
-    1: "InternalError", 2: "BadValue", 79: "UnknownReplWriteConcern",
+    1: "InternalError", 17: "ProtocolError", 2: "BadValue", 79: "UnknownReplWriteConcern",
     100: "UnsatisfiableWriteConcern", 108: "InconsistentReplicaSetNames", 9: "FailedToParse", 13: "Unauthorized", 14: "TypeMismatch",
     18: "AuthenticationFailed", 23: "AlreadyInitialized", 26: "NamespaceNotFound",
     43: "CursorNotFound", 50: "MaxTimeMSExpired", 59: "CommandNotFound",

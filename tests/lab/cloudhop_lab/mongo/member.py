@@ -25,6 +25,7 @@ What it does, after the MongoDB manual (tests/lab/README.md lists the pages):
 import argparse
 import copy
 import datetime
+import json
 import logging
 import os
 import random
@@ -41,14 +42,16 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
-from . import replset as rs, wire
+from . import replset as rs, scram, wire
 from .errors import MongoError
 
 LOG = logging.getLogger("cloudhop_lab.mongo")
 VERSION = "7.0.14"
 MAX_WIRE = 21
 OPLOG_NS = "local.oplog.rs"
-INTERNAL = ("replSetHeartbeat", "replSetRequestVotes", "replSetUpdatePosition")
+# what mongod answers before authentication
+NO_AUTH = ("hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo",
+           "buildinfo", "endSessions", "logout")
 
 
 def now_dt():
@@ -81,9 +84,22 @@ class Peer:
 
 
 class Member:
-    def __init__(self, me, set_name, dbpath, source=None):
+    def __init__(self, me, set_name, dbpath, source=None, key_file=None, users_file=None):
         self.me = me
         self.source = source
+        # SCRAM-SHA-256 (a lab option): (db, user) -> credentials; members authenticate to
+        # each other as __system@local with the key file
+        self.users = {}
+        self.internal = None
+        if key_file:
+            self.internal = ("local", "__system", scram.key_file_password(key_file))
+            self.users[("local", "__system")] = scram.credentials(self.internal[2])
+        if users_file:
+            with open(users_file, encoding="utf-8") as fh:
+                for db, users in json.load(fh).items():
+                    for user, password in users.items():
+                        self.users[(db, user)] = scram.credentials(password)
+        self.auth_on = bool(self.users)
         self.set_name = set_name
         self.dbpath = dbpath
         self.cv = threading.Condition()
@@ -392,7 +408,7 @@ class Member:
         c = self.clients.get(host)
         if c is None:
             c = self.clients[host] = wire.Client(host, timeout=min(self.hb_timeout(), 5),
-                                                 source=self.source)
+                                                 source=self.source, auth=self.internal)
         return c
 
     def call(self, host, doc, timeout):
@@ -589,7 +605,7 @@ class Member:
         timeout = self.election_timeout()
 
         def ask(host):
-            c = wire.Client(host, timeout=timeout, source=self.source)
+            c = wire.Client(host, timeout=timeout, source=self.source, auth=self.internal)
             try:
                 reply = c.command("admin", req, timeout=timeout)
             except (OSError, EOFError, wire.ProtocolError):
@@ -656,7 +672,7 @@ class Member:
     def initial_sync(self, source):
         """STARTUP2: the source's data (every collection) and oplog from where the clone began."""
         LOG.info("initial sync from %s", source)
-        c = wire.Client(source, timeout=10, source=self.source)
+        c = wire.Client(source, timeout=10, source=self.source, auth=self.internal)
         try:
             top = c.command("local", {"find": "oplog.rs", "sort": {"$natural": -1}, "limit": 1,
                                       "$readPreference": {"mode": "secondaryPreferred"}})
@@ -708,7 +724,7 @@ class Member:
     def tail(self, source):
         with self.cv:
             last = self.oplog[-1] if self.oplog else None
-        c = wire.Client(source, timeout=10, source=self.source)
+        c = wire.Client(source, timeout=10, source=self.source, auth=self.internal)
         try:
             flt = {"ts": {"$gte": last["ts"]}} if last else {}
             reply = c.command("local", {"find": "oplog.rs", "filter": flt, "tailable": True,
@@ -838,6 +854,8 @@ class Member:
         fn = COMMANDS.get(name) or COMMANDS.get(name.lower())
         if fn is None:
             raise MongoError(59, "no such command: '%s'" % name)
+        if self.auth_on and conn.get("user") is None and name not in NO_AUTH:
+            raise MongoError(13, "Command %s requires authentication" % name)
         out = fn(self, db, cmd, conn)
         out.setdefault("ok", 1.0)
         return out
@@ -852,7 +870,7 @@ class Handler(socketserver.BaseRequestHandler):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with m.cv:
             m.connections += 1
-            conn = {"id": m.connections, "peer": "%s:%d" % self.client_address}
+            conn = {"id": m.connections, "peer": "%s:%d" % self.client_address, "user": None}
         while not m.stop.is_set():
             try:
                 rid, _to, op, body = wire.read_message(sock)
@@ -920,8 +938,9 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-def serve(me, set_name, dbpath, bind, port):
-    member = Member(me, set_name, dbpath, source=bind if bind not in ("0.0.0.0", "") else None)
+def serve(me, set_name, dbpath, bind, port, key_file=None, users_file=None):
+    member = Member(me, set_name, dbpath, source=bind if bind not in ("0.0.0.0", "") else None,
+                    key_file=key_file, users_file=users_file)
     srv = Server((bind, port), Handler)
     srv.member = member
     for target in (member.topology_loop, member.sync_loop):
@@ -936,10 +955,14 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=27017)
     parser.add_argument("--replSet", dest="repl_set", required=True)
     parser.add_argument("--dbpath", required=True)
+    parser.add_argument("--keyFile", dest="key_file",
+                        help="authentication on: members authenticate to each other with it")
+    parser.add_argument("--users", help='JSON file {"<db>": {"<user>": "<password>"}}')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s " + args.host + " %(message)s")
-    member, srv = serve(args.host, args.repl_set, args.dbpath, args.bind, args.port)
+    member, srv = serve(args.host, args.repl_set, args.dbpath, args.bind, args.port,
+                        args.key_file, args.users)
 
     def stop(*_):
         member.stop.set()

@@ -119,10 +119,11 @@ def build_reply(doc, response_to):
 class Client:
     """A member's connection to another member: one command at a time, OP_MSG."""
 
-    def __init__(self, host, timeout, source=None):
+    def __init__(self, host, timeout, source=None, auth=None):
         self.host = host
         self.timeout = timeout
         self.source = source  # the member's own address (a pod has one)
+        self.auth = auth  # (db, user, password): SCRAM-SHA-256 on every new connection
         self.sock = None
         self.lock = threading.Lock()
 
@@ -136,16 +137,27 @@ class Client:
                     (name, int(port)), timeout=self.timeout,
                     source_address=(self.source, 0) if self.source else None)
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.auth:
+                    from .scram import client_authenticate  # pylint: disable=C0415
+                    try:
+                        client_authenticate(lambda d, c: self._send(d, c, None),
+                                            *self.auth)
+                    except Exception:
+                        self.close_locked()
+                        raise
             try:
-                self.sock.settimeout(timeout or self.timeout)
-                self.sock.sendall(build_msg(dict(doc, **{"$db": db})))
-                _rid, _to, op, body = read_message(self.sock)
-                if op != OP_MSG:
-                    raise ProtocolError("unexpected reply op code %d" % op)
-                return parse_msg(body)[1]
+                return self._send(db, doc, timeout)
             except Exception:
                 self.close_locked()
                 raise
+
+    def _send(self, db, doc, timeout):
+        self.sock.settimeout(timeout or self.timeout)
+        self.sock.sendall(build_msg(dict(doc, **{"$db": db})))
+        _rid, _to, op, body = read_message(self.sock)
+        if op != OP_MSG:
+            raise ProtocolError("unexpected reply op code %d" % op)
+        return parse_msg(body)[1]
 
     def close_locked(self):
         if self.sock is not None:

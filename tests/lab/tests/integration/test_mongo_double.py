@@ -41,14 +41,14 @@ class ReplicaSet:
     def host(n):
         return "127.0.3.%d:27017" % n
 
-    def start(self, n):
+    def start(self, n, extra=()):
         host = self.host(n)
         dbpath = os.path.join(self.base, str(n))
         log = open(dbpath + ".log", "ab")  # pylint: disable=consider-using-with
         self.procs[n] = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, "-m", "cloudhop_lab.mongo.member", "--host", host,
              "--bind", host.split(":")[0], "--port", "27017", "--replSet", "rs0",
-             "--dbpath", dbpath], stdout=log, stderr=log)
+             "--dbpath", dbpath, *extra], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -564,3 +564,40 @@ def test_community_mongodb_modules_initiate_reconfigure_status_stepdown_info(rse
     assert res["final"]["127.0.3.3:27017"] == "SECONDARY"
     cfg = rset.direct(1).admin.command("replSetGetConfig")["config"]
     assert [m["priority"] for m in cfg["members"]] == [1, 1, 5]
+
+
+# -------------------------------------------------------------------------- authentication
+
+def test_scram_sha_256_authentication_between_members_and_for_clients(rset, tmp_path):
+    import json  # pylint: disable=import-outside-toplevel
+    key = tmp_path / "keyfile"
+    key.write_text("cloudhop lab key file\n")
+    key.chmod(0o600)
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"admin": {"app": "s3cret-lab-pw"}}))
+    extra = ("--keyFile", str(key), "--users", str(users))
+    for n in (1, 2, 3):
+        rset.start(n, extra)
+    anonymous = rset.direct(1)
+    assert anonymous.admin.command("ping")["ok"] == 1  # allowed before authentication
+    with pytest.raises(OperationFailure) as exc:
+        anonymous.admin.command("replSetGetStatus")
+    assert exc.value.code == 13  # Unauthorized
+    wrong = rset.direct(1, username="app", password="wrong", authSource="admin")
+    with pytest.raises(pymongo.errors.OperationFailure) as exc:
+        wrong.admin.command("ping")
+    assert exc.value.code == 18  # AuthenticationFailed
+    admin = rset.direct(1, username="app", password="s3cret-lab-pw", authSource="admin")
+    admin.admin.command("replSetInitiate", {"_id": "rs0", "members": [
+        {"_id": n, "host": rset.host(n)} for n in (1, 2, 3)], "settings": dict(FAST)})
+    client = rset.client(username="app", password="s3cret-lab-pw", authSource="admin")
+    client.app.c.insert_one({"x": 1})  # majority: the members replicate, authenticated
+    st = client.admin.command("replSetGetStatus")
+    assert sorted(m["stateStr"] for m in st["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+    # every member asks for authentication, a secondary too
+    with pytest.raises(OperationFailure) as exc:
+        rset.direct(2, readPreference="secondaryPreferred").app.c.find_one()
+    assert exc.value.code == 13
+    reader = rset.direct(2, readPreference="secondaryPreferred", username="app",
+                         password="s3cret-lab-pw", authSource="admin")
+    assert wait_for(lambda: reader.app.c.find_one({"x": 1}) is not None)
