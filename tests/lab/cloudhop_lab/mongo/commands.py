@@ -459,95 +459,90 @@ def _finish_write(m, cmd, out, op):
     return out
 
 
-def _insert(m, db, cmd, conn):
-    ns = _ns(db, cmd, "insert")
+def _write_command(kind):
+    """A write command: on the primary only, a retried write answered from the session table,
+    the write concern waited for after the write."""
+    def wrap(fn):
+        def run(m, db, cmd, conn):
+            ns = _ns(db, cmd, kind)
+            with m.cv:
+                _check_writable(m, cmd)
+                done = _retry(m, cmd, kind)
+                out = done if done is not None else fn(m, ns, m._coll(ns), cmd)
+                return _finish_write(m, cmd, out, m.applied())
+        return run
+    return wrap
+
+
+@_write_command("insert")
+def _insert(m, ns, coll, cmd):
     docs = cmd.get("documents") or []
     ordered = cmd.get("ordered", True)
-    with m.cv:
-        _check_writable(m, cmd)
-        done = _retry(m, cmd, "insert")
-        if done is not None:
-            return _finish_write(m, cmd, done, m.applied())
-        coll = m._coll(ns)
-        entries, errors, seen = [], [], set()
-        for i, d in enumerate(docs):
-            d = dict(d)
-            if "_id" not in d:
-                d = dict({"_id": bson.ObjectId()}, **d)
-            k = key_of(d["_id"])
-            if k in coll or k in seen:
-                errors.append({"index": i, "code": 11000,
-                               "errmsg": "E11000 duplicate key error collection: %s index: _id_ "
-                                         "dup key: { _id: %r }" % (ns, d["_id"]),
-                               "keyPattern": {"_id": 1}, "keyValue": {"_id": d["_id"]}})
-                if ordered:
-                    break
-                continue
-            seen.add(k)
-            entries.append(m._entry("i", ns, d, cmd=cmd, stmt=i))
-        if entries:
-            m._log(entries)
-        out = {"n": len(entries)}
-        if errors:
-            out["writeErrors"] = errors
-        return _finish_write(m, cmd, out, m.applied())
+    entries, errors, seen = [], [], set()
+    for i, d in enumerate(docs):
+        d = dict(d)
+        if "_id" not in d:
+            d = dict({"_id": bson.ObjectId()}, **d)
+        k = key_of(d["_id"])
+        if k in coll or k in seen:
+            errors.append({"index": i, "code": 11000,
+                           "errmsg": "E11000 duplicate key error collection: %s index: _id_ "
+                                     "dup key: { _id: %r }" % (ns, d["_id"]),
+                           "keyPattern": {"_id": 1}, "keyValue": {"_id": d["_id"]}})
+            if ordered:
+                break
+            continue
+        seen.add(k)
+        entries.append(m._entry("i", ns, d, cmd=cmd, stmt=i))
+    if entries:
+        m._log(entries)
+    out = {"n": len(entries)}
+    if errors:
+        out["writeErrors"] = errors
+    return out
 
 
-def _update(m, db, cmd, conn):
-    ns = _ns(db, cmd, "update")
-    with m.cv:
-        _check_writable(m, cmd)
-        done = _retry(m, cmd, "update")
-        if done is not None:
-            return _finish_write(m, cmd, done, m.applied())
-        coll = m._coll(ns)
-        n = modified = 0
-        upserted, entries = [], []
-        for i, u in enumerate(cmd.get("updates") or []):
-            targets = [d for d in coll.values() if query.matches(d, u.get("q"))]
-            if not u.get("multi"):
-                targets = targets[:1]
-            for d in targets:
-                new = query.apply_update(d, u.get("u") or {})
-                n += 1
-                if new != d:
-                    modified += 1
-                    e = m._entry("u", ns, new, o2={"_id": d["_id"]}, cmd=cmd, stmt=i)
-                    m._log([e])
-                    entries.append(e)
-            if not targets and u.get("upsert"):
-                base = query.upsert_base(u.get("q"))
-                new = query.apply_update(base, u.get("u") or {}, inserting=True)
-                if "_id" not in new:
-                    new = dict({"_id": bson.ObjectId()}, **new)
-                e = m._entry("i", ns, new, cmd=cmd, stmt=i)
-                e["upserted"] = new["_id"]
-                m._log([e])
-                upserted.append({"index": i, "_id": new["_id"]})
-                n += 1
-        out = {"n": n, "nModified": modified}
-        if upserted:
-            out["upserted"] = upserted
-        return _finish_write(m, cmd, out, m.applied())
+@_write_command("update")
+def _update(m, ns, coll, cmd):
+    n = modified = 0
+    upserted = []
+    for i, u in enumerate(cmd.get("updates") or []):
+        targets = [d for d in coll.values() if query.matches(d, u.get("q"))]
+        if not u.get("multi"):
+            targets = targets[:1]
+        for d in targets:
+            new = query.apply_update(d, u.get("u") or {})
+            n += 1
+            if new != d:
+                modified += 1
+                m._log([m._entry("u", ns, new, o2={"_id": d["_id"]}, cmd=cmd, stmt=i)])
+        if not targets and u.get("upsert"):
+            base = query.upsert_base(u.get("q"))
+            new = query.apply_update(base, u.get("u") or {}, inserting=True)
+            if "_id" not in new:
+                new = dict({"_id": bson.ObjectId()}, **new)
+            e = m._entry("i", ns, new, cmd=cmd, stmt=i)
+            e["upserted"] = new["_id"]
+            m._log([e])
+            upserted.append({"index": i, "_id": new["_id"]})
+            n += 1
+    out = {"n": n, "nModified": modified}
+    if upserted:
+        out["upserted"] = upserted
+    return out
 
 
-def _delete(m, db, cmd, conn):
-    ns = _ns(db, cmd, "delete")
-    with m.cv:
-        _check_writable(m, cmd)
-        done = _retry(m, cmd, "delete")
-        if done is not None:
-            return _finish_write(m, cmd, done, m.applied())
-        coll = m._coll(ns)
-        n = 0
-        for i, d in enumerate(cmd.get("deletes") or []):
-            targets = [x for x in coll.values() if query.matches(x, d.get("q"))]
-            if d.get("limit", 0) == 1:
-                targets = targets[:1]
-            for x in targets:
-                m._log([m._entry("d", ns, {"_id": x["_id"]}, cmd=cmd, stmt=i)])
-                n += 1
-        return _finish_write(m, cmd, {"n": n}, m.applied())
+@_write_command("delete")
+def _delete(m, ns, coll, cmd):
+    n = 0
+    for i, d in enumerate(cmd.get("deletes") or []):
+        targets = [x for x in coll.values() if query.matches(x, d.get("q"))]
+        if d.get("limit", 0) == 1:
+            targets = targets[:1]
+        for x in targets:
+            m._log([m._entry("d", ns, {"_id": x["_id"]}, cmd=cmd, stmt=i)])
+            n += 1
+    return {"n": n}
 
 
 def _cursor(m, ns, docs, batch_size, extra=None):
