@@ -235,7 +235,10 @@ def _status(m, db, cmd, conn):
                 up = m.healthy(x["host"])
                 state = p.state if up else (rs.DOWN if p.health == 0 else rs.STARTUP)
                 doc = {"_id": x["_id"], "name": x["host"], "health": 1.0 if up else 0.0,
-                       "state": state, "stateStr": rs.STATES.get(state, "UNKNOWN"),
+                       "state": state,
+                       # what rs.status() shows for a member it cannot reach
+                       "stateStr": rs.STATES.get(state, "UNKNOWN") if up else
+                       "(not reachable/healthy)",
                        "uptime": int(time.monotonic() - (p.last_ok or time.monotonic())),
                        "optime": rs.optime_doc(p.applied),
                        "optimeDurable": rs.optime_doc(p.durable),

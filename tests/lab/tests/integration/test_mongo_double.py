@@ -274,6 +274,15 @@ def test_wtimeout_when_no_majority_can_acknowledge(rset):
     assert exc.value.code == 64
     # w:1 is acknowledged by the primary alone
     client.app.get_collection("c", write_concern=WriteConcern(w=1)).insert_one({"y": 1})
+    # the killed members are DOWN (state 8, health 0, the heartbeat's error) once their
+    # heartbeats have failed for heartbeatTimeoutSecs
+
+    def down():
+        st = rset.direct(p).admin.command("replSetGetStatus")
+        return [m for m in st["members"] if m["name"] != rset.host(p) and m["health"] == 0]
+    gone = wait_for(lambda: len(down()) == 2 and down(), timeout=10)
+    assert [(m["state"], m["stateStr"]) for m in gone] == [(8, "(not reachable/healthy)")] * 2
+    assert all(m["lastHeartbeatMessage"] for m in gone)
 
 
 # -------------------------------------------------------------------------- reconfig
