@@ -61,9 +61,16 @@ def default(kind, obj):
             if not any(t.get("key") == key for t in tolerations):
                 tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
                                     "tolerationSeconds": 300})
-    elif kind in ("Deployment", "ReplicaSet", "DaemonSet") and isinstance(spec, dict):
+    elif kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet") and \
+            isinstance(spec, dict):
         if kind != "DaemonSet":
             spec.setdefault("replicas", 1)
+        if kind == "StatefulSet":
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            spec.setdefault("updateStrategy", {"type": "RollingUpdate",
+                                               "rollingUpdate": {"partition": 0}})
+            spec.setdefault("persistentVolumeClaimRetentionPolicy",
+                            {"whenDeleted": "Retain", "whenScaled": "Retain"})
         spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
@@ -157,8 +164,18 @@ def validate(kind, obj, causes, opts=None):
     spec = obj.get("spec")
     if kind == "Pod":
         _validate_pod_spec(spec, causes, "spec")
-    elif kind in ("Deployment", "ReplicaSet", "DaemonSet"):
+    elif kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"):
         _validate_workload(kind, spec, causes)
+        if kind == "StatefulSet" and isinstance(spec, dict):
+            policy = spec.get("podManagementPolicy")
+            if policy not in (None, "OrderedReady", "Parallel"):
+                not_supported(causes, "spec.podManagementPolicy", policy,
+                              ["OrderedReady", "Parallel"])
+            for i, tmpl in enumerate(spec.get("volumeClaimTemplates") or []):
+                for msg in validation.dns1123_subdomain(str(
+                        (tmpl.get("metadata") or {}).get("name") or "")):
+                    inv(causes, "spec.volumeClaimTemplates[%d].metadata.name" % i,
+                        (tmpl.get("metadata") or {}).get("name"), msg)
     elif kind == "Service":
         _validate_service(spec, causes)
     elif kind == "PodDisruptionBudget":
@@ -234,6 +251,8 @@ def _validate_workload(kind, spec, causes):
             "must be greater than minReadySeconds")
     strategy = "strategy" if kind == "Deployment" else "updateStrategy"
     ru = (spec.get(strategy) or {}).get("rollingUpdate") or {}
+    if kind == "StatefulSet":
+        ru = {}  # partition, and maxUnavailable behind a feature gate
     for f in ("maxSurge", "maxUnavailable"):
         if f in ru and not _int_or_percent(ru[f]):
             inv(causes, "spec.%s.rollingUpdate.%s" % (strategy, f), ru[f],
@@ -480,6 +499,15 @@ def immutable(kind, old, new, causes):
     if kind in ("Deployment", "ReplicaSet", "DaemonSet"):
         if o_spec.get("selector") != n_spec.get("selector"):
             inv(causes, "spec.selector", n_spec.get("selector"), "field is immutable")
+    elif kind == "StatefulSet":
+        keep = ("replicas", "ordinals", "template", "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
+        if {k: v for k, v in o_spec.items() if k not in keep} != \
+                {k: v for k, v in n_spec.items() if k not in keep}:
+            forbidden(causes, "spec", "updates to statefulset spec for fields other than "
+                      "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                      "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+                      "forbidden")
     elif kind == "Service":
         if o_spec.get("clusterIP") and n_spec.get("clusterIP") not in (None, o_spec["clusterIP"]):
             inv(causes, "spec.clusterIP", n_spec.get("clusterIP"), "field is immutable")

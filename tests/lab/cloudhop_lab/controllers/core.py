@@ -11,7 +11,8 @@ from ..selectors import selector_matches
 from .base import Controller, resolve
 from .kubelet import Kubelet
 from .scheduler import Scheduler
-from .workloads import DaemonSetController, DeploymentController, ReplicaSetController
+from .workloads import (DaemonSetController, DeploymentController, ReplicaSetController,
+                        StatefulSetController)
 
 POD_GVR = ("", "v1", "pods")
 NODE_GVR = ("", "v1", "nodes")
@@ -259,7 +260,37 @@ class ServiceAccountController(Controller):
                             raise
 
 
+class PersistentVolumeController(Controller):
+    """A dynamic provisioner and the PV binder: every pending claim is bound at once to a
+    volume of its own (``pvc-<uid>``), with the size and access modes it asked for, as a
+    default StorageClass with Immediate binding does. The data of a claim lives as long as the
+    claim (the pod runtime keeps it per claim)."""
+
+    name = "persistentvolume-controller"
+
+    def reconcile(self):
+        rt = self.rt("", "v1", "persistentvolumeclaims")
+        for pvc in self.ls("", "v1", "persistentvolumeclaims"):
+            with self.isolated(pvc):
+                if (pvc.get("status") or {}).get("phase") == "Bound":
+                    continue
+                spec = pvc.get("spec") or {}
+                if not spec.get("volumeName"):
+                    cur = dc(pvc)
+                    cur["spec"]["volumeName"] = "pvc-" + pvc["metadata"]["uid"]
+                    cur["spec"].setdefault("storageClassName", "lab-local")
+                    cur["spec"].setdefault("volumeMode", "Filesystem")
+                    pvc = self.api.update(rt, pvc["metadata"]["namespace"],
+                                          pvc["metadata"]["name"], cur)
+                size = ((spec.get("resources") or {}).get("requests") or {}).get("storage",
+                                                                                 "1Gi")
+                self.set_status(rt, pvc, {
+                    "phase": "Bound", "capacity": {"storage": size},
+                    "accessModes": spec.get("accessModes") or ["ReadWriteOnce"]})
+
+
 def standard_controllers(api, runtime=None):
     return [DeploymentController(api), ReplicaSetController(api), DaemonSetController(api),
+            StatefulSetController(api), PersistentVolumeController(api),
             Scheduler(api), Kubelet(api, runtime), DisruptionController(api),
             EndpointsController(api), GarbageCollector(api), ServiceAccountController(api)]

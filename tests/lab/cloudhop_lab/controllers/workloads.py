@@ -279,3 +279,126 @@ class DaemonSetController(Controller):
                   if v or k in ("currentNumberScheduled", "desiredNumberScheduled",
                                 "numberMisscheduled", "numberReady")}
         self.set_status(ds_rt, ds, status)
+
+
+STS_POD_NAME = "statefulset.kubernetes.io/pod-name"
+STS_POD_INDEX = "apps.kubernetes.io/pod-index"
+REVISION = "controller-revision-hash"
+
+
+class StatefulSetController(Controller):
+    """kube-controller-manager's StatefulSet controller, as far as a database needs it:
+    pods ``<name>-<ordinal>`` with stable names, ``hostname``/``subdomain`` (the governing
+    Service) and the labels ``statefulset.kubernetes.io/pod-name``, ``apps.kubernetes.io/
+    pod-index`` and ``controller-revision-hash``; one PersistentVolumeClaim per pod and
+    volumeClaimTemplate (``<template>-<name>-<ordinal>``, kept when pods go: retention policy
+    Retain); ``OrderedReady`` (default: create in ordinal order, each once the one before is
+    Running and Ready; remove from the highest ordinal, one at a time) or ``Parallel``; a
+    RollingUpdate replaces pods from the highest ordinal down to ``partition``, each once the
+    one before is Ready again; ``OnDelete`` waits for pods to be deleted. A deleted pod comes
+    back under the same name, with the same claims."""
+
+    name = "statefulset-controller"
+
+    def reconcile(self):
+        pod_rt = self.rt(*POD_GVR)
+        sts_rt = self.rt("apps", "v1", "statefulsets")
+        pvc_rt = self.rt("", "v1", "persistentvolumeclaims")
+        pods = self.ls(*POD_GVR)
+        claims = {(c["metadata"]["namespace"], c["metadata"]["name"])
+                  for c in self.ls("", "v1", "persistentvolumeclaims")}
+        for sts in self.ls("apps", "v1", "statefulsets"):
+            with self.isolated(sts):
+                if sts["metadata"].get("deletionTimestamp"):
+                    continue
+                self._sync(sts, sts_rt, pod_rt, pvc_rt, pods, claims)
+
+    def _pod(self, sts, ordinal, revision):
+        name = "%s-%d" % (sts["metadata"]["name"], ordinal)
+        pod = pod_from_template(sts, sts["spec"]["template"], name, extra_labels={
+            STS_POD_NAME: name, STS_POD_INDEX: str(ordinal), REVISION: revision})
+        pod["metadata"].pop("generateName", None)
+        pod["spec"]["hostname"] = name
+        if sts["spec"].get("serviceName"):
+            pod["spec"]["subdomain"] = sts["spec"]["serviceName"]
+        volumes = [v for v in pod["spec"].get("volumes") or []]
+        for tmpl in sts["spec"].get("volumeClaimTemplates") or []:
+            claim = "%s-%s" % (tmpl["metadata"]["name"], name)
+            volumes = [v for v in volumes if v.get("name") != tmpl["metadata"]["name"]]
+            volumes.append({"name": tmpl["metadata"]["name"],
+                            "persistentVolumeClaim": {"claimName": claim}})
+        if volumes:
+            pod["spec"]["volumes"] = volumes
+        return pod
+
+    def _claims(self, sts, ordinal, pvc_rt, claims):
+        ns = sts["metadata"]["namespace"]
+        for tmpl in sts["spec"].get("volumeClaimTemplates") or []:
+            name = "%s-%s-%d" % (tmpl["metadata"]["name"], sts["metadata"]["name"], ordinal)
+            if (ns, name) in claims:
+                continue
+            meta = dc(tmpl.get("metadata") or {})
+            meta.update(name=name, namespace=ns, labels=dict(
+                meta.get("labels") or {}, **(sts["spec"]["selector"].get("matchLabels") or {})))
+            self.api.create(pvc_rt, ns, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                         "metadata": meta, "spec": dc(tmpl.get("spec") or {})})
+            claims.add((ns, name))
+
+    def _sync(self, sts, sts_rt, pod_rt, pvc_rt, pods, claims):
+        ns = sts["metadata"]["namespace"]
+        spec = sts["spec"]
+        want = spec.get("replicas", 1)
+        revision = "%s-%s" % (sts["metadata"]["name"], template_hash(spec["template"]))
+        parallel = spec.get("podManagementPolicy") == "Parallel"
+        strategy = spec.get("updateStrategy") or {"type": "RollingUpdate"}
+        mine = {}
+        for p in pods:
+            if p["metadata"]["namespace"] == ns and owned_by(p, sts):
+                idx = (p["metadata"].get("labels") or {}).get(STS_POD_INDEX)
+                if idx is not None and idx.isdigit():
+                    mine[int(idx)] = p
+
+        def ready(p):
+            return pod_active(p) and pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+        # scale up: create missing ordinals below replicas (in order unless Parallel)
+        for ordinal in range(want):
+            p = mine.get(ordinal)
+            if p is None:
+                self._claims(sts, ordinal, pvc_rt, claims)
+                created = self.api.create(pod_rt, ns, self._pod(sts, ordinal, revision))
+                mine[ordinal] = created
+                if not parallel:
+                    break
+            elif not parallel and not ready(p):
+                break  # OrderedReady: the next waits for this one
+        else:
+            # scale down: the highest ordinal first (one at a time unless Parallel)
+            extra = sorted((o for o in mine if o >= want), reverse=True)
+            for ordinal in extra:
+                p = mine[ordinal]
+                if not p["metadata"].get("deletionTimestamp"):
+                    self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                if not parallel:
+                    break
+            if not extra and strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                # the highest ordinal not on this revision, down to partition, once all are Ready
+                partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+                if all(ready(mine[o]) for o in range(want) if o in mine):
+                    for ordinal in sorted(mine, reverse=True):
+                        p = mine[ordinal]
+                        if ordinal >= partition and (p["metadata"].get("labels") or {}).get(
+                                REVISION) != revision:
+                            self.api.delete(pod_rt, ns, p["metadata"]["name"])
+                            break
+        active = [p for o, p in mine.items() if o < want and pod_active(p)]
+        n_ready = sum(1 for p in active if ready(p))
+        current = sum(1 for p in active if (p["metadata"].get("labels") or {}).get(REVISION) ==
+                      revision)
+        status = {"observedGeneration": sts["metadata"].get("generation", 1),
+                  "replicas": len(active), "readyReplicas": n_ready,
+                  "availableReplicas": n_ready, "currentReplicas": current,
+                  "updatedReplicas": current, "currentRevision": revision,
+                  "updateRevision": revision, "collisionCount": 0}
+        keep = ("replicas", "availableReplicas")
+        status = {k: v for k, v in status.items() if v or k in keep}
+        self.set_status(sts_rt, sts, status)

@@ -601,8 +601,8 @@ def test_scram_sha_256_authentication_between_members_and_for_clients(rset, tmp_
         {"_id": n, "host": rset.host(n)} for n in (1, 2, 3)], "settings": dict(FAST)})
     client = rset.client(username="app", password="s3cret-lab-pw", authSource="admin")
     client.app.c.insert_one({"x": 1})  # majority: the members replicate, authenticated
-    st = client.admin.command("replSetGetStatus")
-    assert sorted(m["stateStr"] for m in st["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+    assert wait_for(lambda: sorted(m["stateStr"] for m in client.admin.command(
+        "replSetGetStatus")["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"])
     # every member asks for authentication, a secondary too
     with pytest.raises(OperationFailure) as exc:
         rset.direct(2, readPreference="secondaryPreferred").app.c.find_one()
