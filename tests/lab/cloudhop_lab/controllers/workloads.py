@@ -321,7 +321,7 @@ class StatefulSetController(Controller):
         pod["spec"]["hostname"] = name
         if sts["spec"].get("serviceName"):
             pod["spec"]["subdomain"] = sts["spec"]["serviceName"]
-        volumes = [v for v in pod["spec"].get("volumes") or []]
+        volumes = list(pod["spec"].get("volumes") or [])
         for tmpl in sts["spec"].get("volumeClaimTemplates") or []:
             claim = "%s-%s" % (tmpl["metadata"]["name"], name)
             volumes = [v for v in volumes if v.get("name") != tmpl["metadata"]["name"]]

@@ -66,7 +66,7 @@ class ServerConversation:
     def finish(self, payload):
         """client-final -> (ok, server-final)."""
         text = bytes(payload).decode()
-        without_proof, _, proof = text.rpartition(",p=")
+        without_proof, _sep, proof = text.rpartition(",p=")
         attrs = _attrs(without_proof)
         if attrs.get("r") != self.nonce or self.user not in self.users:
             return False, b""
