@@ -3,6 +3,7 @@ them: the handshake, the replica-set commands (and the members' own), CRUD with 
 and retryable writes. Each takes the member, the database, the command document and the
 connection, and returns the reply (``ok: 1`` is added) or raises MongoError."""
 
+import bisect
 import copy
 import random
 import threading
@@ -11,6 +12,7 @@ import time
 import bson
 from bson.binary import Binary
 from bson.int64 import Int64
+from bson.timestamp import Timestamp
 
 from . import query, replset as rs, scram, wire
 from .errors import MongoError
@@ -564,7 +566,10 @@ def _find(m, db, cmd, conn):
     with m.cv:
         _check_readable(m, cmd)
         if ns == OPLOG_NS:
-            docs = [e for e in m.oplog if query.matches(e, cmd.get("filter"))]
+            since = ((cmd.get("filter") or {}).get("ts") or {}).get("$gte")
+            start = 0 if not isinstance(since, Timestamp) else bisect.bisect_left(
+                m.oplog, (since.time, since.inc), key=lambda e: (e["ts"].time, e["ts"].inc))
+            docs = [e for e in m.oplog[start:] if query.matches(e, cmd.get("filter"))]
             if (cmd.get("sort") or {}).get("$natural") == -1:
                 docs.reverse()
         else:
@@ -598,8 +603,11 @@ def _get_more(m, db, cmd, conn):
             deadline = time.monotonic() + (cmd.get("maxTimeMS") or 1000) / 1000.0
             while True:
                 after = cur.get("after")
-                batch = [e for e in m.oplog if after is None or
-                         (e["ts"].time, e["ts"].inc) > (after.time, after.inc)][:size]
+                # the oplog is in timestamp order: start after the last entry sent
+                start = 0 if after is None else bisect.bisect_right(
+                    m.oplog, (after.time, after.inc),
+                    key=lambda e: (e["ts"].time, e["ts"].inc))
+                batch = m.oplog[start:start + size]
                 if batch or not cur.get("await") or time.monotonic() >= deadline:
                     break
                 m.cv.wait(min(0.1, max(0.0, deadline - time.monotonic())))
