@@ -505,7 +505,7 @@ def derived_id(base, index):
     """A KKP-style cluster id (10 lower-case letters and digits) for the index-th extra cluster,
     the same on every lab up."""
     digest = int(hashlib.sha256(("%s/%d" % (base, index)).encode()).hexdigest(), 16)
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # KKP's: no vowels, no 0/1/3
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's util/rand, which KKP's ids use
     out = ""
     for _i in range(10):
         digest, rem = divmod(digest, len(alphabet))
@@ -525,7 +525,7 @@ def cluster_specs(opts):
     every cluster by default). World ``move`` adds ``new``: a cluster on AWS with
     ingress-nginx and an empty ``shop`` namespace, its own pod and service CIDRs unless
     ``same_pod_cidr``; the old cluster then also runs the shop app."""
-    first = dict(opts, index=0, name="user", cloud="vsphere", port=7443, seed_netns=None)
+    first = dict(opts, index=0, name="user", cloud="vsphere", port=7443)
     if opts.get("world") == "move":
         first["shop_app"] = True
         new = dict(opts, index=1, name="new", cloud="aws", port=7444,

@@ -66,6 +66,8 @@ class UserCluster:
         out = standard_controllers(self.api, self.runtime)
         out.append(MachineController(self.api, lab.seed, self.id, self.backend))
         if self.flannel is not None:
+            # load balancer k of cluster c of N gets index c + k N: its address, namespace and
+            # private leg stay the same from one lab up to the next
             out += [self.flannel, self.ingress, KubeProxy(self.api),
                     LoadBalancerController(self.api, lab.seed, self.id, lab.topology, lab.dir,
                                            lab.aws, lab.gcp, indexes=itertools.count(
@@ -90,10 +92,9 @@ class Lab:
         self.seed_runtime = None
         self.registry = CloudRegistry()
         self.zone_lock = threading.Lock()
+        self.mirroring = False  # the Route53 zone's name-server mirror runs
         if opts.get("dataplane", True):
             self.topology = Topology(opts)
-        # load balancer k of cluster c of N gets index c + k N: its address, namespace and
-        # private leg stay the same from one lab up to the next
         self.specs = fixture.cluster_specs(opts)
         self.clusters = [UserCluster(self, spec) for spec in self.specs]
         first = self.clusters[0]
@@ -257,22 +258,25 @@ class Lab:
         API shows in DNS within the mirror's 0.5 s (Route53: INSYNC within about a minute)."""
         while self.aws is None:
             time.sleep(0.1)
-        with self.zone_lock:  # one hosted zone, whichever cluster's record comes first
+        with self.zone_lock:  # one hosted zone and one mirror, whichever record comes first
             zone_id = self.aws.hosted_zone(ZONE + ".")
+            if not self.mirroring:
+                self.mirroring = True
+                threading.Thread(target=self._route53_mirror, args=(zone_id,),
+                                 name="route53-nameserver", daemon=True).start()
         self.aws.set_a(zone_id, name, [address], self.opts["dns_ttl"])
 
-        def mirror():
-            served = None
-            while not self.stopping.is_set():
-                try:
-                    want = self.aws.a_records(zone_id).get(name)
-                    if want and want != served:
+    def _route53_mirror(self, zone_id):
+        served = {}
+        while not self.stopping.is_set():
+            try:
+                for name, want in self.aws.a_records(zone_id).items():
+                    if want and want != served.get(name):
                         self.dns.update(name, want[0], want[1])
-                        served = want
-                except Exception as exc:  # pylint: disable=broad-except
-                    LOG.warning("route53 mirror: %s", exc)
-                self.stopping.wait(0.5)
-        threading.Thread(target=mirror, name="route53-nameserver", daemon=True).start()
+                        served[name] = want
+            except Exception as exc:  # pylint: disable=broad-except
+                LOG.warning("route53 mirror: %s", exc)
+            self.stopping.wait(0.5)
 
     def _clouddns_served(self, name, rtype, ttl, rrdatas):
         """With the record in Cloud DNS, the lab's name server is the managed zone's: it serves

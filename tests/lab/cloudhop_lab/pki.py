@@ -108,8 +108,10 @@ def write_pair(directory, stem, cert_pem, key_pem):
 
 
 def fake_ingress_certificate():
-    """PEM (certificate + key) of ingress-nginx's default certificate: self-signed, CN
-    "Kubernetes Ingress Controller Fake Certificate", served for a name no TLS Secret covers."""
+    """PEM (certificate + key) standing for ingress-nginx's default certificate, CN "Kubernetes
+    Ingress Controller Fake Certificate", served for a name no TLS Secret covers. ingress-nginx's
+    is self-signed; this one comes from a throwaway CA nobody trusts: a client's check fails the
+    same way."""
     leaf = CA.create("Kubernetes Ingress Controller Fake Certificate").issue(
         "Kubernetes Ingress Controller Fake Certificate", server=True, sans=["ingress.local"])
     return leaf[0] + leaf[1]

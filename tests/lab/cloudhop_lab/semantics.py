@@ -39,6 +39,29 @@ def default_pod_spec(spec):
             p.setdefault("protocol", "TCP")
 
 
+def _default_claim_spec(spec):
+    spec.setdefault("volumeMode", "Filesystem")
+    spec.setdefault("storageClassName", "lab-local")
+
+
+CLAIM_ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+
+
+def _validate_claim_spec(spec, causes, prefix):
+    """ValidatePersistentVolumeClaimSpec: access modes and a storage request."""
+    if not isinstance(spec, dict):
+        req(causes, prefix)
+        return
+    modes = spec.get("accessModes") or []
+    if not modes:
+        req(causes, prefix + ".accessModes", "at least 1 access mode is required")
+    for mode in modes:
+        if mode not in CLAIM_ACCESS_MODES:
+            not_supported(causes, prefix + ".accessModes", mode, CLAIM_ACCESS_MODES)
+    if not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+        req(causes, prefix + ".resources[storage]")
+
+
 def _default_rolling(strategy, kind):
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
@@ -71,6 +94,9 @@ def default(kind, obj):
                                                "rollingUpdate": {"partition": 0}})
             spec.setdefault("persistentVolumeClaimRetentionPolicy",
                             {"whenDeleted": "Retain", "whenScaled": "Retain"})
+            for tmpl in spec.get("volumeClaimTemplates") or []:
+                if isinstance(tmpl.get("spec"), dict):
+                    tmpl["spec"].setdefault("volumeMode", "Filesystem")
         spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
@@ -103,6 +129,10 @@ def default(kind, obj):
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
     elif kind == "PodDisruptionBudget":
         obj.setdefault("spec", {})
+    elif kind == "PersistentVolumeClaim" and isinstance(spec, dict):
+        # volumeMode by defaulting; storageClassName by the DefaultStorageClass admission
+        # plugin (the lab's default class), both at create: the claim's spec is immutable after
+        _default_claim_spec(spec)
 
 
 # --------------------------------------------------------------------------- validation
@@ -176,6 +206,10 @@ def validate(kind, obj, causes, opts=None):
                         (tmpl.get("metadata") or {}).get("name") or "")):
                     inv(causes, "spec.volumeClaimTemplates[%d].metadata.name" % i,
                         (tmpl.get("metadata") or {}).get("name"), msg)
+                _validate_claim_spec(tmpl.get("spec"), causes,
+                                     "spec.volumeClaimTemplates[%d].spec" % i)
+    elif kind == "PersistentVolumeClaim":
+        _validate_claim_spec(spec, causes, "spec")
     elif kind == "Service":
         _validate_service(spec, causes)
     elif kind == "PodDisruptionBudget":
@@ -499,6 +533,16 @@ def immutable(kind, old, new, causes):
     if kind in ("Deployment", "ReplicaSet", "DaemonSet"):
         if o_spec.get("selector") != n_spec.get("selector"):
             inv(causes, "spec.selector", n_spec.get("selector"), "field is immutable")
+    elif kind == "PersistentVolumeClaim":
+        # binding sets volumeName once; requests may change; nothing else
+        def fixed(spec):
+            view = dict(spec, resources=None)
+            if not o_spec.get("volumeName"):
+                view.pop("volumeName", None)
+            return view
+        if fixed(o_spec) != fixed(n_spec):
+            forbidden(causes, "spec", "spec is immutable after creation except "
+                      "resources.requests and volumeAttributesClassName for bound claims")
     elif kind == "StatefulSet":
         keep = ("replicas", "ordinals", "template", "updateStrategy",
                 "persistentVolumeClaimRetentionPolicy", "minReadySeconds")

@@ -278,8 +278,6 @@ class PersistentVolumeController(Controller):
                 if not spec.get("volumeName"):
                     cur = dc(pvc)
                     cur["spec"]["volumeName"] = "pvc-" + pvc["metadata"]["uid"]
-                    cur["spec"].setdefault("storageClassName", "lab-local")
-                    cur["spec"].setdefault("volumeMode", "Filesystem")
                     pvc = self.api.update(rt, pvc["metadata"]["namespace"],
                                           pvc["metadata"]["name"], cur)
                 size = ((spec.get("resources") or {}).get("requests") or {}).get("storage",

@@ -7,8 +7,8 @@ as ingress-nginx does (it bypasses the Service's cluster IP): the longest path f
 paths matched by path elements, Exact paths exactly. On 443 it terminates TLS with the
 certificates of the Ingresses' ``tls`` Secrets, chosen by SNI, and its fake certificate
 ("Kubernetes Ingress Controller Fake Certificate") for any other name; a host listed under
-``tls`` is redirected from HTTP to HTTPS with 308 unless the Ingress says
-``nginx.ingress.kubernetes.io/ssl-redirect: "false"`` (ingress-nginx's default). Only Ingresses
+``tls`` is redirected from HTTP to HTTPS with 308 (ingress-nginx's default), path by path: not
+the paths of an Ingress that says ``nginx.ingress.kubernetes.io/ssl-redirect: "false"``. Only Ingresses
 of class ``nginx`` are served. Configuration follows Endpoints, Ingress and Secret changes;
 failed upstream connections are retried on another pod, like nginx's ``proxy_next_upstream
 error timeout``.
@@ -75,18 +75,16 @@ class IngressAgent(Controller):
     def _tls(self, ingresses, cert_dir):
         """The TLS Secrets of the Ingresses, written as HAProxy PEMs into ``cert_dir`` (the
         fake certificate first: HAProxy serves the first one loaded when no SNI matches, as
-        ingress-nginx serves its fake certificate); returns (hosts with TLS, a digest of the
+        ingress-nginx serves its fake certificate); returns (the hosts with TLS, a digest of the
         files, so that a changed certificate reloads the proxy)."""
         if self.fake is None:
             self.fake = pki.fake_ingress_certificate()
         files = {"00-default.pem": self.fake}
-        tls_hosts = {}
+        tls_hosts = set()
         for ing in ingresses:
             ns = ing["metadata"]["namespace"]
-            redirect = (ing["metadata"].get("annotations") or {}).get(SSL_REDIRECT, "true")
             for entry in ing["spec"].get("tls") or []:
-                for host in entry.get("hosts") or []:
-                    tls_hosts[host] = tls_hosts.get(host, False) or redirect != "false"
+                tls_hosts.update(entry.get("hosts") or [])
                 secret = self.api.try_get(self.rt("", "v1", "secrets"), ns,
                                           entry.get("secretName") or "")
                 data = (secret or {}).get("data") or {}
@@ -114,17 +112,18 @@ class IngressAgent(Controller):
         return tls_hosts, digest.hexdigest()[:16]
 
     @staticmethod
-    def _path_acl(path, path_type):
-        """ingress-nginx's matching: Exact is the path itself; Prefix matches by path
-        elements (/cart matches /cart and /cart/x, not /carts); / matches everything."""
+    def _condition(host_acl, path, path_type):
+        """When a rule applies, as ingress-nginx matches: the host, then Exact is the path
+        itself; Prefix matches by path elements (/cart matches /cart and /cart/x, not /carts);
+        / matches everything."""
         if path_type == "Exact":
-            return "{ path %s }" % path
+            return "%s { path %s }" % (host_acl, path)
         path = path.rstrip("/")
         if not path:
-            return ""
+            return host_acl
         if path_type == "ImplementationSpecific":
-            return "{ path_beg %s }" % path
-        return "{ path %s } || %%s { path_beg %s/ }" % (path, path)
+            return "%s { path_beg %s }" % (host_acl, path)
+        return "%s { path %s } || %s { path_beg %s/ }" % (host_acl, path, host_acl, path)
 
     def config(self, node_ip, cert_dir):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
@@ -137,6 +136,9 @@ class IngressAgent(Controller):
         routes, backends = [], []
         for ing in ingresses:
             ns = ing["metadata"]["namespace"]
+            # ingress-nginx's ssl-redirect is per location: this Ingress's paths on a TLS host
+            annotations = ing["metadata"].get("annotations") or {}
+            redirect = annotations.get(SSL_REDIRECT, "true") != "false"
             for r_i, rule in enumerate(ing["spec"].get("rules") or []):
                 for p_i, path in enumerate((rule.get("http") or {}).get("paths") or []):
                     svc_ref = path["backend"]["service"]
@@ -156,31 +158,32 @@ class IngressAgent(Controller):
                                 addr["targetRef"]["name"] if addr.get("targetRef") else
                                 addr["ip"], addr["ip"], port))
                     routes.append((rule.get("host", ""), path.get("path", "/"),
-                                   path.get("pathType", "Prefix"), name))
+                                   path.get("pathType", "Prefix"), name, redirect))
                     backends.append("backend %s\n  mode http\n  balance roundrobin\n%s\n"
                                     % (name, "\n".join(sorted(servers)) or
                                        "  http-request return status 503"))
         # the longest path first, as ingress-nginx orders its locations
         routes.sort(key=lambda r: (r[0], -len(r[1].rstrip("/")), r[2] != "Exact"))
-        rules = []
-        for i, (host, path, path_type, backend) in enumerate(routes):
-            acl = "h%d" % i
-            match = self._path_acl(path, path_type)
-            rules.append("  acl %s hdr(host),field(1,:) -i %s\n  use_backend %s if %s%s" % (
-                acl, host, backend, acl, (" " + match.replace("%s", acl)) if match else ""))
-        redirects = "".join(
-            "  http-request redirect scheme https code 308 if { hdr(host),field(1,:) -i %s }\n"
-            % host for host, redirect in sorted(tls_hosts.items()) if redirect)
+        http_rules, https_rules = [], []
+        for i, (host, path, path_type, backend, redirect) in enumerate(routes):
+            acl = "  acl h%d hdr(host),field(1,:) -i %s\n" % (i, host)
+            cond = self._condition("h%d" % i, path, path_type)
+            https_rules.append("%s  use_backend %s if %s" % (acl, backend, cond))
+            # the first matching rule wins on HTTP too: a redirecting location redirects
+            http_rules.append("%s  use_backend %s if %s" % (
+                acl, "be_https_redirect" if redirect and host in tls_hosts else backend, cond))
         return GLOBAL + (
             "# certificates %s\n"
-            "frontend http\n  mode http\n  bind %s:80\n%s"
+            "frontend http\n  mode http\n  bind %s:80\n"
             "  http-request set-header X-Forwarded-Proto http\n%s\n"
             "  default_backend default_404\n"
             "frontend https\n  mode http\n  bind %s:443 ssl crt %s/\n"
             "  http-request set-header X-Forwarded-Proto https\n%s\n"
             "  default_backend default_404\n" % (
-                digest, node_ip, redirects, "\n".join(rules), node_ip, cert_dir,
-                "\n".join(rules)) +
+                digest, node_ip, "\n".join(http_rules), node_ip, cert_dir,
+                "\n".join(https_rules)) +
+            "backend be_https_redirect\n  mode http\n"
+            "  http-request redirect scheme https code 308\n" +
             "".join(backends) +
             "backend default_404\n  mode http\n  http-request return status 404\n")
 

@@ -99,7 +99,9 @@ class Topology:
         a, b, ip_a, ip_b = self._peering(a, b)
         ns_a, ns_b = router_ns(a), router_ns(b)
         dev_a, dev_b = "pe-" + b[:6], "pe-" + a[:6]
-        if nsx.index(nsx.handle(ns_a), dev_a) is None:
+        with nsx.LOCK:  # pyroute2's sockets are not thread-safe
+            exists = nsx.index(nsx.handle(ns_a), dev_a) is not None
+        if not exists:
             nsx.veth(ns_a, dev_a, ns_b, dev_b)
             nsx.add_addr(ns_a, dev_a, ip_a, 30)
             nsx.add_addr(ns_b, dev_b, ip_b, 30)
@@ -125,10 +127,11 @@ class Topology:
     def links(self):
         out = []
         clouds = sorted(self.networks)
-        for i, a in enumerate(clouds):
-            for b in clouds[i + 1:]:
-                if nsx.index(nsx.handle(router_ns(a)), "pe-" + b[:6]) is not None:
-                    out.append([a, b])
+        with nsx.LOCK:
+            for i, a in enumerate(clouds):
+                for b in clouds[i + 1:]:
+                    if nsx.index(nsx.handle(router_ns(a)), "pe-" + b[:6]) is not None:
+                        out.append([a, b])
         return out
 
     def attach_node(self, node_ns, cloud, ip, port_name):

@@ -279,13 +279,9 @@ def _heartbeat(m, db, cmd, conn):
             out["config"] = m.config
     if their > mine and sender:
         # the sender has a newer config: fetch it with a heartbeat of our own
-        threading.Thread(target=_fetch_config, args=(m, sender), daemon=True).start()
+        # (its reply carries it)
+        threading.Thread(target=m.heartbeat, args=(sender,), daemon=True).start()
     return out
-
-
-def _fetch_config(m, host):
-    """A heartbeat of our own to a member with a newer config: its reply carries it."""
-    m.heartbeat(host)
 
 
 def _request_votes(m, db, cmd, conn):
@@ -307,8 +303,6 @@ def _request_votes(m, db, cmd, conn):
         elif not dry and m.voted.get(term) not in (None, host):
             out["reason"] = "already voted for another candidate (%s) this term (%d)" % (
                 m.voted[term], term)
-        elif dry and term == m.term and m.state == rs.PRIMARY:
-            out["reason"] = "I am the primary of this term"
         else:
             out["voteGranted"] = True
             if not dry:
@@ -446,10 +440,9 @@ def _retry(m, cmd, op):
                               "because a newer retryable write with txnNumber %d has already "
                               "started on this session." % (txn, cmd["lsid"].get("id"),
                                                             rec["txn"]))
-    out = {"n": sum(1 for o in rec["ops"] if o["op"] in "iud")}
+    out = {"n": sum(1 for o in rec["ops"] if o["op"] in ("i", "u", "d"))}
     if op == "update":
-        ups = [{"index": i, "_id": o["upserted"]} for i, o in enumerate(rec["ops"])
-               if o.get("upserted") is not None]
+        ups = [{"index": o["stmt"], "_id": o["id"]} for o in rec["ops"] if o["op"] == "i"]
         out["nModified"] = sum(1 for o in rec["ops"] if o["op"] == "u")
         if ups:
             out["upserted"] = ups
@@ -526,9 +519,7 @@ def _update(m, ns, coll, cmd):
             new = query.apply_update(base, u.get("u") or {}, inserting=True)
             if "_id" not in new:
                 new = dict({"_id": bson.ObjectId()}, **new)
-            e = m._entry("i", ns, new, cmd=cmd, stmt=i)
-            e["upserted"] = new["_id"]
-            m._log([e])
+            m._log([m._entry("i", ns, new, cmd=cmd, stmt=i)])
             upserted.append({"index": i, "_id": new["_id"]})
             n += 1
     out = {"n": n, "nModified": modified}

@@ -110,7 +110,6 @@ class Member:
         self.oplog = []
         self.data = {}  # ns -> OrderedDict(key -> doc)
         self.base = {}  # ns -> docs the initial sync cloned (the oplog is replayed on it)
-        self.base_ts = None
         self.sessions = {}  # lsid key -> {"txn": n, "ops": [...]}
         self.peers = {}
         self.positions = {}  # host -> applied optime (as the primary hears it)
@@ -154,7 +153,6 @@ class Member:
         if os.path.exists(self._path("base.bson")):
             with open(self._path("base.bson"), "rb") as fh:
                 st = bson.decode(fh.read(), wire.OPTS)
-            self.base_ts = st.get("ts")
             self.base = {ns: list(docs) for ns, docs in (st.get("data") or {}).items()}
         if os.path.exists(self._path("oplog.bson")):
             with open(self._path("oplog.bson"), "rb") as fh:
@@ -175,7 +173,7 @@ class Member:
     def _save_base(self):
         tmp = self._path("base.bson.tmp")
         with open(tmp, "wb") as fh:
-            fh.write(bson.encode({"ts": self.base_ts, "data": self.base}, codec_options=wire.OPTS))
+            fh.write(bson.encode({"data": self.base}, codec_options=wire.OPTS))
         os.replace(tmp, self._path("base.bson"))
 
     def _append_oplog(self, entries):
@@ -199,8 +197,6 @@ class Member:
                 coll[key_of(d["_id"])] = d
         for e in self.oplog:
             self._apply(e)
-        if self.oplog:
-            self.last_ts = self.oplog[-1]["ts"]
 
     # ------------------------------------------------------------------ optimes
 
@@ -281,7 +277,9 @@ class Member:
             cur = self.sessions.get(k)
             if cur is None or cur["txn"] != txn:
                 cur = self.sessions[k] = {"txn": txn, "ops": []}
-            cur["ops"].append({"op": op, "upserted": e.get("upserted"), "stmt": e.get("stmtId")})
+            # an update command's insert is its upsert: its _id is what a retry answers with
+            cur["ops"].append({"op": op, "id": e["o"].get("_id") if op == "i" else None,
+                               "stmt": e.get("stmtId")})
         if e["ts"].time > self.last_ts.time or (e["ts"].time == self.last_ts.time and
                                                 e["ts"].inc > self.last_ts.inc):
             self.last_ts = e["ts"]
@@ -534,10 +532,9 @@ class Member:
             primary = self.primary_host()
             reason = None
             if primary is None:
-                jitter = getattr(self, "_jitter", None)
-                if jitter is None:
-                    jitter = self._jitter = random.uniform(0, 0.15) * self.election_timeout()
-                if now - self.primary_seen > self.election_timeout() + jitter:
+                if self._jitter is None:
+                    self._jitter = random.uniform(0, 0.15) * self.election_timeout()
+                if now - self.primary_seen > self.election_timeout() + self._jitter:
                     reason = "electionTimeout"
             else:
                 pm = rs.member(self.config, primary)
@@ -696,7 +693,7 @@ class Member:
         finally:
             c.close()
         with self.cv:
-            self.base, self.base_ts, self.oplog = base, begin_ts, entries
+            self.base, self.oplog = base, entries
             self._rewrite_oplog()
             self._save_base()
             self._rebuild()

@@ -110,3 +110,26 @@ def test_parallel_creates_every_pod_without_waiting_and_ordered_ready_waits(core
     time.sleep(2)
     assert sorted(n for n in _pods(core, ns) if n.startswith("ord-")) == ["ord-0"]
     assert not any(_ready(p) for p in _pods(core, ns).values())
+
+
+def test_claims_are_validated_and_immutable_once_bound(core, ns):
+    """kube-apiserver's claim rules: access modes and a storage request are required; the
+    class and volume mode are defaulted at create; only binding (volumeName) and the requests
+    change afterwards."""
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_persistent_volume_claim(ns, {
+            "metadata": {"name": "bad"}, "spec": {"resources": {"requests": {}}}})
+    assert exc.value.status == 422
+    assert "spec.accessModes" in exc.value.body and "spec.resources[storage]" in exc.value.body
+    core.create_namespaced_persistent_volume_claim(ns, {
+        "metadata": {"name": "ok"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                             "resources": {"requests": {"storage": "1Gi"}}}})
+    wait_for(lambda: core.read_namespaced_persistent_volume_claim("ok", ns).status.phase ==
+             "Bound", what="bound")
+    pvc = core.read_namespaced_persistent_volume_claim("ok", ns)
+    assert pvc.spec.storage_class_name == "lab-local" and pvc.spec.volume_mode == "Filesystem"
+    assert pvc.spec.volume_name == "pvc-" + pvc.metadata.uid
+    with pytest.raises(ApiException) as exc:
+        core.patch_namespaced_persistent_volume_claim("ok", ns, {"spec": {
+            "storageClassName": "other"}})
+    assert exc.value.status == 422 and "spec is immutable after creation" in exc.value.body
