@@ -301,11 +301,18 @@ def probe_files(name=None):
             os.path.join(d, stem + ".pid"))
 
 
-def probe(action, rate=None, wait_ready=False, name=None, urls=None, stale=False, host=None):
+WRITE_URL = "https://api.example.test/orders"
+
+
+def probe(action, rate=None, wait_ready=False, name=None, urls=None, stale=False, host=None,
+          writes=False):
     """Start/stop a traffic probe (in clh-client, on the internet segment). Probes run side by
-    side under different names, each with its own log, summary and pid file."""
+    side under different names, each with its own log, summary and pid file. A write probe
+    (``writes``) POSTs new ids to the shop's api; its stop reads them back from MongoDB."""
     d = lab_dir()
     log, summary, pidfile = probe_files(name)
+    if writes and not urls:
+        urls = [WRITE_URL]
     if action == "start":
         if os.path.exists(pidfile):
             raise SystemExit("the probe is already running (pid file %s)" % pidfile)
@@ -324,6 +331,8 @@ def probe(action, rate=None, wait_ready=False, name=None, urls=None, stale=False
             extra += ["--host", host]
         if stale:
             extra.append("--stale")
+        if writes:  # a write may wait out a failover (pymongo's server selection, 8 s)
+            extra += ["--writes", "--timeout", "10"]
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             ["nsenter", "--net=/run/netns/" + CLIENT_NS, sys.executable, "-m",
              "cloudhop_lab.probe", "--dns", "198.18.0.53", "--rate", str(rate or 20),
@@ -347,9 +356,68 @@ def probe(action, rate=None, wait_ready=False, name=None, urls=None, stale=False
         except ProcessLookupError:
             pass
         os.unlink(pidfile)
+        if os.path.exists(summary):
+            with open(summary, encoding="utf-8") as fh:
+                mode = json.load(fh).get("mode")
+            if mode == "writes":
+                verify_writes(log, summary)
     if os.path.exists(summary):
         with open(summary, encoding="utf-8") as fh:
             print(fh.read())
+
+
+def mongo_info():
+    """.lab/mongo.json: the move world's replica set (its name, members, the app's URI)."""
+    path = os.path.join(lab_dir(), "mongo.json")
+    if not os.path.exists(path):
+        raise SystemExit("no MongoDB in this lab (lab up --world move has one)")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def verify_writes(log, summary):
+    """A write probe's read-back, from clh-ctl (it reaches the members' load balancers)."""
+    info = mongo_info()
+    uri = "mongodb://%s/shop?replicaSet=%s" % (",".join(info["old"] + info["new"]), info["set"])
+    proc = subprocess.run(
+        ["nsenter", "--net=/run/netns/" + CTL_NS, sys.executable, "-m", "cloudhop_lab.probe",
+         "--dns", "198.18.0.53", "--log", log, "--summary", summary, "--verify", uri],
+        env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests", "lab")), cwd=REPO,
+        check=False, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise SystemExit("probe stop: reading the acknowledged writes back failed: %s"
+                         % (proc.stderr.strip().splitlines()[-1:] or ["?"])[0])
+
+
+def mongo(action, timeout=120):
+    """``wait``: until the old replica set has a primary (lab up started it); ``status``: the
+    members as the primary's replSetGetStatus shows them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = None
+        try:
+            info = mongo_info()
+        except SystemExit:
+            if action != "wait" or time.monotonic() > deadline:
+                raise
+        if info and (info.get("ready") or action != "wait"):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("the replica set has no primary after %d s: %s; see "
+                             ".lab/labd.log" % (timeout, (info or {}).get("error", "?")))
+        time.sleep(0.5)
+    if action == "status":
+        code = ("import json,sys,pymongo;c=pymongo.MongoClient(sys.argv[1],"
+                "serverSelectionTimeoutMS=10000);s=c.admin.command('replSetGetStatus');"
+                "print(json.dumps({m['name']:m['stateStr'] for m in s['members']}))")
+        uri = "mongodb://%s/?replicaSet=%s" % (",".join(info["old"]), info["set"])
+        proc = subprocess.run(["nsenter", "--net=/run/netns/" + CTL_NS, sys.executable, "-c",
+                               code, uri], check=False, capture_output=True, text=True,
+                              timeout=60)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr.strip()[-500:])
+        info = dict(info, members=json.loads(proc.stdout))
+    print(json.dumps(info, indent=2))
 
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -461,6 +529,12 @@ def main(argv=None):
     p_probe.add_argument("--stale", action="store_true",
                          help="resolve once and keep that address, like a client that "
                               "ignores the TTL (the stale-DNS probe)")
+    p_probe.add_argument("--writes", action="store_true",
+                         help="a write probe: POST new ids (default %s); stop reads them "
+                              "back from MongoDB's primary and counts lost writes" % WRITE_URL)
+    p_mongo = sub.add_parser("mongo", help="the move world's replica set: wait | status")
+    p_mongo.add_argument("action", choices=["wait", "status"])
+    p_mongo.add_argument("--timeout", type=float, default=120)
     p_admin = sub.add_parser("admin", help="send a JSON command to the lab daemon")
     p_admin.add_argument("json")
     p_audit = sub.add_parser("audit", help="audit log: mark | writes --since MARK (JSON)")
@@ -489,7 +563,9 @@ def main(argv=None):
     elif args.cmd == "probe":
         probe(args.action, args.rate, args.wait_ready, name=args.name,
               urls=(args.url or []) + (shop_urls() if args.shop else []) or None,
-              stale=args.stale, host=args.host)
+              stale=args.stale, host=args.host, writes=args.writes)
+    elif args.cmd == "mongo":
+        mongo(args.action, args.timeout)
     elif args.cmd == "status":
         print(json.dumps({"namespaces": lab_namespaces(),
                           "daemon": admin({"cmd": "stats"})

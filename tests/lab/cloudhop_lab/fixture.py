@@ -373,7 +373,8 @@ def user_objects(opts, pki_material, ssh_public_key):
         machine_deployment(opts, ssh_public_key),
     ] + (echo_app(opts) if opts.get("echo_app", True) else []) + (
         shop_app(opts, pki_material) if opts.get("shop_app") else []) + (
-        [_ns(opts["app_namespace"])] if opts.get("app_namespace") else []) + [
+        [_ns(opts["app_namespace"])] if opts.get("app_namespace") else []) + (
+        mongo_objects(opts) if opts.get("mongo") else []) + [
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
                       "labels": ingress},
@@ -469,13 +470,16 @@ def shop_app(opts, pki_material):
                      "tls.key": _b64(pki_material["shop_key"])}}]
     for name in ("web", "api", "cart", "static"):
         labels = {"app": name}
+        spec = _echo_pod_spec()
+        if name == "api":  # the app that writes: POST inserts, GET reads (MongoDB)
+            spec["containers"][0]["env"] = [{"name": "MONGODB_URI", "value": mongo_uri(opts)}]
         out += [
             {"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": {"name": name, "namespace": SHOP_NS, "labels": dict(labels)},
              "spec": {"replicas": opts.get("shop_replicas", 2),
                       "selector": {"matchLabels": dict(labels)},
                       "template": {"metadata": {"labels": dict(labels)},
-                                   "spec": _echo_pod_spec()}}},
+                                   "spec": spec}}},
             {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": name, "namespace": SHOP_NS, "labels": dict(labels)},
              "spec": {"selector": dict(labels),
@@ -494,6 +498,76 @@ def shop_app(opts, pki_material):
                          {"path": path, "pathType": "Prefix",
                           "backend": {"service": {"name": svc, "port": {"number": 80}}}}
                          for path, svc in SHOP_ROUTES[host]]}}]}})
+    return out
+
+
+MONGO_SET = "rs0"
+MONGO_PORT = 27017
+MONGO_MEMBERS = 3
+MONGO_FIRST_HOST = 200  # members' load balancers: host addresses .200, .201, .202 of the network
+MONGO_IMAGE = "cloudhop/mongo-double:7.0"
+
+
+def mongo_hosts(opts, cloud):
+    """The member host names (``address:port``) of the replica set's members in ``cloud``: the
+    addresses of their per-member internal load balancers on that cloud's node network."""
+    net = ipaddress.ip_network(opts["networks"][cloud])
+    return ["%s:%d" % (net.network_address + MONGO_FIRST_HOST + i, MONGO_PORT)
+            for i in range(MONGO_MEMBERS)]
+
+
+def mongo_uri(opts, cloud="vsphere"):
+    """What the app is given (env MONGODB_URI): a seed list of the members, the set's name,
+    majority writes and retryable writes."""
+    return "mongodb://%s/shop?replicaSet=%s&w=majority&retryWrites=true" % (
+        ",".join(mongo_hosts(opts, cloud)), MONGO_SET)
+
+
+def mongo_objects(opts):
+    """MongoDB members as a StatefulSet ``mongo`` (ordinal pods with a claim each), a headless
+    governing Service, and a per-member internal load balancer (selector
+    ``statefulset.kubernetes.io/pod-name``) on a fixed address of the node network: the host
+    name in the member's configuration, reachable from the other cluster over the link. On
+    vSphere MetalLB gives the address (``loadBalancerIPs``), on AWS the load balancer
+    controller (an internal NLB with ``private-ipv4-addresses``)."""
+    cloud = opts.get("cloud", "vsphere")
+    labels = {"app": "mongo"}
+    out = [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "mongo", "namespace": SHOP_NS, "labels": dict(labels)},
+         "spec": {"clusterIP": "None", "selector": dict(labels),
+                  "ports": [{"name": "mongo", "port": MONGO_PORT, "targetPort": "mongo"}]}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet",
+         "metadata": {"name": "mongo", "namespace": SHOP_NS, "labels": dict(labels)},
+         "spec": {"serviceName": "mongo", "replicas": MONGO_MEMBERS,
+                  "podManagementPolicy": "Parallel",
+                  "selector": {"matchLabels": dict(labels)},
+                  "template": {"metadata": {"labels": dict(labels)}, "spec": {
+                      "terminationGracePeriodSeconds": 30,
+                      "containers": [{
+                          "name": "mongod", "image": MONGO_IMAGE,
+                          "args": ["--replSet", MONGO_SET, "--bind_ip_all",
+                                   "--port", str(MONGO_PORT), "--dbpath", "/data/db"],
+                          "ports": [{"name": "mongo", "containerPort": MONGO_PORT}],
+                          "readinessProbe": {"tcpSocket": {"port": MONGO_PORT},
+                                             "periodSeconds": 2},
+                          "volumeMounts": [{"name": "data", "mountPath": "/data/db"}]}]}},
+                  "volumeClaimTemplates": [{
+                      "metadata": {"name": "data"},
+                      "spec": {"accessModes": ["ReadWriteOnce"],
+                               "resources": {"requests": {"storage": "1Gi"}}}}]}}]
+    for i, host in enumerate(mongo_hosts(opts, cloud)):
+        address = host.rsplit(":", 1)[0]
+        ann = {"metallb.universe.tf/loadBalancerIPs": address} if cloud == "vsphere" else {
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+            "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses": address}
+        out.append({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "mongo-%d" % i, "namespace": SHOP_NS, "labels": dict(labels),
+                         "annotations": ann},
+            "spec": {"type": "LoadBalancer",
+                     "selector": {"statefulset.kubernetes.io/pod-name": "mongo-%d" % i},
+                     "ports": [{"name": "mongo", "port": MONGO_PORT, "targetPort": "mongo"}]}})
     return out
 
 
@@ -527,14 +601,14 @@ def cluster_specs(opts):
     ``same_pod_cidr``; the old cluster then also runs the shop app."""
     first = dict(opts, index=0, name="user", cloud="vsphere", port=7443)
     if opts.get("world") == "move":
-        first["shop_app"] = True
+        first["shop_app"] = first["mongo"] = True
         new = dict(opts, index=1, name="new", cloud="aws", port=7444,
                    cluster_id=derived_id(opts["cluster_id"], 1), human_name="move-target",
                    md_name="new-aws-workers", echo_app=False, app_namespace=SHOP_NS,
                    app_host=None, vpn_node_port=opts["vpn_node_port"] + 1,
                    apiserver_node_port=opts["apiserver_node_port"] + 1,
                    pod_cidr=opts["pod_cidr"] if opts.get("same_pod_cidr") else NEW_POD_CIDR,
-                   service_cidr=NEW_SERVICE_CIDR, konnectivity=False)
+                   service_cidr=NEW_SERVICE_CIDR, konnectivity=False, mongo=True)
         return [first, new]
     out = [first]
     for k in range(1, int(opts.get("clusters") or 1)):

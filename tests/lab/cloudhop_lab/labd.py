@@ -216,6 +216,9 @@ class Lab:
             self.controllers += cluster.controllers(self)
         for c in self.controllers:
             c.start()
+        if self.topology is not None and any(c.spec.get("mongo") for c in self.clusters):
+            threading.Thread(target=self._bootstrap_mongo, name="mongo-bootstrap",
+                             daemon=True).start()
 
     def _bootstrap_dns(self, cluster):
         """A cluster's DNS records: its app host (app.example.test for the first) and, in the
@@ -237,6 +240,56 @@ class Lab:
                 return
         LOG.error("dns: the vSphere load balancer of %s got no address; %s has no record",
                   cluster.name, ", ".join(hosts))
+
+    def _mongo_file(self, info):
+        path = os.path.join(self.dir, "mongo.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2)
+        os.replace(path + ".tmp", path)
+
+    def _bootstrap_mongo(self):
+        """The move world's replica set, as its Helm chart's set-up job leaves it: once the old
+        cluster's three members answer (through their load balancers, from clh-ctl where the
+        daemon runs), replSetInitiate with the three and the manual's default settings, then
+        wait for a primary. The new cluster's members stay empty, without a config."""
+        import pymongo  # pylint: disable=import-outside-toplevel
+        old = fixture.mongo_hosts(self.specs[0], "vsphere")
+        info = {"set": fixture.MONGO_SET, "old": old,
+                "new": fixture.mongo_hosts(self.specs[-1], "aws") if len(self.specs) > 1 else [],
+                "uri": fixture.mongo_uri(self.specs[0]), "ready": False}
+        self._mongo_file(info)
+        deadline = time.monotonic() + 180
+        error = "members not reachable yet"
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            try:
+                for host in old:
+                    with pymongo.MongoClient(host, directConnection=True,
+                                             serverSelectionTimeoutMS=1000) as c:
+                        c.admin.command("ping")
+                with pymongo.MongoClient(old[0], directConnection=True,
+                                         serverSelectionTimeoutMS=2000) as c:
+                    try:
+                        c.admin.command("replSetInitiate", {
+                            "_id": fixture.MONGO_SET,
+                            "members": [{"_id": i, "host": h} for i, h in enumerate(old)]})
+                        LOG.info("mongo: replica set %s initiated with %s", fixture.MONGO_SET,
+                                 ", ".join(old))
+                    except pymongo.errors.OperationFailure as exc:
+                        if exc.code != 23:  # AlreadyInitialized: a restarted daemon
+                            raise
+                with pymongo.MongoClient(old, replicaSet=fixture.MONGO_SET,
+                                         serverSelectionTimeoutMS=30000) as c:
+                    c.admin.command("ping")  # selects the primary
+                    info.update(ready=True, primary="%s:%d" % c.primary)
+                self._mongo_file(info)
+                LOG.info("mongo: %s has a primary: %s", fixture.MONGO_SET, info["primary"])
+                return
+            except pymongo.errors.PyMongoError as exc:
+                error = "%s: %s" % (type(exc).__name__, exc)
+                self.stopping.wait(1.0)
+        info["error"] = error
+        self._mongo_file(info)
+        LOG.error("mongo: replica set %s not started: %s", fixture.MONGO_SET, error)
 
     def _record(self, host, address):
         """One record of the fixture, where --dns-provider keeps it."""

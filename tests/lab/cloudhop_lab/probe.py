@@ -4,6 +4,14 @@ Runs in namespace clh-client. Resolves through the lab's DNS server and caches a
 their TTL, as a caching resolver does (so a DNS change is seen only after the old TTL runs out).
 Every request goes to .lab/probe.jsonl; .lab/probe-summary.json is rewritten every second and at
 exit: total, failed, longest gap without a success, latency p50/p99, per answering cloud.
+
+Write mode (``--writes``): each request is a ``POST`` of ``{"id": "<run>-<n>"}`` (a new id every
+time) to the app's URL (default https://api.example.test/orders); an answer 200/201 means the
+app's MongoDB acknowledged the write, anything else is a failed write. ``--verify`` (run by
+``probe stop`` in the operator's namespace, which reaches the members) reads every acknowledged
+id back from the replica set's current primary and adds to the summary ``acknowledged``,
+``failed`` and ``lost`` (acknowledged but not there: a rolled-back or otherwise lost write),
+with the first lost ids.
 """
 
 import argparse
@@ -59,15 +67,18 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def request(ip, url, timeout, context=None):
-    """GET ``url`` from address ``ip``: (status, headers, body)."""
+def request(ip, url, timeout, context=None, body=None):
+    """GET ``url`` from address ``ip`` (POST ``body`` when given): (status, headers, body)."""
     if url.scheme == "https":
         conn = PinnedHTTPSConnection(ip, url.hostname, url.port or 443, timeout, context)
     else:
         conn = http.client.HTTPConnection(ip, url.port or 80, timeout=timeout)
     try:
-        conn.request("GET", url.path or "/", headers={"Host": url.hostname,
-                                                      "User-Agent": "cloudhop-lab-probe"})
+        headers = {"Host": url.hostname, "User-Agent": "cloudhop-lab-probe"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request("GET" if body is None else "POST", url.path or "/", body=body,
+                     headers=headers)
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
@@ -96,16 +107,23 @@ class Probe:
         self.started = time.time()
         self.log = open(args.log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
         self.stop = threading.Event()
+        self.run_id = "%x" % int(self.started * 1000)
 
-    def one(self, scheduled, url):
+    def one(self, scheduled, url, n=0):
         rec = {"t": round(scheduled, 3)}
         if len(self.urls) > 1:
             rec["url"] = url.geturl()
+        post = None
+        if self.args.writes:
+            rec["id"] = "%s-%d" % (self.run_id, n)
+            post = json.dumps({"id": rec["id"]}).encode()
         t0 = time.monotonic()
         try:
             ip = self.resolver.resolve(url.hostname)
             rec["ip"] = ip
-            status, _headers, body = request(ip, url, self.args.timeout, self.context)
+            status, _headers, body = request(ip, url, self.args.timeout, self.context, post)
+            if post is not None and status in (200, 201):
+                status = 200  # acknowledged (201: written now; 200: that id was there)
             rec["status"] = status
             if status == 200:
                 try:
@@ -143,6 +161,8 @@ class Probe:
                "seconds": round(time.time() - self.started, 1),
                "addresses": sorted({r["ip"] for r in recs if r.get("ip")}),
                "stale": self.args.stale}
+        if self.args.writes:
+            out.update(mode="writes", acknowledged=len(ok), lost=None)
         if len(self.urls) > 1:
             out["per_app"] = per["app"]
             out["per_url"] = {}
@@ -170,7 +190,7 @@ class Probe:
             while not self.stop.is_set():
                 if self.args.duration and time.time() - self.started >= self.args.duration:
                     break
-                pool.submit(self.one, nxt, self.urls[self.count % len(self.urls)])
+                pool.submit(self.one, nxt, self.urls[self.count % len(self.urls)], self.count)
                 self.count += 1
                 nxt += interval
                 if time.time() - last_summary >= 1:
@@ -178,6 +198,40 @@ class Probe:
                     last_summary = time.time()
                 self.stop.wait(max(0, nxt - time.time()))
         self.write_summary()
+
+
+def verify_writes(log_path, summary_path, uri):
+    """Read every acknowledged id of a write probe's log back from the replica set's current
+    primary; add acknowledged, failed and lost to its summary."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+    acked, failed = [], 0
+    with open(log_path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec.get("status") == 200 and rec.get("id"):
+                acked.append(rec["id"])
+            else:
+                failed += 1
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=30000)
+    try:
+        orders = client.get_default_database().orders
+        found = set()
+        for i in range(0, len(acked), 1000):
+            found.update(d["_id"] for d in orders.find({"_id": {"$in": acked[i:i + 1000]}},
+                                                       {"_id": 1}))
+        primary = "%s:%d" % client.primary if client.primary else None
+    finally:
+        client.close()
+    lost = [i for i in acked if i not in found]
+    with open(summary_path, encoding="utf-8") as fh:
+        out = json.load(fh)
+    out.update(mode="writes", acknowledged=len(acked), failed=failed, lost=len(lost),
+               lost_ids=lost[:20], verified_on=primary)
+    tmp = summary_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(out, fh, indent=2)
+    os.replace(tmp, summary_path)
+    return out
 
 
 def main(argv=None):
@@ -196,7 +250,15 @@ def main(argv=None):
     parser.add_argument("--summary", required=True)
     parser.add_argument("--check", action="store_true",
                         help="one request, not logged: exit 0 when the app answers 200")
+    parser.add_argument("--writes", action="store_true",
+                        help="POST a new id each time; 200/201 is an acknowledged write")
+    parser.add_argument("--verify", metavar="MONGODB_URI",
+                        help="read the log's acknowledged ids back from the replica set's "
+                             "primary, add acknowledged/failed/lost to the summary, exit")
     args = parser.parse_args(argv)
+    if args.verify:
+        print(json.dumps(verify_writes(args.log, args.summary, args.verify)))
+        return
     if args.check:
         try:
             for raw in args.url or ["http://%s/" % args.host]:

@@ -24,10 +24,22 @@ nodes, with health checks; kube-proxy on the node (kubeproxy.py) forwards to a r
 anywhere in the cluster. So an old cloud's load balancer keeps serving through its cordoned,
 drained nodes while the ingress pods run in the new cloud, over the pod overlay, as in a real
 cluster. ``status.loadBalancer.ingress`` gets the address.
+
+Internal load balancers listen on an address of the cloud's (node) network instead, and have no
+public leg: MetalLB with ``metallb.universe.tf/loadBalancerIPs`` asking for an address of the
+vSphere network (a layer-2 pool on the node network), AWS with
+``service.beta.kubernetes.io/aws-load-balancer-scheme: internal`` (or the legacy
+``service.beta.kubernetes.io/aws-load-balancer-internal: "true"``) and optionally
+``service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses``. They are reached from
+the same network, from the operator's management legs and over a peering (``link``); their
+replies leave through the cloud's gateway. An address asked for that is not in the cloud's
+network, or is taken, gets no load balancer (the Service stays pending, as MetalLB's
+AllocationFailed and the AWS controller's failed reconcile leave it) and a warning in the log.
 """
 
 import base64
 import hashlib
+import ipaddress
 import itertools
 import logging
 import os
@@ -44,6 +56,10 @@ from .topology import INET_NS, router_ns
 LOG = logging.getLogger("cloudhop_lab")
 METALLB_POOL = "metallb.universe.tf/address-pool"
 SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
+METALLB_IPS = "metallb.universe.tf/loadBalancerIPs"
+AWS_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+AWS_INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
+AWS_PRIVATE_IPS = "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses"
 LB_PUBLIC_FIRST = 100
 
 
@@ -213,6 +229,7 @@ class LoadBalancerController(Controller):
         self.topology = topology
         self.dir = os.path.join(lab_dir, "lb")
         self.lbs = {}  # (ns, name, cloud) -> dict(ip, netns, proxy, index)
+        self.refused = set()  # Services whose asked-for address was refused (warned once)
         # the clouds' address pools are shared by every cluster's controller
         self.indexes = indexes if indexes is not None else itertools.count()
 
@@ -238,6 +255,8 @@ class LoadBalancerController(Controller):
                 wanted.add(key + (cloud,))
                 if lb is None:
                     lb = self._create(key, cloud, svc)
+                    if lb is None:
+                        continue
                 lb["proxy"].apply(self._config(svc, lb, targets))
                 self._status(svc, lb["ip"])
         for key in set(self.lbs) - wanted:
@@ -246,7 +265,7 @@ class LoadBalancerController(Controller):
     @staticmethod
     def _cloud_for(svc, cloud_now):
         ann = svc["metadata"].get("annotations") or {}
-        if METALLB_POOL in ann or cloud_now == "vsphere":
+        if METALLB_POOL in ann or METALLB_IPS in ann or cloud_now == "vsphere":
             return "vsphere"
         return cloud_now if cloud_now in ("aws", "gcp") else None
 
@@ -274,21 +293,58 @@ class LoadBalancerController(Controller):
                 out.append((name, ip))
         return out
 
+    def internal_address(self, svc, cloud):
+        """(internal?, the node-network address asked for or None); raises ValueError for an
+        address the cloud cannot give."""
+        ann = svc["metadata"].get("annotations") or {}
+        if cloud == "vsphere":
+            wanted = [a.strip() for a in ann.get(METALLB_IPS, "").split(",") if a.strip()]
+            if not wanted or ipaddress.ip_address(wanted[0]) in self.topology.public:
+                return False, None
+        elif cloud == "aws":
+            if ann.get(AWS_SCHEME) != "internal" and ann.get(AWS_INTERNAL) != "true":
+                return False, None
+            wanted = [a.strip() for a in ann.get(AWS_PRIVATE_IPS, "").split(",") if a.strip()]
+        else:
+            return False, None
+        if not wanted:
+            return True, None
+        net = self.topology.networks[cloud]
+        addr = ipaddress.ip_address(wanted[0])
+        if addr not in net or addr in (net.network_address, net.broadcast_address):
+            raise ValueError("address %s is not in the %s network %s" % (addr, cloud, net))
+        if any(lb["private"] == str(addr) for lb in self.lbs.values()):
+            raise ValueError("address %s is taken by another load balancer" % addr)
+        return True, str(addr)
+
     def _create(self, key, cloud, svc):
+        try:
+            internal, asked = self.internal_address(svc, cloud)
+        except ValueError as exc:
+            if key not in self.refused:
+                self.refused.add(key)
+                LOG.warning("load balancer for %s/%s: %s; the Service stays pending",
+                            key[0], key[1], exc)
+            return None
+        self.refused.discard(key)
         index = next(self.indexes)  # this cluster's own sequence (labd)
         ns = nsx.ns_name("lb-%s-%d" % (cloud[:6], index))
-        public = self.topology.public_ip(LB_PUBLIC_FIRST + index)
         net = self.topology.networks[cloud]
-        private = str(list(net.hosts())[-(index + 2)])
+        private = asked or str(list(net.hosts())[-(index + 2)])
+        public = None if internal else self.topology.public_ip(LB_PUBLIC_FIRST + index)
         nsx.create(ns)
-        nsx.veth(INET_NS, "lb%d" % index, ns, "pub0")
-        nsx.enslave(INET_NS, "lb%d" % index, "br-inet")
-        nsx.add_addr(ns, "pub0", public, self.topology.public.prefixlen)
+        if public:
+            nsx.veth(INET_NS, "lb%d" % index, ns, "pub0")
+            nsx.enslave(INET_NS, "lb%d" % index, "br-inet")
+            nsx.add_addr(ns, "pub0", public, self.topology.public.prefixlen)
         rns = router_ns(cloud)
         nsx.veth(rns, "lb%d" % index, ns, "priv0")
         nsx.enslave(rns, "lb%d" % index, "br-" + cloud[:6])
         nsx.add_addr(ns, "priv0", private, net.prefixlen)
-        lb = {"ip": public, "netns": ns, "cloud": cloud, "private": private,
+        if internal:
+            nsx.route(ns, "add", dst="0.0.0.0", dst_len=0, gateway=self.topology.gateway(cloud))
+        lb = {"ip": private if internal else public, "netns": ns, "cloud": cloud,
+              "private": private, "internal": internal,
               "proxy": HAProxy(ns, os.path.join(self.dir, ns))}
         if cloud == "aws" and self.aws is not None:
             # the CCM role: the cloud's own record of the LB, with the cluster's tags

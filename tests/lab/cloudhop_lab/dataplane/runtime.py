@@ -3,6 +3,11 @@
 - app pods (image ``cloudhop/echo:*``): their own namespace, a ``cali*`` veth to the node with a
   /32 route on the node side (calico style: ``default via 169.254.1.1`` + proxy ARP), an IP from
   the node's podCIDR, and a real HTTP server (``echo.py``);
+- MongoDB pods (image ``cloudhop/mongo-double:*``): a pod namespace like the app's and a real
+  MongoDB member process (``mongo/member.py``) started with the container's mongod flags; its
+  ``--dbpath`` is the directory of the pod's claim (``.lab/volumes/<volume name>``), so the
+  data outlives the pod as a PersistentVolume's does; the pod starts only once its claims are
+  bound, and is ready once the port listens (its tcpSocket readiness probe);
 - canal pods (hostNetwork): the flannel agent (``flannel.py``) runs for the node; the pod's
   ``FLANNELD_IFACE`` is read from ``canal-config`` when the container starts, as an env var from
   a ConfigMap is, so a ConfigMap change takes effect only after a restart;
@@ -26,6 +31,7 @@ from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
 
 LOG = logging.getLogger("cloudhop_lab")
 ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py")
+MONGO_IMAGE = "cloudhop/mongo-double"
 
 
 def pod_ns(uid):
@@ -40,6 +46,8 @@ def role(pod):
     images = [c.get("image", "") for c in pod["spec"].get("containers") or []]
     if any(i.startswith("cloudhop/echo") for i in images):
         return "echo"
+    if any(i.startswith(MONGO_IMAGE) for i in images):
+        return "mongo"
     if any("flannel" in i or "calico/node" in i for i in images):
         return "canal"
     if any("ingress-nginx/controller" in i for i in images):
@@ -90,11 +98,16 @@ class NetnsPodRuntime(FakeRuntime):
             else:
                 self._warn(pod)
             return _internal_ip(node)
+        claims = self._claim_dirs(pod) if kind == "mongo" else {}
+        if claims is None:
+            return None  # a claim is not bound yet: the pod waits for its volume
         ip = self._allocate(pod, node)
         if ip is None:
             return None
         if kind == "echo":
             self._start_echo(pod, node, ip)
+        elif kind == "mongo":
+            self._start_mongo(pod, node, ip, claims)
         elif kind == "ingress" and self.ingress is not None:
             self.ingress.pod_started(uid, node_name, self._plumb(pod, node, ip), ip)
         elif vpn is not None:
@@ -116,6 +129,15 @@ class NetnsPodRuntime(FakeRuntime):
             LOG.warning("pod %s/%s: image %s is not realized by the lab; it runs with no "
                         "process", key[0], key[1],
                         ",".join(c.get("image", "") for c in pod["spec"]["containers"]))
+
+    @staticmethod
+    def _env(pod, env_name):
+        """A literal env value of the pod's containers ('' if none)."""
+        for c in pod["spec"].get("containers") or []:
+            for env in c.get("env") or []:
+                if env.get("name") == env_name and "value" in env:
+                    return env["value"]
+        return ""
 
     def _env_from_configmap(self, pod, env_name):
         for c in pod["spec"].get("containers") or []:
@@ -176,8 +198,50 @@ class NetnsPodRuntime(FakeRuntime):
             "--namespace", pod["metadata"]["namespace"], "--node", node["metadata"]["name"],
             "--cloud", cloud, "--cluster", self.cluster,
             "--app", (pod["metadata"].get("labels") or {}).get("app", ""),
-            "--ready-file", ready_file],
+            "--ready-file", ready_file] + (["--mongo-uri", self._env(pod, "MONGODB_URI")]
+                                           if self._env(pod, "MONGODB_URI") else []),
             os.path.join(self.dir, uid + ".log"))
+        self.meta[uid]["ready_file"] = ready_file
+
+    def _claim_dirs(self, pod):
+        """{mountPath: directory} of the pod's persistentVolumeClaim volumes, or None while a
+        claim is missing or not bound."""
+        ns = pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        out = {}
+        for c in pod["spec"].get("containers") or []:
+            for vm in c.get("volumeMounts") or []:
+                claim = (volumes.get(vm["name"]) or {}).get("persistentVolumeClaim")
+                if not claim:
+                    continue
+                pvc = self.api.try_get(self.api.rt("", "v1", "persistentvolumeclaims"), ns,
+                                       claim["claimName"])
+                if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
+                    return None
+                path = os.path.join(os.path.dirname(self.dir), "volumes",
+                                    pvc["spec"]["volumeName"])
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                out[vm["mountPath"].rstrip("/")] = path
+        return out
+
+    def _start_mongo(self, pod, node, ip, claims):
+        uid = pod["metadata"]["uid"]
+        pns = self._plumb(pod, node, ip)
+        container = next(c for c in pod["spec"]["containers"]
+                         if c.get("image", "").startswith(MONGO_IMAGE))
+        args = []
+        for arg in (container.get("command") or [])[1:] + (container.get("args") or []):
+            for mount in sorted(claims, key=len, reverse=True):
+                if arg == mount or arg.startswith(mount + "/"):
+                    arg = claims[mount] + arg[len(mount):]
+                    break
+            args.append(arg)
+        ready_file = os.path.join(self.dir, uid + ".ready")
+        if os.path.exists(ready_file):
+            os.unlink(ready_file)
+        self.procs[uid] = nsx.spawn(pns, [sys.executable, "-m", "cloudhop_lab.mongo.member"] +
+                                    args + ["--ready-file", ready_file],
+                                    os.path.join(self.dir, uid + ".log"))
         self.meta[uid]["ready_file"] = ready_file
 
     # -------------------------------------------------------------- ready / stop

@@ -6,6 +6,7 @@ connection, and returns the reply (``ok: 1`` is added) or raises MongoError."""
 import bisect
 import copy
 import random
+import socket
 import threading
 import time
 
@@ -51,11 +52,13 @@ def _hello(m, db, cmd, conn, legacy=False):
                 "hosts": [x["host"] for x in visible if x["priority"] > 0],
                 "passives": [x["host"] for x in visible if x["priority"] == 0],
                 "setName": m.set_name, "setVersion": cfg["version"],
-                "secondary": m.state == rs.SECONDARY, "me": m.me,
+                "secondary": m.state == rs.SECONDARY,
                 "lastWrite": {"opTime": rs.optime_doc(m.applied()),
                               "lastWriteDate": now_dt(),
                               "majorityOpTime": rs.optime_doc(m.commit_point),
                               "majorityWriteDate": now_dt()}})
+            if m.me is not None and rs.member(cfg, m.me) is not None:
+                out["me"] = m.me
             if not out["passives"]:
                 del out["passives"]
             if mine.get("hidden"):
@@ -120,11 +123,17 @@ def _require_config(m):
 
 def _initiate(m, db, cmd, conn):
     raw = cmd.get("replSetInitiate")
+    if not isinstance(raw, dict):
+        # rs.initiate() with no config: this host under its own name, as mongod does
+        raw = {"_id": m.set_name, "version": 1, "members": [{"_id": 0, "host": m.me or "%s:%d" % (
+            socket.gethostname(), m.port)}]}
+    # which member is this one (network calls, not under the lock)
+    me = m.find_self(raw) if isinstance(raw.get("members"), list) else None
     with m.cv:
         if m.config is not None:
             raise MongoError(23, "already initialized")
-        if not isinstance(raw, dict):
-            raw = {"_id": m.set_name, "version": 1, "members": [{"_id": 0, "host": m.me}]}
+        if me is not None:
+            m.me = me
         if raw.get("version", 1) != 1:
             raise MongoError(103, "Configuration used to initiate a replica set must  have "
                                   "version 1, but found %s" % raw.get("version"))
@@ -705,6 +714,8 @@ COMMANDS = {
     "ismaster": lambda m, db, cmd, conn: _hello(m, db, cmd, conn, legacy=True),
     "isMaster": lambda m, db, cmd, conn: _hello(m, db, cmd, conn, legacy=True),
     "ping": lambda m, db, cmd, conn: dict(_reply_common(m)),
+    # internal: how a member finds itself behind a load balancer or NAT (repl/isself.cpp)
+    "_isSelf": lambda m, db, cmd, conn: {"id": m.instance_id},
     "buildInfo": _build_info, "buildinfo": _build_info,
     "endSessions": lambda m, db, cmd, conn: {},
     "getParameter": _get_parameter,

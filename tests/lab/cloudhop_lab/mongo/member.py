@@ -50,7 +50,7 @@ VERSION = "7.0.14"
 MAX_WIRE = 21
 OPLOG_NS = "local.oplog.rs"
 # what mongod answers before authentication
-NO_AUTH = ("hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo",
+NO_AUTH = ("_isSelf", "hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo",
            "buildinfo", "endSessions", "logout")
 
 
@@ -84,8 +84,17 @@ class Peer:
 
 
 class Member:
-    def __init__(self, me, set_name, dbpath, source=None, key_file=None, users_file=None):
+    def __init__(self, me, set_name, dbpath, source=None, key_file=None, users_file=None,
+                 port=27017):
+        # this member's name in the config: given (--host), or found in each config it installs
+        # as mongod finds itself (repl/isself.cpp): a host that resolves to one of its own
+        # addresses on its own port, or one whose _isSelf answers with its instance id
+        # (a load balancer or a NAT in between: the way cross-cluster members are reached)
         self.me = me
+        self.fixed_me = bool(me)
+        self.port = port
+        self.instance_id = bson.ObjectId()
+        self.self_hosts = {}  # host -> True / False, as _isSelf answered
         self.source = source
         # SCRAM-SHA-256 (a lab option): (db, user) -> credentials; members authenticate to
         # each other as __system@local with the key file
@@ -158,7 +167,7 @@ class Member:
             with open(self._path("oplog.bson"), "rb") as fh:
                 self.oplog = list(bson.decode_file_iter(fh, wire.OPTS))
         self._rebuild()
-        if self.config is not None:
+        if self.config is not None and self.me is not None:
             self.state = rs.SECONDARY if self.initial_synced else rs.STARTUP2
 
     def _save_state(self):
@@ -466,9 +475,78 @@ class Member:
             if p.term > self.term and self.config is not None:
                 self._set_term(p.term)
             cfg = reply.get("config")
-            if cfg and (self.config is None or (cfg["version"], int(cfg.get("term", -1))) > (
-                    self.config["version"], int(self.config.get("term", -1)))):
+            if not (cfg and (self.config is None or (cfg["version"], int(cfg.get("term", -1))) >
+                             (self.config["version"], int(self.config.get("term", -1))))):
+                return
+            if self.fixed_me or rs.member(cfg, self.me) is not None:
                 self._install(cfg, "heartbeat from %s" % host)
+                return
+        me = self.find_self(cfg)  # network calls: never under the lock
+        with self.cv:
+            if self.config is None or (cfg["version"], int(cfg.get("term", -1))) > (
+                    self.config["version"], int(self.config.get("term", -1))):
+                self.me = me or self.me
+                self._install(cfg, "heartbeat from %s" % host)
+
+    # ------------------------------------------------------------------ finding itself
+
+    def is_self(self, host):
+        """mongod's isSelf: the host's port is ours and its addresses are ours, or the member
+        behind it answers _isSelf with our instance id."""
+        if self.fixed_me:
+            return host == self.me
+        if host in self.self_hosts:
+            return self.self_hosts[host]
+        name, port = host.rsplit(":", 1) if ":" in host else (host, "27017")
+        try:
+            if int(port) == self.port:
+                addrs = {a[4][0] for a in socket.getaddrinfo(
+                    name, None, socket.AF_INET, socket.SOCK_STREAM)}
+                local = bool(addrs)
+                for addr in addrs:
+                    with socket.socket() as probe:
+                        try:
+                            probe.bind((addr, 0))  # binds only to an address of this host
+                        except OSError:
+                            local = False
+                if local:
+                    self.self_hosts[host] = True
+                    return True
+            c = wire.Client(host, timeout=2.0)
+            try:
+                reply = c.command("admin", {"_isSelf": 1}, timeout=2.0)
+            finally:
+                c.close()
+        except (OSError, EOFError, ValueError, wire.ProtocolError):
+            return False  # not known yet: asked again with the next config or retry
+        found = reply.get("id") == self.instance_id
+        self.self_hosts[host] = found
+        return found
+
+    def find_self(self, cfg):
+        """The host of the config's member that is this one, or None."""
+        if self.fixed_me:
+            return self.me if rs.member(cfg, self.me) else None
+        for x in (cfg or {}).get("members") or []:
+            if isinstance(x, dict) and self.is_self(str(x.get("host", ""))):
+                return x["host"]
+        return None
+
+    def _refind_self(self):
+        """A config but no place in it (started without --host, or our address was not
+        reachable yet): look again, as mongod does on each config."""
+        with self.cv:
+            cfg = self.config
+            if self.fixed_me or cfg is None or rs.member(cfg, self.me) is not None:
+                return
+        me = self.find_self(cfg)
+        if me is None:
+            return
+        with self.cv:
+            if self.config is cfg:
+                self.me = me
+                LOG.info("found myself in the config as %s", me)
+                self._install(cfg, "finding myself")
 
     def _install(self, cfg, why):
         LOG.info("installing config version %d (term %s) from %s", cfg["version"],
@@ -496,9 +574,14 @@ class Member:
     def topology_loop(self):
         """Starts a heartbeat thread for every other member; elections; liveness."""
         running = {}
+        next_find = 0.0
         while not self.stop.is_set():
+            if time.monotonic() >= next_find:
+                next_find = time.monotonic() + 1.0
+                self._refind_self()
             with self.cv:
-                hosts = [m["host"] for m in self.others()] if self.config else []
+                hosts = [m["host"] for m in self.others()] if self.config and (
+                    self.me is not None) else []
             for host in hosts:
                 if host not in running or not running[host].is_alive():
                     running[host] = threading.Thread(target=self.heartbeat_loop, args=(host,),
@@ -937,7 +1020,7 @@ class Server(socketserver.ThreadingTCPServer):
 
 def serve(me, set_name, dbpath, bind, port, key_file=None, users_file=None):
     member = Member(me, set_name, dbpath, source=bind if bind not in ("0.0.0.0", "") else None,
-                    key_file=key_file, users_file=users_file)
+                    key_file=key_file, users_file=users_file, port=port)
     srv = Server((bind, port), Handler)
     srv.member = member
     for target in (member.topology_loop, member.sync_loop):
@@ -947,19 +1030,28 @@ def serve(me, set_name, dbpath, bind, port, key_file=None, users_file=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="cloudhop_lab.mongo.member")
-    parser.add_argument("--host", required=True, help="this member's name:port in the config")
-    parser.add_argument("--bind", default="0.0.0.0")
+    parser.add_argument("--host", help="this member's name:port in the config (default: found "
+                                       "in the config as mongod finds itself)")
+    parser.add_argument("--bind", "--bind_ip", default="0.0.0.0",
+                        help="one address to listen on (mongod's --bind_ip, one address)")
+    parser.add_argument("--bind_ip_all", action="store_const", dest="bind", const="0.0.0.0",
+                        help="listen on every address (mongod's flag)")
     parser.add_argument("--port", type=int, default=27017)
     parser.add_argument("--replSet", dest="repl_set", required=True)
     parser.add_argument("--dbpath", required=True)
     parser.add_argument("--keyFile", dest="key_file",
                         help="authentication on: members authenticate to each other with it")
     parser.add_argument("--users", help='JSON file {"<db>": {"<user>": "<password>"}}')
+    parser.add_argument("--ready-file", help="written once the port listens (what the pod's "
+                                             "tcpSocket readiness probe sees; lab runtime)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s " + args.host + " %(message)s")
+                        format="%(asctime)s %(levelname)s " + (args.host or "") + " %(message)s")
     member, srv = serve(args.host, args.repl_set, args.dbpath, args.bind, args.port,
                         args.key_file, args.users)
+    if args.ready_file:
+        with open(args.ready_file, "w", encoding="utf-8") as fh:
+            fh.write(str(os.getpid()))
 
     def stop(*_):
         member.stop.set()

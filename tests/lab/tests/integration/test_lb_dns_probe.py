@@ -132,6 +132,47 @@ def test_dns_change_reaches_the_probe_after_the_ttl(core):
             _probe("stop")
 
 
+def _http_from(ns, address):
+    code = ("import urllib.request\n"
+            "r = urllib.request.Request('http://%s/', headers={'Host': 'app.example.test'})\n"
+            "print(urllib.request.urlopen(r, timeout=3).status)" % address)
+    return subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", code],
+                          capture_output=True, text=True, timeout=20, check=False)
+
+
+def test_internal_load_balancer_on_the_node_network_at_the_address_asked_for(core):
+    """MetalLB's loadBalancerIPs on the node network: an internal load balancer at exactly that
+    address, reached from the network (the operator's leg), not from the internet; an
+    address outside the network or taken leaves the Service pending."""
+    wanted = "10.2.0.230"
+    spec = {"type": "LoadBalancer", "selector": INGRESS_LABELS,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+    names = {"internal-ok": wanted, "internal-outside": "10.3.0.9", "internal-taken": wanted}
+    try:
+        core.create_namespaced_service("ingress-nginx", {
+            "metadata": {"name": "internal-ok",
+                         "annotations": {"metallb.universe.tf/loadBalancerIPs": wanted}},
+            "spec": spec})
+        assert wait_for(lambda: _lb_ip(core, "ingress-nginx", "internal-ok"),
+                        what="internal LB") == wanted
+        wait_for(lambda: _http_from(ns_name("ctl"), wanted).stdout.strip() == "200",
+                 what="internal LB serving the node network")
+        assert _http_from(ns_name("client"), wanted).returncode != 0  # not on the internet
+        for name in ("internal-outside", "internal-taken"):
+            core.create_namespaced_service("ingress-nginx", {
+                "metadata": {"name": name, "annotations": {
+                    "metallb.universe.tf/loadBalancerIPs": names[name]}}, "spec": spec})
+        time.sleep(2)  # a few passes of the load-balancer controller (0.5 s)
+        for name in ("internal-outside", "internal-taken"):
+            assert _lb_ip(core, "ingress-nginx", name) is None, name
+    finally:
+        for name in names:
+            try:
+                core.delete_namespaced_service(name, "ingress-nginx")
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+
 def test_probe_counts_a_stopped_backend_as_failures(core, apps):
     _probe("start")
     try:

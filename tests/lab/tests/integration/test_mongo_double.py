@@ -575,6 +575,119 @@ def test_community_mongodb_modules_initiate_reconfigure_status_stepdown_info(rse
     assert [m["priority"] for m in cfg["members"]] == [1, 1, 5]
 
 
+# -------------------------------------------------------------------------- finding itself
+
+class Forwarder:
+    """A TCP forwarder (what a load balancer or a NAT is to the members): listen -> target."""
+
+    def __init__(self, listen, target):
+        import threading  # pylint: disable=import-outside-toplevel
+        self.target = target
+        self.srv = socket.create_server(listen, reuse_port=False)
+        self.srv.settimeout(0.2)
+        self.stopped = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import threading  # pylint: disable=import-outside-toplevel
+        while not self.stopped:
+            try:
+                a = self.srv.accept()[0]
+            except OSError:
+                continue
+            try:
+                b = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                a.close()
+                continue
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self.pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            src.settimeout(None)
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopped = True
+        self.srv.close()
+
+
+def test_members_without_host_find_themselves_directly_and_behind_a_forwarder(tmp_path):
+    """mongod needs no name of its own: it finds itself in a config by address and port, or
+    (behind a load balancer, as cross-cluster members are) by asking each host's _isSelf."""
+    procs, fwds, clients = [], [], []
+    try:
+        for n in (1, 2, 3):
+            dbpath = str(tmp_path / str(n))
+            log = open(dbpath + ".log", "ab")  # pylint: disable=consider-using-with
+            procs.append(subprocess.Popen(  # pylint: disable=consider-using-with
+                [sys.executable, "-m", "cloudhop_lab.mongo.member", "--bind", "127.0.3.1",
+                 "--port", str(27100 + n), "--replSet", "rs0", "--dbpath", dbpath],
+                stdout=log, stderr=log))
+            fwds.append(Forwarder(("127.0.3.9", 27200 + n), ("127.0.3.1", 27100 + n)))
+        for n in (1, 2, 3):
+            assert wait_for(lambda n=n: _listens("127.0.3.1", 27100 + n), 10)
+        direct = MongoClient("127.0.3.1:27101", directConnection=True,
+                             serverSelectionTimeoutMS=3000)
+        clients.append(direct)
+        hello = direct.admin.command("hello")
+        assert "me" not in hello and hello["info"] == "Does not have a valid replica set config"
+        # no member of this config is member 1 (its _isSelf gives another instance id)
+        with pytest.raises(OperationFailure) as err:
+            direct.admin.command("replSetInitiate", {"_id": "rs0", "members": [
+                {"_id": 2, "host": "127.0.3.9:27202"}]})
+        assert err.value.code == 74
+        behind = ["127.0.3.9:%d" % (27200 + n) for n in (1, 2, 3)]
+        cfg = {"_id": "rs0", "settings": dict(FAST),
+               "members": [{"_id": n, "host": h} for n, h in zip((1, 2, 3), behind)]}
+        assert direct.admin.command("replSetInitiate", cfg)["ok"] == 1
+        for n, host in zip((1, 2, 3), behind):
+            c = MongoClient("127.0.3.1:%d" % (27100 + n), directConnection=True,
+                            serverSelectionTimeoutMS=3000)
+            clients.append(c)
+            assert wait_for(lambda c=c, host=host: c.admin.command("hello").get("me") == host,
+                            20), "member %d did not find itself as %s" % (n, host)
+        rs_client = MongoClient(behind, replicaset="rs0", serverSelectionTimeoutMS=20000)
+        clients.append(rs_client)
+        rs_client.shop.orders.with_options(write_concern=WriteConcern(w="majority")).insert_one(
+            {"_id": "behind"})
+        st = rs_client.admin.command("replSetGetStatus")
+        assert sorted(m["stateStr"] for m in st["members"]) == ["PRIMARY", "SECONDARY",
+                                                                "SECONDARY"]
+        assert sum(1 for m in st["members"] if m.get("self")) == 1
+    finally:
+        for c in clients:
+            c.close()
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        for f in fwds:
+            f.close()
+
+
+def _listens(host, port):
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 # -------------------------------------------------------------------------- authentication
 
 def test_scram_sha_256_authentication_between_members_and_for_clients(rset, tmp_path):
