@@ -173,6 +173,12 @@ def main():
     rows.append("| lab-up until served: move world (old + new cluster, shop app on every host "
                 "and path, HTTP and HTTPS) | %.2f s (median of %d) | |"
                 % (worlds["move_world_up_s"]["median"], len(worlds["move_world_up_s"]["runs"])))
+    rows.append("| move world: lab-up until its MongoDB replica set has a primary | %.2f s "
+                "(median of %d) | |" % (worlds["move_world_mongo_primary_s"]["median"],
+                                        len(worlds["move_world_mongo_primary_s"]["runs"])))
+    rows.append("| move world: the api's write (POST through DNS, LB, ingress; w:majority) | "
+                "%.2f ms | %.2f ms |" % (worlds["move_world_writes"]["p50_ms"],
+                                         worlds["move_world_writes"]["p99_ms"]))
     rows.append("| lab-up until served: --clusters 3 (each app) | %.2f s (median of %d) | |"
                 % (worlds["clusters_3_up_s"]["median"], len(worlds["clusters_3_up_s"]["runs"])))
     rows.append("| lab memory per user cluster (PSS, --clusters 3 against 1) | %.1f MiB | |"

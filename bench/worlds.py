@@ -1,7 +1,10 @@
 """The lab's several clusters: lab-up time of the move world and of --clusters 3 (until every
 app has answered through DNS and its load balancer: the move world's shop on every host and path,
 HTTP and HTTPS; each of the 3 clusters' apps), and the lab's memory per user cluster (PSS of every lab process at --clusters 1
-and 3). Prints JSON. Runs from the host (each measurement brings its own lab up and down)."""
+and 3). The move world's MongoDB: time from lab up until its replica set has a primary, and the
+app's writes through the load balancer (write probe, w:majority, 20/s for 10 s: latency p50/p99
+of acknowledged POSTs). Prints JSON. Runs from the host (each measurement brings its own lab up
+and down)."""
 
 import json
 import os
@@ -56,6 +59,15 @@ def up_until_served(up_args, urls):
     return time.monotonic() - t
 
 
+def write_probe(seconds=10):
+    """A write probe's summary after ``seconds`` at 20/s (read back from the primary)."""
+    lab("probe", "start", "--name", "bench-writes", "--writes", "--rate", "20")
+    time.sleep(seconds)
+    lab("probe", "stop", "--name", "bench-writes")
+    with open(os.path.join(lab_dir(), "probe-bench-writes-summary.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def settled_pss(up_args, waits):
     lab("up", *up_args)
     for wait in waits:
@@ -67,10 +79,14 @@ def settled_pss(up_args, waits):
 def main():
     three = [["--host", "app.example.test"], ["--host", "app2.example.test"],
              ["--host", "app3.example.test"]]
-    move, clusters3 = [], []
+    move, clusters3, primary, writes = [], [], [], []
     try:
         for _i in range(ROUNDS):
+            t = time.monotonic()
             move.append(up_until_served(["--world", "move"], shop_urls()))
+            lab("mongo", "wait")
+            primary.append(time.monotonic() - t)
+            writes.append(write_probe())
             clusters3.append(up_until_served(["--clusters", "3"], [
                 "http://app.example.test/", "http://app2.example.test/",
                 "http://app3.example.test/"]))
@@ -81,6 +97,13 @@ def main():
     print(json.dumps({
         "move_world_up_s": {"median": round(statistics.median(move), 2),
                             "runs": [round(x, 2) for x in move]},
+        "move_world_mongo_primary_s": {"median": round(statistics.median(primary), 2),
+                                       "runs": [round(x, 2) for x in primary]},
+        "move_world_writes": {
+            "p50_ms": statistics.median(w["latency_ms"]["p50"] for w in writes),
+            "p99_ms": statistics.median(w["latency_ms"]["p99"] for w in writes),
+            "acknowledged": [w["acknowledged"] for w in writes],
+            "failed": [w["failed"] for w in writes], "lost": [w["lost"] for w in writes]},
         "clusters_3_up_s": {"median": round(statistics.median(clusters3), 2),
                             "runs": [round(x, 2) for x in clusters3]},
         "pss_mib_clusters_1": one[0], "pss_mib_clusters_3": three_mem[0],

@@ -188,7 +188,9 @@ class IngressAgent(Controller):
             # the first matching rule wins on HTTP too: a redirecting location redirects
             http_rules.append("%s  use_backend %s if %s" % (
                 acl, "be_https_redirect" if redirect and host in tls_hosts else backend, cond))
-        return GLOBAL + (
+        # nginx sends without delay (tcp_nodelay on, its default); HAProxy's http-no-delay
+        # likewise sends each HTTP message's parts at once rather than coalescing them
+        return GLOBAL + "  option http-no-delay\n" + (
             "# certificates %s\n"
             "frontend http\n  mode http\n  bind %s:80\n"
             "  http-request set-header X-Forwarded-Proto http\n%s\n"
