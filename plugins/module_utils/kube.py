@@ -29,6 +29,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
     MigrationError, ModuleWrapper, redo_on_conflict)
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.rollout import (
+    Gone, wait_rolled_out)
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -54,6 +56,12 @@ except ImportError:  # the module fails with missing_required_lib via AnsibleK8S
 
     class ResourceNotFoundError(Exception):
         pass
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import RESOURCE_PREDICATES
+    from kubernetes.dynamic.resource import ResourceInstance
+except ImportError:  # the module fails with missing_required_lib via KubeModule
+    RESOURCE_PREDICATES = ResourceInstance = None
 
 try:
     from urllib3.exceptions import HTTPError as TransportError
@@ -293,6 +301,44 @@ def retry_on_conflict(kube, what, attempt, retries=CONFLICT_RETRIES):
             "(409 Conflict); nothing of this task was written. Find the other writer (the "
             "object's metadata.managedFields names the managers), stop it or let it finish, then "
             "run again" % (what, retries + 1), status=409, conflicts=retries + 1)
+
+
+def wait_ready(kube, api_version, kind, name, namespace, current, timeout, what):
+    """Watch the object from ``current`` until kubernetes.core's readiness of its kind holds
+    (as C(kubernetes.core.k8s) with wait=true, but ending at the first event that shows it);
+    returns (object, watch events seen, seconds waited). A watch the server closes is opened
+    again; a 410 Gone reads the object afresh."""
+    predicate = RESOURCE_PREDICATES[kind]
+    resource = kube.resource(api_version, kind)
+
+    def ready(obj):
+        return predicate(ResourceInstance(None, obj))
+
+    def watch(resource_version, seconds):
+        try:
+            for event in kube.client.client.watch(
+                    resource, namespace=namespace, name=name, resource_version=resource_version,
+                    timeout=seconds):
+                yield event["type"], event["raw_object"]
+        except ApiException as exc:
+            if getattr(exc, "status", None) == 410:
+                raise Gone()
+            raise MigrationError("watching %s failed: %s" % (what, api_error_message(exc)))
+        except (TransportError, OSError):
+            time.sleep(0.5)  # a dropped watch: the caller opens it again
+
+    return wait_rolled_out(watch, lambda: kube.get(api_version, kind, name, namespace), ready,
+                           timeout, current, what)
+
+
+def other_client(kubeconfig, context=None):
+    """A client for a second cluster (a module's ``source_*`` options), through kubernetes.core
+    as the module's own."""
+    try:
+        return get_api_client(kubeconfig=kubeconfig, context=context)
+    except CoreException as exc:
+        raise MigrationError("cannot build a Kubernetes client for %s: %s; check the kubeconfig "
+                             "and context" % (kubeconfig, exc))
 
 
 class KubeModule(ModuleWrapper):

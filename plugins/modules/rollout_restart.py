@@ -151,15 +151,9 @@ import time
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import (
-    ApiException, KubeModule, TransportError, api_error_message)
+    KubeModule, wait_ready)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.rollout import (
-    KINDS, Gone, progress, restart_patch, restarted_at_of, restore_patch, wait_rolled_out)
-
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import RESOURCE_PREDICATES
-    from kubernetes.dynamic.resource import ResourceInstance
-except ImportError:  # the module fails with missing_required_lib via KubeModule
-    RESOURCE_PREDICATES = ResourceInstance = None
+    KINDS, progress, restart_patch, restarted_at_of, restore_patch)
 
 API_VERSION = "apps/v1"
 
@@ -203,28 +197,8 @@ def finish(mod, kind, name, ns, what, stamp, previous, after):
     if mod.diff_mode:
         result["diff"] = {"before": {"restartedAt": previous}, "after": {"restartedAt": stamp}}
     if p["wait"] and not mod.check_mode:
-        predicate = RESOURCE_PREDICATES[kind]
-        resource = mod.kube.resource(API_VERSION, kind)
-
-        def ready(obj):
-            return predicate(ResourceInstance(None, obj))
-
-        def watch(resource_version, seconds):
-            try:
-                for event in mod.kube.client.client.watch(
-                        resource, namespace=ns, name=name, resource_version=resource_version,
-                        timeout=seconds):
-                    yield event["type"], event["raw_object"]
-            except ApiException as exc:
-                if getattr(exc, "status", None) == 410:
-                    raise Gone()
-                raise MigrationError("watching %s failed: %s" % (what, api_error_message(exc)))
-            except (TransportError, OSError):
-                time.sleep(0.5)  # a dropped watch: the caller opens it again
-
-        after, result["watch_events"], result["waited"] = wait_rolled_out(
-            watch, lambda: mod.kube.get(API_VERSION, kind, name, ns), ready, p["wait_timeout"],
-            after, what)
+        after, result["watch_events"], result["waited"] = wait_ready(
+            mod.kube, API_VERSION, kind, name, ns, after, p["wait_timeout"], what)
     result["status"] = progress(after)
     return result
 

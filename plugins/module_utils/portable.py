@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudhop contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A Deployment and what it needs, made portable to another cluster (the move's
+``deployment_copy``): pure functions, unit-tested.
+
+- :func:`references`: the ConfigMaps, Secrets and ServiceAccount a pod template names (volumes,
+  projected volumes, ``envFrom``, ``env[].valueFrom``, ``imagePullSecrets``,
+  ``serviceAccountName``), each with whether the reference is optional;
+- :func:`selects` / :func:`selector_matches`: a Service's selector, a PDB's label selector,
+  against the template's labels;
+- :func:`portable`: an object without what only its cluster knows - status, uid,
+  resourceVersion, creationTimestamp, generation, managedFields, ownerReferences, the
+  Deployment's revision and kubectl's last-applied annotations, a Service's cluster IPs and
+  node ports (the other cluster allocates its own), a ServiceAccount's token Secrets - and with
+  an annotation naming where it came from;
+- :func:`contains`: whether an object in the target already holds everything the portable
+  one says (the server adds its defaults, which are not a difference).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+ORIGIN = "cloudhop.io/moved-from"
+DROP_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
+                 "ownerReferences", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
+DROP_ANNOTATIONS = ("deployment.kubernetes.io/revision",
+                    "kubectl.kubernetes.io/last-applied-configuration")
+DROP_SERVICE_SPEC = ("clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP")
+# Secrets the other cluster makes itself (or that only mean something in this one)
+CLUSTER_SECRET_TYPES = ("kubernetes.io/service-account-token",)
+ORDER = ("ServiceAccount", "ConfigMap", "Secret", "Service", "PodDisruptionBudget",
+         "Deployment")
+
+
+def _add(out, kind, name, optional):
+    if not name:
+        return
+    key = (kind, name)
+    # a name referenced once as required is required
+    out[key] = out.get(key, True) and bool(optional)
+
+
+def references(pod_spec):
+    """{(kind, name): optional} of the ConfigMaps, Secrets and ServiceAccount a pod spec names.
+    The namespace's ``default`` ServiceAccount is left out: every namespace has its own."""
+    out = {}
+    spec = pod_spec or {}
+    for vol in spec.get("volumes") or []:
+        if vol.get("configMap"):
+            _add(out, "ConfigMap", vol["configMap"].get("name"), vol["configMap"].get("optional"))
+        if vol.get("secret"):
+            _add(out, "Secret", vol["secret"].get("secretName"), vol["secret"].get("optional"))
+        for src in (vol.get("projected") or {}).get("sources") or []:
+            if src.get("configMap"):
+                _add(out, "ConfigMap", src["configMap"].get("name"),
+                     src["configMap"].get("optional"))
+            if src.get("secret"):
+                _add(out, "Secret", src["secret"].get("name"), src["secret"].get("optional"))
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for ef in c.get("envFrom") or []:
+            if ef.get("configMapRef"):
+                _add(out, "ConfigMap", ef["configMapRef"].get("name"),
+                     ef["configMapRef"].get("optional"))
+            if ef.get("secretRef"):
+                _add(out, "Secret", ef["secretRef"].get("name"), ef["secretRef"].get("optional"))
+        for env in c.get("env") or []:
+            ref = env.get("valueFrom") or {}
+            if ref.get("configMapKeyRef"):
+                _add(out, "ConfigMap", ref["configMapKeyRef"].get("name"),
+                     ref["configMapKeyRef"].get("optional"))
+            if ref.get("secretKeyRef"):
+                _add(out, "Secret", ref["secretKeyRef"].get("name"),
+                     ref["secretKeyRef"].get("optional"))
+    for ips in spec.get("imagePullSecrets") or []:
+        _add(out, "Secret", ips.get("name"), False)
+    sa = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if sa and sa != "default":
+        _add(out, "ServiceAccount", sa, False)
+    return out
+
+
+def selects(selector, labels):
+    """A Service's selector (a map): non-empty, and every pair in the labels."""
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
+
+
+def selector_matches(selector, labels):
+    """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; an empty
+    selector matches everything, as for a PDB in policy/v1."""
+    labels = labels or {}
+    selector = selector or {}
+    if not all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def portable(obj, origin, namespace=None, replicas=None):
+    """A copy of ``obj`` for another cluster (see the module docstring). ``origin`` goes to the
+    annotation ``cloudhop.io/moved-from``; ``namespace`` replaces its namespace; ``replicas``
+    a Deployment's replicas."""
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.setdefault("metadata", {})
+    for key in DROP_METADATA:
+        meta.pop(key, None)
+    if namespace:
+        meta["namespace"] = namespace
+    ann = dict(meta.get("annotations") or {})
+    for key in DROP_ANNOTATIONS:
+        ann.pop(key, None)
+    ann[ORIGIN] = origin
+    meta["annotations"] = ann
+    kind = out.get("kind")
+    spec = out.get("spec") or {}
+    if kind == "Service":
+        for key in DROP_SERVICE_SPEC:
+            spec.pop(key, None)
+        for port in spec.get("ports") or []:
+            port.pop("nodePort", None)
+    elif kind == "ServiceAccount":
+        out.pop("secrets", None)
+    elif kind == "Deployment" and replicas is not None:
+        spec["replicas"] = replicas
+    return out
+
+
+def contains(existing, desired):
+    """Whether ``existing`` holds every field of ``desired`` with the same value (dicts by
+    key, lists item by item with the same length). The ``moved-from`` annotation is compared
+    too: an object of the same name that came from elsewhere is a conflict."""
+    if isinstance(desired, dict):
+        if not isinstance(existing, dict):
+            return False
+        return all(k in existing and contains(existing[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(existing, list) or len(existing) != len(desired):
+            return False
+        return all(contains(e, d) for e, d in zip(existing, desired))
+    if isinstance(desired, (int, float)) and not isinstance(desired, bool) and \
+            isinstance(existing, (int, float)) and not isinstance(existing, bool):
+        return float(existing) == float(desired)
+    if isinstance(desired, bool) or isinstance(existing, bool):
+        return type(existing) is type(desired) and existing == desired
+    return existing == desired
+
+
+def differences(existing, desired, path=""):
+    """The paths where ``existing`` does not hold ``desired`` (for the error message); the
+    values are not shown (a Secret's data would be)."""
+    if isinstance(desired, dict) and isinstance(existing, dict):
+        out = []
+        for k, v in sorted(desired.items()):
+            sub = "%s.%s" % (path, k) if path else k
+            if k not in existing:
+                out.append(sub + " (missing)")
+            else:
+                out += differences(existing[k], v, sub)
+        return out
+    return [] if contains(existing, desired) else [path or "(the object)"]
+
+
+def sort_objects(objects):
+    """Creation order: what a Deployment needs before it."""
+    return sorted(objects, key=lambda o: (ORDER.index(o["kind"]) if o["kind"] in ORDER
+                                          else len(ORDER), o["metadata"]["name"]))

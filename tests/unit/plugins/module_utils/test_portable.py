@@ -1,0 +1,105 @@
+"""A Deployment made portable: what its pods reference, which Services and PDBs select it,
+what only the old cluster knows stripped, and the comparison that tells a copy already there
+from a conflict."""
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import portable as pt
+
+POD_SPEC = {
+    "serviceAccountName": "api",
+    "imagePullSecrets": [{"name": "registry"}],
+    "volumes": [{"name": "cfg", "configMap": {"name": "api-config"}},
+                {"name": "tls", "secret": {"secretName": "api-tls", "optional": True}},
+                {"name": "all", "projected": {"sources": [
+                    {"configMap": {"name": "feature-flags"}}, {"secret": {"name": "api-tls"}},
+                    {"serviceAccountToken": {"path": "token"}}]}}],
+    "initContainers": [{"name": "init", "envFrom": [{"secretRef": {"name": "db-init"}}]}],
+    "containers": [{"name": "api", "env": [
+        {"name": "A", "value": "1"},
+        {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "api-config", "key": "b"}}},
+        {"name": "C", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw",
+                                                     "optional": True}}},
+        {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "envFrom": [{"configMapRef": {"name": "common", "optional": True}}]}]}
+
+
+def test_references_every_way_a_pod_names_a_configmap_secret_or_service_account():
+    assert pt.references(POD_SPEC) == {
+        ("ServiceAccount", "api"): False, ("Secret", "registry"): False,
+        ("ConfigMap", "api-config"): False,
+        # optional in the volume, required in the projection: required
+        ("Secret", "api-tls"): False,
+        ("ConfigMap", "feature-flags"): False, ("Secret", "db-init"): False,
+        ("Secret", "db"): True, ("ConfigMap", "common"): True}
+    assert pt.references({"serviceAccountName": "default", "containers": []}) == {}
+
+
+def test_service_and_pdb_selectors():
+    labels = {"app": "api", "tier": "backend"}
+    assert pt.selects({"app": "api"}, labels)
+    assert not pt.selects({"app": "web"}, labels) and not pt.selects({}, labels)
+    assert pt.selector_matches({"matchLabels": {"app": "api"}}, labels)
+    assert pt.selector_matches({"matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["backend", "db"]},
+        {"key": "canary", "operator": "DoesNotExist"}]}, labels)
+    assert not pt.selector_matches({"matchExpressions": [
+        {"key": "tier", "operator": "NotIn", "values": ["backend"]}]}, labels)
+    assert not pt.selector_matches({"matchExpressions": [
+        {"key": "zone", "operator": "Exists"}]}, labels)
+    assert pt.selector_matches({}, labels)  # policy/v1: an empty selector selects all
+
+
+def test_portable_strips_what_only_the_old_cluster_knows():
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "api", "namespace": "shop", "uid": "u", "resourceVersion": "7",
+                        "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": [{}],
+                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                        "team": "payments"},
+                        "labels": {"app": "api"}},
+           "spec": {"type": "NodePort", "clusterIP": "10.240.16.20",
+                    "clusterIPs": ["10.240.16.20"], "selector": {"app": "api"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http",
+                               "nodePort": 31000}]},
+           "status": {"loadBalancer": {}}}
+    out = pt.portable(svc, "old/shop/api", "shop2")
+    assert out["metadata"] == {"name": "api", "namespace": "shop2", "labels": {"app": "api"},
+                               "annotations": {"team": "payments", pt.ORIGIN: "old/shop/api"}}
+    assert out["spec"] == {"type": "NodePort", "selector": {"app": "api"}, "ports": [
+        {"name": "http", "port": 80, "targetPort": "http"}]}
+    assert "status" not in out and svc["spec"]["clusterIP"] == "10.240.16.20"  # not mutated
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "api", "generation": 4, "ownerReferences": [{}],
+                        "annotations": {"deployment.kubernetes.io/revision": "3"}},
+           "spec": {"replicas": 0, "template": {"spec": POD_SPEC}}}
+    out = pt.portable(dep, "o", replicas=2)
+    assert out["spec"]["replicas"] == 2 and out["spec"]["template"]["spec"] == POD_SPEC
+    assert out["metadata"] == {"name": "api", "annotations": {pt.ORIGIN: "o"}}
+    sa = pt.portable({"kind": "ServiceAccount", "metadata": {"name": "api"},
+                      "secrets": [{"name": "api-token-x"}],
+                      "imagePullSecrets": [{"name": "registry"}]}, "o")
+    assert "secrets" not in sa and sa["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_contains_ignores_server_defaults_but_not_differences():
+    desired = {"spec": {"ports": [{"port": 80, "targetPort": "http"}], "selector": {"app": "a"}},
+               "data": {"k": "v"}}
+    existing = {"spec": {"ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}],
+                         "selector": {"app": "a"}, "clusterIP": "10.0.0.1",
+                         "sessionAffinity": "None"},
+                "data": {"k": "v"}, "metadata": {"uid": "x"}}
+    assert pt.contains(existing, desired)
+    assert pt.contains({"cpu": 1.0}, {"cpu": 1})
+    assert not pt.contains({"flag": 1}, {"flag": True})
+    changed = {"spec": dict(existing["spec"], selector={"app": "b"}), "data": {"k": "other"}}
+    assert not pt.contains(changed, desired)
+    assert pt.differences(changed, desired) == ["data.k", "spec.selector.app"]
+    assert not pt.contains({"spec": {"ports": []}}, {"spec": {"ports": [{"port": 80}]}})
+    assert pt.differences({}, {"a": 1}) == ["a (missing)"]
+
+
+def test_creation_order_puts_what_the_deployment_needs_first():
+    objs = [{"kind": k, "metadata": {"name": n}} for k, n in [
+        ("Deployment", "api"), ("Service", "api"), ("Secret", "b"), ("ConfigMap", "c"),
+        ("PodDisruptionBudget", "api"), ("ServiceAccount", "api"), ("Secret", "a")]]
+    assert [(o["kind"], o["metadata"]["name"]) for o in pt.sort_objects(objs)] == [
+        ("ServiceAccount", "api"), ("ConfigMap", "c"), ("Secret", "a"), ("Secret", "b"),
+        ("Service", "api"), ("PodDisruptionBudget", "api"), ("Deployment", "api")]
