@@ -56,7 +56,7 @@ sanity: setup
 		rsync -a --from0 --files-from=- ./ $(SANITY_TREE)/
 	@# dependency collections next to ours, so the import and validate-modules tests resolve
 	@# kubernetes.core's module_utils and doc fragments
-	@for c in kubernetes/core; do mkdir -p .cache/sanity/ansible_collections/$$c && \
+	@for c in kubernetes/core community/mongodb; do mkdir -p .cache/sanity/ansible_collections/$$c && \
 		rsync -a --exclude tests $(VENV)/lib/python3.11/site-packages/ansible_collections/$$c/ \
 		.cache/sanity/ansible_collections/$$c/; done
 	@cd $(SANITY_TREE) && git init -q && git add -A && \

@@ -234,7 +234,9 @@ def _status(m, db, cmd, conn):
                 doc = {"_id": x["_id"], "name": m.me, "health": 1.0, "state": m.state,
                        "stateStr": rs.STATES[m.state],
                        "uptime": int(time.monotonic() - m.started),
-                       "optime": rs.optime_doc(m.applied()), "optimeDate": now_dt(),
+                       # the date of the last applied op's timestamp, as mongod reports it
+                       "optime": rs.optime_doc(m.applied()),
+                       "optimeDate": m.applied()[0].as_datetime(),
                        "syncSourceHost": m.sync_source if m.state != rs.PRIMARY else "",
                        "configVersion": m.config["version"],
                        "configTerm": m.config.get("term", -1), "self": True}
@@ -253,6 +255,8 @@ def _status(m, db, cmd, conn):
                        "uptime": int(time.monotonic() - (p.last_ok or time.monotonic())),
                        "optime": rs.optime_doc(p.applied),
                        "optimeDurable": rs.optime_doc(p.durable),
+                       "optimeDate": p.applied[0].as_datetime(),
+                       "optimeDurableDate": p.durable[0].as_datetime(),
                        "lastHeartbeatMessage": "" if up else p.last_error,
                        "pingMs": Int64(p.ping_ms), "syncSourceHost": p.sync_source,
                        "configVersion": p.config_version}
