@@ -8,8 +8,11 @@ paths matched by path elements, Exact paths exactly. On 443 it terminates TLS wi
 certificates of the Ingresses' ``tls`` Secrets, chosen by SNI, and its fake certificate
 ("Kubernetes Ingress Controller Fake Certificate") for any other name; a host listed under
 ``tls`` is redirected from HTTP to HTTPS with 308 (ingress-nginx's default), path by path: not
-the paths of an Ingress that says ``nginx.ingress.kubernetes.io/ssl-redirect: "false"``. Only Ingresses
-of class ``nginx`` are served. Configuration follows Endpoints, Ingress and Secret changes;
+the paths of an Ingress that says ``nginx.ingress.kubernetes.io/ssl-redirect: "false"``. A controller
+serves the class of its ``--ingress-class`` argument (``nginx`` by default): the Ingresses whose
+``spec.ingressClassName`` (or the deprecated ``kubernetes.io/ingress.class`` annotation) names
+it, and, for ``nginx``, those with no class - so a second controller of its own class (the move's
+proxy) serves only its own Ingresses, and ``nginx`` never serves them. Configuration follows Endpoints, Ingress and Secret changes;
 failed upstream connections are retried on another pod, like nginx's ``proxy_next_upstream
 error timeout``.
 
@@ -63,6 +66,26 @@ AWS_PRIVATE_IPS = "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-add
 LB_PUBLIC_FIRST = 100
 
 
+LEGACY_CLASS = "kubernetes.io/ingress.class"
+
+
+def ingress_class(pod):
+    """The class an ingress-nginx pod serves: its ``--ingress-class`` argument, else nginx."""
+    for c in pod["spec"].get("containers") or []:
+        args = (c.get("command") or []) + (c.get("args") or [])
+        for i, arg in enumerate(args):
+            if arg.startswith("--ingress-class="):
+                return arg.split("=", 1)[1]
+            if arg == "--ingress-class" and i + 1 < len(args):
+                return args[i + 1]
+    return "nginx"
+
+
+def class_of(ing):
+    return (ing.get("spec") or {}).get("ingressClassName") or (
+        ing["metadata"].get("annotations") or {}).get(LEGACY_CLASS) or "nginx"
+
+
 class IngressAgent(Controller):
     name = "ingress-nginx"
     resync = 0.5
@@ -74,10 +97,11 @@ class IngressAgent(Controller):
         self.fake = None  # ingress-nginx's fake certificate (PEM)
 
     # runtime hooks
-    def pod_started(self, uid, node, netns=None, ip=None):
-        """netns/ip: the pod's own namespace and IP; None for a hostNetwork pod."""
+    def pod_started(self, uid, node, netns=None, ip=None, klass="nginx"):
+        """netns/ip: the pod's own namespace and IP; None for a hostNetwork pod. klass: the
+        ingress class it serves."""
         self.pods[uid] = (node, HAProxy(netns or node_ns(node), os.path.join(self.dir, uid)),
-                          ip)
+                          ip, klass)
 
     def pod_ready(self, uid):
         entry = self.pods.get(uid)
@@ -141,13 +165,13 @@ class IngressAgent(Controller):
             return "%s { path_beg %s }" % (host_acl, path)
         return "%s { path %s } || %s { path_beg %s/ }" % (host_acl, path, host_acl, path)
 
-    def config(self, node_ip, cert_dir):
+    def config(self, node_ip, cert_dir, klass="nginx"):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}
         svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
                 for s in self.ls("", "v1", "services")}
         ingresses = [ing for ing in self.ls("networking.k8s.io", "v1", "ingresses")
-                     if (ing.get("spec") or {}).get("ingressClassName", "nginx") == "nginx"]
+                     if class_of(ing) == klass]
         tls_hosts, digest = self._tls(ingresses, cert_dir)
         routes, backends = [], []
         for ing in ingresses:
@@ -207,14 +231,14 @@ class IngressAgent(Controller):
 
     def reconcile(self):
         nodes = {n["metadata"]["name"]: n for n in self.ls("", "v1", "nodes")}
-        for node, proxy, pod_ip in list(self.pods.values()):
+        for node, proxy, pod_ip, klass in list(self.pods.values()):
             with self.isolated(node):
                 n = nodes.get(node)
                 if n is None or not nsx.ns_exists(proxy.netns):
                     continue
                 ip = pod_ip or next(a["address"] for a in n["status"]["addresses"]
                                     if a["type"] == "InternalIP")
-                proxy.apply(self.config(ip, os.path.join(proxy.dir, "certs")))
+                proxy.apply(self.config(ip, os.path.join(proxy.dir, "certs"), klass))
 
 
 class LoadBalancerController(Controller):

@@ -26,6 +26,7 @@ import time
 from ..controllers.kubelet import FakeRuntime, shutdown_seconds
 from ..podutil import internal_ip as _internal_ip
 from . import netns as nsx
+from .ingress import ingress_class
 from .nodes import node_ns
 from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
 
@@ -92,7 +93,7 @@ class NetnsPodRuntime(FakeRuntime):
         if pod["spec"].get("hostNetwork"):
             self.meta[uid] = {"kind": "host", "node": node_name}
             if kind == "ingress" and self.ingress is not None:
-                self.ingress.pod_started(uid, node_name)
+                self.ingress.pod_started(uid, node_name, klass=ingress_class(pod))
             elif vpn is not None:
                 self._start_vpn(pod, vpn, node_ns(node_name))
             else:
@@ -109,7 +110,8 @@ class NetnsPodRuntime(FakeRuntime):
         elif kind == "mongo":
             self._start_mongo(pod, node, ip, claims)
         elif kind == "ingress" and self.ingress is not None:
-            self.ingress.pod_started(uid, node_name, self._plumb(pod, node, ip), ip)
+            self.ingress.pod_started(uid, node_name, self._plumb(pod, node, ip), ip,
+                                     ingress_class(pod))
         elif vpn is not None:
             self._start_vpn(pod, vpn, self._plumb(pod, node, ip))
         else:

@@ -173,6 +173,61 @@ def test_internal_load_balancer_on_the_node_network_at_the_address_asked_for(cor
                 pass
 
 
+def _http_host(address, host, port=80):
+    code = ("import urllib.request, urllib.error\n"
+            "r = urllib.request.Request('http://%s:%d/', headers={'Host': '%s'})\n"
+            "try:\n    print(urllib.request.urlopen(r, timeout=3).status)\n"
+            "except urllib.error.HTTPError as e:\n    print(e.code)" % (address, port, host))
+    return subprocess.run(["ip", "netns", "exec", ns_name("ctl"), "python3", "-c", code],
+                          capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+
+
+def test_a_second_ingress_controller_serves_only_its_own_class(core, apps, user_client):
+    """ingress-nginx with --ingress-class=cloudhop-proxy (the move's proxy): it serves the
+    Ingresses of its class and no other; the nginx controller does not serve them."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+    net = client.NetworkingV1Api(user_client)
+    labels = {"app.kubernetes.io/name": "proxy-controller"}
+    apps.create_namespaced_deployment("ingress-nginx", {
+        "metadata": {"name": "proxy-controller", "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                     "name": "controller",
+                     "image": "registry.k8s.io/ingress-nginx/controller:v1.11.3",
+                     "args": ["/nginx-ingress-controller", "--ingress-class=cloudhop-proxy"],
+                     "ports": [{"containerPort": 80, "name": "http"}]}]}}}})
+    core.create_namespaced_service("ingress-nginx", {
+        "metadata": {"name": "proxy-controller"},
+        "spec": {"type": "NodePort", "selector": labels,
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    rule = {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "echo", "port": {"number": 80}}}}]}}
+    net.create_namespaced_ingress("echo", {
+        "metadata": {"name": "proxied"},
+        "spec": {"ingressClassName": "cloudhop-proxy",
+                 "rules": [dict(rule, host="proxied.example.test")]}})
+    net.create_namespaced_ingress("echo", {
+        "metadata": {"name": "legacy-proxied",
+                     "annotations": {"kubernetes.io/ingress.class": "cloudhop-proxy"}},
+        "spec": {"rules": [dict(rule, host="legacy.example.test")]}})
+    try:
+        port = core.read_namespaced_service("proxy-controller", "ingress-nginx").spec.ports[0].node_port
+        node_ip = core.list_node().items[0].status.addresses[0].address
+        wait_for(lambda: _http_host(node_ip, "proxied.example.test", port) == "200",
+                 timeout=30, what="the proxy controller serving its Ingress")
+        assert _http_host(node_ip, "legacy.example.test", port) == "200"
+        assert _http_host(node_ip, "app.example.test", port) == "404"  # nginx's, not its own
+        nginx = _lb_ip(core, "ingress-nginx", "ingress-nginx-controller")
+        assert _http_host(nginx, "app.example.test") == "200"
+        assert _http_host(nginx, "proxied.example.test") == "404"
+        assert _http_host(nginx, "legacy.example.test") == "404"
+    finally:
+        for name in ("proxied", "legacy-proxied"):
+            net.delete_namespaced_ingress(name, "echo")
+        core.delete_namespaced_service("proxy-controller", "ingress-nginx")
+        apps.delete_namespaced_deployment("proxy-controller", "ingress-nginx")
+
+
 def test_probe_counts_a_stopped_backend_as_failures(core, apps):
     _probe("start")
     try:
