@@ -27,6 +27,7 @@ AWS_REGION_ANNOTATION = "kubermatic.io/aws-region"  # KKP's own key
 # labels
 MANAGED_BY = "app.kubernetes.io/managed-by"
 CLUSTER_LABEL = "cloudhop.io/cluster"
+SUBJECT_LABEL = "cloudhop.io/subject"  # a ledger that is not a KKP cluster's (a move's)
 MANAGER = "cloudhop"
 # objects of fixed name
 LEDGER_CONFIGMAP = "cloudhop-migration"

@@ -23,6 +23,9 @@ description:
     retried.
   - Facts are not secret by design; a fact whose name looks like a credential is refused.
   - Check mode asks the API server for a dry run.
+  - Without I(cluster), the ledger of something else than a KKP cluster (the
+    cluster-to-cluster move's, in its new cluster) - I(namespace) is then required and
+    I(subject) names what the ledger is of.
 author:
   - cloudhop contributors (@cloudhop)
 extends_documentation_fragment:
@@ -60,8 +63,22 @@ options:
     type: str
     default: cloudhop-migration
   namespace:
-    description: Namespace of the ledger; defaults to C(cluster-<cluster>).
+    description: Namespace of the ledger; defaults to C(cluster-<cluster>). Required without
+      I(cluster).
     type: str
+  cluster:
+    description:
+      - The KKP cluster ID, i.e. the C(metadata.name) of the seed's C(Cluster) object (for
+        example C(x8p9sk2tzv)); the connection options then address the seed.
+      - An unknown ID fails with the list of clusters the seed has.
+      - Without it, I(namespace) is required and the ledger is not a KKP cluster's.
+    type: str
+  subject:
+    description: What the ledger is of, without I(cluster) (for example C(move-shop)); kept in
+      the ledger's C(meta) and as the label C(cloudhop.io/subject), so a label value (up to 63
+      letters, digits, C(-), C(_) and C(.), starting and ending with a letter or digit).
+    type: str
+    version_added: 0.1.0
 """
 
 EXAMPLES = r"""
@@ -87,6 +104,15 @@ EXAMPLES = r"""
     action: done
     facts:
       backup_path: /var/backups/cloudhop/cluster-x8p9sk2tzv-20261122T101500.000000Z.json
+
+- name: The cluster-to-cluster move's ledger, kept in the new cluster
+  cloudhop.k8s_migration.migration_ledger:
+    kubeconfig: new.kubeconfig
+    namespace: shop
+    name: cloudhop-move
+    subject: move-shop
+    phase: move_preflight
+    action: start
 """
 
 RETURN = r"""
@@ -119,6 +145,8 @@ diff:
   sample: {"before": {"status": "pending"}, "after": {"status": "started"}}
 """
 
+import re
+
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import k8s_names
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.args import KKP_CLUSTER_ARG_SPEC
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
@@ -136,7 +164,8 @@ def once(mod, ns):
     live = mod.kube.get("v1", "ConfigMap", p["name"], ns)
     before = decode((live or {}).get("data"))
     if not before["meta"]:
-        before["meta"] = {"cluster": p["cluster"], "created": utc_now()}
+        before["meta"] = dict({"cluster": p["cluster"]} if p["cluster"] else
+                              {"subject": p["subject"]}, created=utc_now())
     after, changed = before, False
     if p["action"] != "read":
         # in check mode the start of this run was a dry run: done may follow it
@@ -145,11 +174,14 @@ def once(mod, ns):
                                     assume_started=mod.check_mode, started=p["started"])
     if changed:
         if live is None:
+            labels = {k8s_names.MANAGED_BY: k8s_names.MANAGER}
+            if p["cluster"]:
+                labels[k8s_names.CLUSTER_LABEL] = p["cluster"]
+            else:
+                labels[k8s_names.SUBJECT_LABEL] = p["subject"]
             mod.kube.create("v1", "ConfigMap", {
                 "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": p["name"], "namespace": ns,
-                             "labels": {k8s_names.MANAGED_BY: k8s_names.MANAGER,
-                                        k8s_names.CLUSTER_LABEL: p["cluster"]}},
+                "metadata": {"name": p["name"], "namespace": ns, "labels": labels},
                 "data": encode(after)}, ns)
         else:
             data = encode(after)
@@ -166,12 +198,24 @@ def run(mod):
     p = mod.params
     if p["action"] != "read" and not p["phase"]:
         raise MigrationError("action=%s needs phase" % p["action"])
-    dummy, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
-    ns = p["namespace"] or (cluster.get("status") or {}).get("namespaceName") or \
-        "cluster-" + p["cluster"]
-    if mod.kube.get("v1", "Namespace", ns) is None:
-        raise MigrationError("namespace %s does not exist in the seed; set namespace to the "
-                             "cluster's control-plane namespace" % ns)
+    if not p["cluster"]:
+        if not p["namespace"] or not p["subject"]:
+            raise MigrationError("a ledger without cluster needs namespace and subject")
+        if not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", p["subject"]):
+            raise MigrationError("subject %r must be a label value: up to 63 letters, digits, "
+                                 "'-', '_' and '.', starting and ending with a letter or digit"
+                                 % p["subject"])
+        ns = p["namespace"]
+        if mod.kube.get("v1", "Namespace", ns) is None:
+            raise MigrationError("namespace %s of the ledger does not exist; create it first"
+                                 % ns)
+    else:
+        dummy, cluster = get_cluster(mod.kube, p["cluster"], p["api_group"])
+        ns = p["namespace"] or (cluster.get("status") or {}).get("namespaceName") or \
+            "cluster-" + p["cluster"]
+        if mod.kube.get("v1", "Namespace", ns) is None:
+            raise MigrationError("namespace %s does not exist in the seed; set namespace to the "
+                                 "cluster's control-plane namespace" % ns)
 
     def attempt():
         try:
@@ -194,7 +238,7 @@ def run(mod):
 
 
 def main():
-    spec = dict(KKP_CLUSTER_ARG_SPEC)
+    spec = dict(KKP_CLUSTER_ARG_SPEC, cluster={"type": "str"}, subject={"type": "str"})
     spec.update(
         action={"type": "str", "default": "read",
                 "choices": ["read", "start", "done", "fail", "record", "reset"]},
