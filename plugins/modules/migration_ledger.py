@@ -73,6 +73,7 @@ options:
       - An unknown ID fails with the list of clusters the seed has.
       - Without it, I(namespace) is required and the ledger is not a KKP cluster's.
     type: str
+    required: false
   subject:
     description: What the ledger is of, without I(cluster) (for example C(move-shop)); kept in
       the ledger's C(meta) and as the label C(cloudhop.io/subject), so a label value (up to 63
