@@ -175,7 +175,8 @@ def index(ipr, ifname):
 
 
 def veth(ns_a, name_a, ns_b, name_b, mtu=1500):
-    """A veth pair from ns_a/name_a to ns_b/name_b, both up. Idempotent on name_a."""
+    """A veth pair from ns_a/name_a to ns_b/name_b, both up, both ends with ``mtu`` (a CNI sets
+    the pod's eth0 and the host's end alike: canal's veth_mtu). Idempotent on name_a."""
     with LOCK:
         a = handle(ns_a)
         if index(a, name_a) is None:
@@ -184,7 +185,7 @@ def veth(ns_a, name_a, ns_b, name_b, mtu=1500):
                    mtu=mtu)
             b = handle(ns_b)
             idx = index(b, tmp)
-            b.link("set", index=idx, ifname=name_b)
+            b.link("set", index=idx, ifname=name_b, mtu=mtu)
         a.link("set", index=index(a, name_a), state="up")
         b = handle(ns_b)
         b.link("set", index=index(b, name_b), state="up")

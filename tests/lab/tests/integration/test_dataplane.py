@@ -341,6 +341,14 @@ def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     # the node has a /32 route to its local pod on a cali* veth
     routes = netns_run(NODE_NS + nodes[0].metadata.name, "ip", "route").stdout
     assert any(line.startswith(a.status.pod_ip + " dev cali") for line in routes.splitlines())
+    # the pod's eth0 has canal's veth_mtu (1450) as its host end has, so full-size segments
+    # fit the VXLAN overlay: a request and an answer of several segments cross the nodes
+    link = netns_run(POD_NS + a.metadata.uid[:12], "ip", "-o", "link", "show", "eth0").stdout
+    assert " mtu 1450 " in link, link
+    big = "/" + "x" * 6000
+    out = http_from(POD_NS + a.metadata.uid[:12], "http://%s:8080%s" % (b.status.pod_ip, big))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["path"] == big
 
 
 def test_cloud_private_networks_are_isolated(core):
