@@ -215,13 +215,16 @@ def test_move_world_old_and_new_cluster_https_app_link_and_probes():
         assert all(ipaddress.ip_network(n["podCIDR"]).subnet_of(
             ipaddress.ip_network("172.25.0.0/16")) for n in old["nodes"].values())
         # the new cluster: ingress-nginx behind the cloud controller's load balancer, and an
-        # empty app namespace
+        # app namespace with only the MongoDB members waiting to be added
         assert new["lb"] and new["lb"] != old["lb"]
         assert "shop" in new["namespaces"]
-        assert not [p for p in new["pods"] if p.startswith("shop/")] and not new["pdbs"]
-        # the shop: four Deployments of 2, each with a PDB the disruption controller keeps
+        assert sorted(p for p in new["pods"] if p.startswith("shop/")) == [
+            "shop/mongo-%d" % i for i in range(3)] and not new["pdbs"]
+        # the shop: four Deployments of 2, each with a PDB the disruption controller keeps, and
+        # the replica set's three members
         assert sorted(p.split("/")[1].split("-")[0] for p in old["pods"]
-                      if p.startswith("shop/")) == sorted(["api", "cart", "static", "web"] * 2)
+                      if p.startswith("shop/")) == sorted(["api", "cart", "static", "web"] * 2 +
+                                                          ["mongo"] * 3)
         assert old["pdbs"] == {n: [2, 1] for n in ("api", "cart", "static", "web")}, old["pdbs"]
         # load balancer addresses stay the same from one lab up to the next: cluster c of N
         # gets the pool's c-th, (c + N)-th, ... address
