@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the migration; each is documented in plugins/filter/<name>.yml and its logic lives
-in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names, ingress), unit-tested there."""
+in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names, ingress, portable), unit-tested
+there."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +12,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    ingress, k8s_names, kkp_cluster, network, openvpn, phases, workloads)
+    ingress, k8s_names, kkp_cluster, network, openvpn, phases, portable, workloads)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -51,4 +52,5 @@ class FilterModule(object):
             "phase_windows": _wrap(phases.phase_windows),
             "name_problems": _wrap(k8s_names.check),
             "ingress_lb_service": _wrap(ingress_lb_service),
+            "move_order": _wrap(portable.move_order),
         }

@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 ORIGIN = "cloudhop.io/moved-from"
 DROP_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
@@ -171,6 +172,29 @@ def differences(existing, desired, path=""):
                 out += differences(existing[k], v, sub)
         return out
     return [] if contains(existing, desired) else [path or "(the object)"]
+
+
+DB_ENV = re.compile(r"(?i)(mongo|database|postgres|mysql|redis|^db_|_db$|^db$)")
+DB_URI = re.compile(r"(?i)^(mongodb(\+srv)?|postgres(ql)?|mysql|redis)://")
+
+
+def uses_database(pod_spec):
+    """Whether a pod template talks to a database, as its env says: a variable named like one
+    (MONGODB_URI, DATABASE_URL, DB_HOST ...) or a value with a database URL's scheme."""
+    for c in ((pod_spec or {}).get("containers") or []) + (
+            (pod_spec or {}).get("initContainers") or []):
+        for env in c.get("env") or []:
+            if DB_ENV.search(env.get("name") or "") or DB_URI.match(str(env.get("value") or "")):
+                return True
+    return False
+
+
+def move_order(deployments):
+    """The default order of a move: Deployments that use no database first (they move
+    without touching the data path), then those that do; by name within each."""
+    return [d["metadata"]["name"] for d in sorted(
+        deployments, key=lambda d: (uses_database(((d.get("spec") or {}).get("template") or {})
+                                                  .get("spec")), d["metadata"]["name"]))]
 
 
 def sort_objects(objects):

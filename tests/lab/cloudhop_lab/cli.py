@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 
-from .dataplane.inventory import write_migration_inventory, write_plugin_config
+from .dataplane.inventory import (write_migration_inventory, write_move_inventory,
+                                  write_plugin_config)
 from .dataplane.netns import INSTANCE, PREFIX, ns_name
 from . import fixture, pki
 
@@ -214,6 +215,8 @@ def up(options):
     for spec in specs:
         write_plugin_config(d, spec["md_name"], opts, spec)
     write_migration_inventory(d, opts, specs)
+    if opts["world"] == "move":
+        write_move_inventory(d, specs)
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with

@@ -100,6 +100,38 @@ def write_migration_inventory(lab_dir, opts, specs=None):
     return path
 
 
+MOVE = "move.yml"
+
+
+def write_move_inventory(lab_dir, specs):
+    """.lab/move.yml (world move): the shop's move from the old cluster to the new one as host
+    ``shop`` of group cluster_moves, with the inputs of playbooks/move.yml (as
+    inventories/example/ shows for real clusters). The Deployments' order is left to the
+    move's default."""
+    from .. import fixture  # pylint: disable=import-outside-toplevel
+    old, new = specs[0], specs[-1]
+    first = fixture.mongo_hosts(old, "vsphere")[0]
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "cloudhop_move_old_kubeconfig": kubeconfig(lab_dir, old["name"], old),
+        "cloudhop_move_new_kubeconfig": kubeconfig(lab_dir, new["name"], new),
+        "cloudhop_move_namespace": fixture.SHOP_NS,
+        "cloudhop_move_mongodb": {
+            "replica_set": fixture.MONGO_SET, "login_host": first.rsplit(":", 1)[0],
+            "login_port": int(first.rsplit(":", 1)[1]),
+            "new_members": fixture.mongo_hosts(new, "aws")},
+        "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
+        "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
+    }
+    inv = {"all": {"children": {"cluster_moves": {"hosts": {"shop": host}}}}}
+    path = os.path.join(lab_dir, MOVE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(inv, fh, sort_keys=False)
+    return path
+
+
 def _migration_host(lab_dir, opts, sa_file):
     cid = opts["cluster_id"]
     index = opts.get("index", 0)

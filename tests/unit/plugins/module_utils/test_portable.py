@@ -103,3 +103,19 @@ def test_creation_order_puts_what_the_deployment_needs_first():
     assert [(o["kind"], o["metadata"]["name"]) for o in pt.sort_objects(objs)] == [
         ("ServiceAccount", "api"), ("ConfigMap", "c"), ("Secret", "a"), ("Secret", "b"),
         ("Service", "api"), ("PodDisruptionBudget", "api"), ("Deployment", "api")]
+
+
+def _dep(name, env):
+    return {"metadata": {"name": name},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+
+
+def test_move_order_puts_deployments_without_a_database_first():
+    deps = [_dep("api", [{"name": "MONGODB_URI", "value": "mongodb://db:27017/x"}]),
+            _dep("web", [{"name": "PORT", "value": "80"}]),
+            _dep("worker", [{"name": "QUEUE", "value": "redis://cache:6379/0"}]),
+            _dep("billing", [{"name": "DB_HOST", "valueFrom": {"secretKeyRef": {
+                "name": "db", "key": "host"}}}]),
+            _dep("cart", []), _dep("static", [{"name": "DEBUG", "value": "0"}])]
+    assert pt.move_order(deps) == ["cart", "static", "web", "api", "billing", "worker"]
+    assert not pt.uses_database({"containers": [{"env": [{"name": "DBG", "value": "1"}]}]})
