@@ -7,8 +7,8 @@
 - :func:`references`: the ConfigMaps, Secrets and ServiceAccount a pod template names (volumes,
   projected volumes, ``envFrom``, ``env[].valueFrom``, ``imagePullSecrets``,
   ``serviceAccountName``), each with whether the reference is optional;
-- :func:`selects` / :func:`selector_matches`: a Service's selector, a PDB's label selector,
-  against the template's labels;
+- :func:`selects`: a Service's selector against the template's labels (a PDB's label
+  selector: ``workloads.selector_matches``);
 - :func:`portable`: an object without what only its cluster knows - status, uid,
   resourceVersion, creationTimestamp, generation, managedFields, ownerReferences, the
   Deployment's revision and kubectl's last-applied annotations, a Service's cluster IPs and
@@ -24,6 +24,8 @@ __metaclass__ = type
 
 import copy
 import re
+
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import workloads
 
 ORIGIN = "cloudhop.io/moved-from"
 DROP_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
@@ -89,24 +91,10 @@ def selects(selector, labels):
     return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
 
 
-def selector_matches(selector, labels):
-    """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; an empty
-    selector matches everything, as for a PDB in policy/v1."""
-    labels = labels or {}
-    selector = selector or {}
-    if not all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+def pdb_selects(pdb, labels):
+    """A PodDisruptionBudget's label selector against a pod template's labels (a null selector
+    selects nothing, an empty one everything, as in policy/v1)."""
+    return workloads.selector_matches((pdb.get("spec") or {}).get("selector"), labels)
 
 
 def portable(obj, origin, namespace=None, replicas=None):

@@ -191,7 +191,7 @@ def gather(src, p):
                    if pt.selects((s.get("spec") or {}).get("selector"), labels)]
     if "PodDisruptionBudget" in p["include"]:
         wanted += [b for b in src.list("policy/v1", "PodDisruptionBudget", ns)
-                   if pt.selector_matches((b.get("spec") or {}).get("selector"), labels)]
+                   if pt.pdb_selects(b, labels)]
     return dep, pt.sort_objects(wanted), skipped
 
 

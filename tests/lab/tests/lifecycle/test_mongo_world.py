@@ -17,6 +17,7 @@ from cloudhop_lab.dataplane.netns import ns_name
 
 from .test_lifecycle import lab, lab_processes
 from .test_worlds import in_lab, link, probe_summary
+from ..integration.test_mongo_double import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 OLD = fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")
@@ -72,12 +73,7 @@ print(json.dumps([p.spec.containers[0].env[0].value for p in core.list_namespace
 
 
 def wait(pred, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
+    return wait_for(pred, timeout, step)
 
 
 def states():

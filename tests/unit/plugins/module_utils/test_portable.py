@@ -37,15 +37,19 @@ def test_service_and_pdb_selectors():
     labels = {"app": "api", "tier": "backend"}
     assert pt.selects({"app": "api"}, labels)
     assert not pt.selects({"app": "web"}, labels) and not pt.selects({}, labels)
-    assert pt.selector_matches({"matchLabels": {"app": "api"}}, labels)
-    assert pt.selector_matches({"matchExpressions": [
+
+    def pdb(selector):
+        return {"spec": {"selector": selector}}
+    assert pt.pdb_selects(pdb({"matchLabels": {"app": "api"}}), labels)
+    assert pt.pdb_selects(pdb({"matchExpressions": [
         {"key": "tier", "operator": "In", "values": ["backend", "db"]},
-        {"key": "canary", "operator": "DoesNotExist"}]}, labels)
-    assert not pt.selector_matches({"matchExpressions": [
-        {"key": "tier", "operator": "NotIn", "values": ["backend"]}]}, labels)
-    assert not pt.selector_matches({"matchExpressions": [
-        {"key": "zone", "operator": "Exists"}]}, labels)
-    assert pt.selector_matches({}, labels)  # policy/v1: an empty selector selects all
+        {"key": "canary", "operator": "DoesNotExist"}]}), labels)
+    assert not pt.pdb_selects(pdb({"matchExpressions": [
+        {"key": "tier", "operator": "NotIn", "values": ["backend"]}]}), labels)
+    assert not pt.pdb_selects(pdb({"matchExpressions": [
+        {"key": "zone", "operator": "Exists"}]}), labels)
+    assert pt.pdb_selects(pdb({}), labels)  # policy/v1: an empty selector selects all
+    assert not pt.pdb_selects({"spec": {}}, labels)  # a null one nothing
 
 
 def test_portable_strips_what_only_the_old_cluster_knows():
