@@ -90,14 +90,14 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
 
         # check mode: a dry run, nothing written
         mark = cli.audit("mark")
-        proc = move("--check")
+        proc = move("--check", "--tags", "move_preflight")
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert writes_since(mark) == []
         assert in_lab(LEDGER) == {"status": 404}
 
         # the real run: the plan in the ledger, and nothing else written
         mark = cli.audit("mark")
-        proc = move()
+        proc = move("--tags", "move_preflight")
         assert proc.returncode == 0, proc.stdout[-4000:]
         writes = writes_since(mark)
         assert writes and all(w["cluster"] == "new" and w["path"].startswith(
@@ -118,12 +118,47 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
 
         # again: the ledger says done, the phase is skipped
         mark = cli.audit("mark")
-        proc = move()
+        proc = move("--tags", "move_preflight")
         assert proc.returncode == 0 and "is already done" in proc.stdout, proc.stdout[-3000:]
         assert writes_since(mark) == []
+
+        # the join without the link: the new members cannot sync; the phase waits, then fails
+        # naming the member and its state; the member added stays (no vote, no priority)
+        proc = move("--tags", "move_db_join", "-e", "move_db_join_timeout=12")
+        assert proc.returncode != 0
+        new = fixture.mongo_hosts(fixture.DEFAULTS, "aws")
+        assert "Replica set rs0 did not settle within 12 s" in proc.stdout, proc.stdout[-3000:]
+        assert "%s is (not reachable/healthy)" % new[0] in proc.stdout, proc.stdout[-3000:]
+        # with the link, the same command resumes: the other two join, one at a time, under
+        # the app's writes (w:majority), none failed or lost
+        lab("link", "up", "vsphere", "aws")
+        lab("probe", "start", "--name", "join", "--writes", "--rate", "10")
+        proc = move()
+        summary = json.loads(lab("probe", "stop", "--name", "join").stdout)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert summary["failed"] == 0 and summary["lost"] == 0 and summary["acknowledged"] > 0
+        rs = in_lab(RS % fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")[0])
+        assert [(m["host"], m["priority"], m["votes"]) for m in rs["config"]][3:] == [
+            (h, 0, 0) for h in new]
+        assert sorted(rs["states"].values()) == ["PRIMARY"] + ["SECONDARY"] * 5
+        ledger = in_lab(LEDGER)["data"]
+        assert ledger["phase.move_db_join"]["status"] == "done"
+        assert ledger["phase.move_db_join"]["attempts"] == 2
+        assert ledger["phase.move_db_join"]["facts"]["joined"] == new
     finally:
+        lab("probe", "stop", "--name", "join")
         lab("down")
 
+
+RS = r"""
+import json, pymongo
+c = pymongo.MongoClient(%r, replicaSet="rs0", serverSelectionTimeoutMS=20000)
+cfg = c.admin.command("replSetGetConfig")["config"]
+st = c.admin.command("replSetGetStatus")
+print(json.dumps({"config": [{k: m[k] for k in ("host", "priority", "votes")}
+                             for m in cfg["members"]],
+                  "states": {m["name"]: m["stateStr"] for m in st["members"]}}))
+"""
 
 MONGO = {"replica_set": "rs0", "login_host": "10.2.0.200", "login_port": 27017,
          "new_members": fixture.mongo_hosts(fixture.DEFAULTS, "aws")}
