@@ -1,7 +1,9 @@
 """The cluster-to-cluster move (playbooks/move.yml, issue 22) in the lab's move world: what is
-built so far - its preflight. It records the plan in the move's ledger in the new cluster,
-writes nothing else, is skipped once done, writes nothing in check mode, and refuses bad input
-before any write, naming the variable or object (proven from both clusters' audit logs)."""
+built so far. Its preflight records the plan in the move's ledger in the new cluster, writes
+nothing else, is skipped once done, writes nothing in check mode, and refuses bad input before
+any write, naming the variable or object (proven from both clusters' audit logs). Its MongoDB
+join fails clearly when the new members cannot sync (no link), and the same command resumes
+once they can, under the app's writes, with none failed or lost."""
 
 import json
 import os
