@@ -6,7 +6,8 @@
 
 - :func:`references`: the ConfigMaps, Secrets and ServiceAccount a pod template names (volumes,
   projected volumes, ``envFrom``, ``env[].valueFrom``, ``imagePullSecrets``,
-  ``serviceAccountName``), each with whether the reference is optional;
+  ``serviceAccountName``), each with whether the reference is optional, and its
+  PersistentVolumeClaims (data a copy cannot carry);
 - :func:`selects`: a Service's selector against the template's labels (a PDB's label
   selector: ``workloads.selector_matches``);
 - :func:`portable`: an object without what only its cluster knows - status, uid,
@@ -83,6 +84,10 @@ def references(pod_spec):
     sa = spec.get("serviceAccountName") or spec.get("serviceAccount")
     if sa and sa != "default":
         _add(out, "ServiceAccount", sa, False)
+    for vol in spec.get("volumes") or []:
+        if vol.get("persistentVolumeClaim"):
+            _add(out, "PersistentVolumeClaim", vol["persistentVolumeClaim"].get("claimName"),
+                 False)
     return out
 
 
@@ -116,8 +121,11 @@ def portable(obj, origin, namespace=None, replicas=None):
     kind = out.get("kind")
     spec = out.get("spec") or {}
     if kind == "Service":
+        headless = spec.get("clusterIP") == "None"
         for key in DROP_SERVICE_SPEC:
             spec.pop(key, None)
+        if headless:  # not an address: what makes it headless, kept
+            spec["clusterIP"] = "None"
         for port in spec.get("ports") or []:
             port.pop("nodePort", None)
     elif kind == "ServiceAccount":

@@ -21,8 +21,8 @@ description:
     the Deployment.
   - Objects are made portable - status, uid, resourceVersion, creationTimestamp, generation,
     managedFields and ownerReferences go; so do the Deployment's revision and kubectl's
-    last-applied annotations, a Service's cluster IPs, node ports and requested load balancer
-    address (the target allocates its own), a ServiceAccount's token Secrets. Secrets of type
+    last-applied annotations, a Service's cluster IPs (a headless one stays headless), node
+    ports and requested load balancer address (the target allocates its own), a ServiceAccount's token Secrets. Secrets of type
     C(kubernetes.io/service-account-token) are not copied. Images, env, probes, resources,
     labels and annotations are kept. Every object gets the annotation
     C(cloudhop.io/moved-from) naming its origin.
@@ -32,7 +32,7 @@ description:
     is a conflict, and the module fails naming it and the differing fields (never a Secret's
     values) without writing anything.
   - A missing object the pod template needs fails the module too, unless the reference is
-    C(optional).
+    C(optional); so does a PersistentVolumeClaim volume (its data is not copied).
   - With I(wait), waits until the Deployment is available (kubernetes.core's readiness of a
     Deployment), on a watch.
   - Check mode asks the target API server for a dry run of each create; nothing is written and
@@ -167,7 +167,13 @@ def gather(src, p):
     template = (dep.get("spec") or {}).get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     wanted, skipped, missing = [dep], [], []
-    for (kind, ref), optional in sorted(pt.references(template.get("spec")).items()):
+    refs = pt.references(template.get("spec"))
+    claims = sorted(ref for kind, ref in refs if kind == "PersistentVolumeClaim")
+    if claims:
+        raise MigrationError("%s mounts PersistentVolumeClaim %s: its data cannot be copied with "
+                             "the Deployment; move the data first (or leave this Deployment "
+                             "out of the move)" % (what, ", ".join(claims)))
+    for (kind, ref), optional in sorted(refs.items()):
         if kind not in p["include"]:
             continue
         obj = src.get("v1", kind, ref, ns)
@@ -227,13 +233,11 @@ def run(mod):
         "replicas", 1)
     if replicas < 0:
         raise MigrationError("replicas must be 0 or more")
-    origin = "%s/%s/%s" % (p["source_name"], p["namespace"], p["name"])
     plan, conflicts = [], []
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        desired = pt.portable(obj, "%s/%s/%s" % (p["source_name"], p["namespace"], name)
-                              if kind != "Deployment" else origin, target_ns,
-                              replicas if kind == "Deployment" else None)
+        desired = pt.portable(obj, "%s/%s/%s" % (p["source_name"], p["namespace"], name),
+                              target_ns, replicas if kind == "Deployment" else None)
         existing = dst.get(API[kind], kind, name, target_ns)
         if existing is None:
             plan.append((desired, "created"))

@@ -135,7 +135,8 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import repl
 
 try:
     from ansible_collections.community.mongodb.plugins.module_utils.mongodb_common import (
-        convert_bson_values_recur, get_mongodb_client, mongo_auth, mongodb_common_argument_spec)
+        convert_bson_values_recur, get_mongodb_client, mongo_auth, mongodb_common_argument_spec,
+        rename_ssl_option_for_pymongo4, ssl_connection_options)
     HAS_COMMUNITY_MONGODB = True
 except ImportError:
     HAS_COMMUNITY_MONGODB = False
@@ -157,10 +158,14 @@ except ImportError:
 
 
 def check_set_name(module):
-    """A direct hello to login_host: the set it belongs to, before anything waits on it."""
+    """A direct hello to login_host (with the TLS options, as community.mongodb connects): the
+    set it belongs to, before anything waits on it."""
     p = module.params
-    client = pymongo.MongoClient(host=p["login_host"], port=p["login_port"],
-                                 directConnection=True, serverSelectionTimeoutMS=5000)
+    params = {"host": p["login_host"], "port": p["login_port"], "directConnection": True,
+              "serverSelectionTimeoutMS": 5000}
+    if p["ssl"]:
+        params = rename_ssl_option_for_pymongo4(ssl_connection_options(params, module))
+    client = pymongo.MongoClient(**params)
     try:
         hello = client.admin.command("hello")
     finally:

@@ -162,7 +162,15 @@ def test_internal_load_balancer_on_the_node_network_at_the_address_asked_for(cor
             core.create_namespaced_service("ingress-nginx", {
                 "metadata": {"name": name, "annotations": {
                     "metallb.universe.tf/loadBalancerIPs": names[name]}}, "spec": spec})
-        time.sleep(2)  # a few passes of the load-balancer controller (0.5 s)
+        # the controller has decided on both (its warning), and neither got an address
+        wanted_lines = ["ingress-nginx/internal-outside: address 10.3.0.9 is not in the vsphere",
+                        "ingress-nginx/internal-taken: address %s is taken" % wanted]
+
+        def refused():
+            with open(os.path.join(LAB, "labd.log"), encoding="utf-8") as fh:
+                text = fh.read()
+            return all(line in text for line in wanted_lines)
+        wait_for(refused, timeout=20, what="the refusals in labd.log")
         for name in ("internal-outside", "internal-taken"):
             assert _lb_ip(core, "ingress-nginx", name) is None, name
     finally:

@@ -31,6 +31,8 @@ def test_references_every_way_a_pod_names_a_configmap_secret_or_service_account(
         ("ConfigMap", "feature-flags"): False, ("Secret", "db-init"): False,
         ("Secret", "db"): True, ("ConfigMap", "common"): True}
     assert pt.references({"serviceAccountName": "default", "containers": []}) == {}
+    assert pt.references({"volumes": [{"name": "d", "persistentVolumeClaim": {
+        "claimName": "data"}}]}) == {("PersistentVolumeClaim", "data"): False}
 
 
 def test_service_and_pdb_selectors():
@@ -70,6 +72,10 @@ def test_portable_strips_what_only_the_old_cluster_knows():
     assert out["spec"] == {"type": "NodePort", "selector": {"app": "api"}, "ports": [
         {"name": "http", "port": 80, "targetPort": "http"}]}
     assert "status" not in out and svc["spec"]["clusterIP"] == "10.240.16.20"  # not mutated
+    headless = dict(svc, spec=dict(svc["spec"], type="ClusterIP", clusterIP="None",
+                                   clusterIPs=["None"]))
+    assert pt.portable(headless, "o")["spec"]["clusterIP"] == "None"
+    assert "clusterIPs" not in pt.portable(headless, "o")["spec"]
     dep = {"apiVersion": "apps/v1", "kind": "Deployment",
            "metadata": {"name": "api", "generation": 4, "ownerReferences": [{}],
                         "annotations": {"deployment.kubernetes.io/revision": "3"}},
