@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the migration; each is documented in plugins/filter/<name>.yml and its logic lives
-in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names, ingress, portable), unit-tested
+in module_utils (network, openvpn, workloads, phases, kkp_cluster, k8s_names, ingress, portable,
+move_ingress), unit-tested
 there."""
 
 from __future__ import absolute_import, division, print_function
@@ -12,7 +13,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    ingress, k8s_names, kkp_cluster, network, openvpn, phases, portable, workloads)
+    ingress, k8s_names, kkp_cluster, move_ingress, network, openvpn, phases, portable, workloads)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -53,4 +54,6 @@ class FilterModule(object):
             "name_problems": _wrap(k8s_names.check),
             "ingress_lb_service": _wrap(ingress_lb_service),
             "move_order": _wrap(portable.move_order),
+            "move_ingresses": _wrap(move_ingress.render_all),
+            "move_ingress_problems": _wrap(move_ingress.problems_all),
         }

@@ -237,6 +237,24 @@ class Api(Subresources, Allocation):
     def _admit_create(self, rt, obj):
         if rt.kind == "CustomResourceDefinition":
             obj.setdefault("status", {})
+        elif rt.kind == "Ingress" and rt.builtin:
+            self._default_ingress_class(obj)
+
+    def _default_ingress_class(self, obj):
+        """The DefaultIngressClass admission plugin: an Ingress created with no class (neither
+        spec.ingressClassName nor the deprecated annotation) gets the IngressClass annotated
+        ``ingressclass.kubernetes.io/is-default-class: "true"`` (of several, the newest)."""
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict) or spec.get("ingressClassName") or (
+                (obj["metadata"].get("annotations") or {}).get("kubernetes.io/ingress.class")):
+            return
+        defaults = sorted(
+            ((c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"])
+             for c in self.data.get(("networking.k8s.io", "ingressclasses"), {}).values()
+             if (c["metadata"].get("annotations") or {}).get(
+                 "ingressclass.kubernetes.io/is-default-class") == "true"), reverse=True)
+        if defaults:
+            spec["ingressClassName"] = defaults[0][1]
 
     # ------------------------------------------------------------------ update
 

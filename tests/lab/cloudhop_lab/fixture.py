@@ -396,6 +396,11 @@ def user_objects(opts, pki_material, ssh_public_key):
                                             "ports": [{"containerPort": 80, "name": "http"},
                                                       {"containerPort": 443,
                                                        "name": "https"}]}]}}}},
+        # the ingress-nginx Helm chart's IngressClass (controller.ingressClassResource): the
+        # controller serves the Ingresses that name it
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+         "metadata": {"name": "nginx", "labels": ingress},
+         "spec": {"controller": "k8s.io/ingress-nginx"}},
         # the ingress-nginx Helm chart's PDB (controller.minAvailable 1 when replicas > 1)
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
          "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},

@@ -111,6 +111,7 @@ def builtin_types():
           short_names=["pdb"], status=True),
         r("networking.k8s.io", "v1", "ingresses", "Ingress", True, short_names=["ing"],
           status=True),
+        r("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
         r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
           False, short_names=["crd", "crds"], status=True),
         # RBAC: what the lab's authorizer (rbac.py) decides from

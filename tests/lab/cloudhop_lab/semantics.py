@@ -224,6 +224,14 @@ def validate(kind, obj, causes, opts=None):
         _validate_data(kind, obj, causes)
     elif kind == "Ingress":
         _validate_ingress(spec or {}, causes)
+    elif kind == "IngressClass":
+        # ValidateIngressClass: a controller, a domain-prefixed path of at most 250 characters
+        controller = (spec or {}).get("controller") if isinstance(spec, dict) else None
+        if not controller:
+            req(causes, "spec.controller")
+        elif len(controller) > 250 or "/" not in controller:
+            inv(causes, "spec.controller", controller,
+                "must be a domain-prefixed path (such as \"acme.io/foo\")")
     elif kind == "Node":
         cidr = (spec or {}).get("podCIDR")
         if cidr:
@@ -574,6 +582,8 @@ def immutable(kind, old, new, causes):
         for f in ("group", "scope"):
             if o_spec.get(f) != n_spec.get(f):
                 inv(causes, "spec." + f, n_spec.get(f), "field is immutable")
+    elif kind == "IngressClass" and o_spec.get("controller") != n_spec.get("controller"):
+        inv(causes, "spec.controller", n_spec.get("controller"), "field is immutable")
     elif kind == "Secret" and old.get("type") != new.get("type"):
         inv(causes, "type", new.get("type"), "field is immutable")
 

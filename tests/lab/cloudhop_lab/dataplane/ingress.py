@@ -8,11 +8,14 @@ paths matched by path elements, Exact paths exactly. On 443 it terminates TLS wi
 certificates of the Ingresses' ``tls`` Secrets, chosen by SNI, and its fake certificate
 ("Kubernetes Ingress Controller Fake Certificate") for any other name; a host listed under
 ``tls`` is redirected from HTTP to HTTPS with 308 (ingress-nginx's default), path by path: not
-the paths of an Ingress that says ``nginx.ingress.kubernetes.io/ssl-redirect: "false"``. A controller
-serves the class of its ``--ingress-class`` argument (``nginx`` by default): the Ingresses whose
-``spec.ingressClassName`` (or the deprecated ``kubernetes.io/ingress.class`` annotation) names
-it, and, for ``nginx``, those with no class - so a second controller of its own class (the move's
-proxy) serves only its own Ingresses, and ``nginx`` never serves them. Configuration follows Endpoints, Ingress and Secret changes;
+the paths of an Ingress that says ``nginx.ingress.kubernetes.io/ssl-redirect: "false"``. A
+controller serves what ingress-nginx 1.x serves (``serves``): an Ingress whose
+``spec.ingressClassName`` names an IngressClass whose ``spec.controller`` is the controller's
+``--controller-class`` (default ``k8s.io/ingress-nginx``), one whose deprecated
+``kubernetes.io/ingress.class`` annotation is its ``--ingress-class`` (default ``nginx``), and
+one with no class only with ``--watch-ingress-without-class``. So a second controller of its
+own class and IngressClass (the move's proxy) serves only its Ingresses, and an Ingress naming
+a class that does not exist is served by none. Configuration follows Endpoints, Ingress and Secret changes;
 failed upstream connections are retried on another pod, like nginx's ``proxy_next_upstream
 error timeout``.
 
@@ -69,21 +72,50 @@ LB_PUBLIC_FIRST = 100
 LEGACY_CLASS = "kubernetes.io/ingress.class"
 
 
-def ingress_class(pod):
-    """The class an ingress-nginx pod serves: its ``--ingress-class`` argument, else nginx."""
+def _flags(pod):
+    """The controller's command-line flags (--name=value or --name value)."""
+    flags = {}
     for c in pod["spec"].get("containers") or []:
         args = (c.get("command") or []) + (c.get("args") or [])
         for i, arg in enumerate(args):
-            if arg.startswith("--ingress-class="):
-                return arg.split("=", 1)[1]
-            if arg == "--ingress-class" and i + 1 < len(args):
-                return args[i + 1]
-    return "nginx"
+            if not arg.startswith("--"):
+                continue
+            if "=" in arg:
+                name, value = arg[2:].split("=", 1)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                name, value = arg[2:], args[i + 1]
+            else:
+                name, value = arg[2:], "true"
+            flags[name] = value
+    return flags
 
 
-def class_of(ing):
-    return (ing.get("spec") or {}).get("ingressClassName") or (
-        ing["metadata"].get("annotations") or {}).get(LEGACY_CLASS) or "nginx"
+def ingress_class(pod):
+    """What an ingress-nginx pod serves, from its flags as ingress-nginx 1.x reads them:
+    (--ingress-class, default nginx; --controller-class, default k8s.io/ingress-nginx;
+    --watch-ingress-without-class, default false; --ingress-class-by-name, default false)."""
+    flags = _flags(pod)
+    return (flags.get("ingress-class", "nginx"),
+            flags.get("controller-class", "k8s.io/ingress-nginx"),
+            flags.get("watch-ingress-without-class", "false") == "true",
+            flags.get("ingress-class-by-name", "false") == "true")
+
+
+def serves(klass, ing, classes):
+    """Whether a controller of ``klass`` (ingress_class) serves the Ingress, as ingress-nginx
+    1.x decides: ``spec.ingressClassName`` names an IngressClass (``classes``: name ->
+    spec.controller) whose controller is the controller's --controller-class (or, with
+    --ingress-class-by-name, the name is its --ingress-class); else the deprecated
+    ``kubernetes.io/ingress.class`` annotation equals its --ingress-class; an Ingress with
+    neither only with --watch-ingress-without-class."""
+    name, controller, without_class, by_name = klass
+    cls = (ing.get("spec") or {}).get("ingressClassName")
+    if cls:
+        return classes.get(cls) == controller or (by_name and cls == name)
+    legacy = (ing["metadata"].get("annotations") or {}).get(LEGACY_CLASS)
+    if legacy:
+        return legacy == name
+    return without_class
 
 
 class IngressAgent(Controller):
@@ -97,11 +129,11 @@ class IngressAgent(Controller):
         self.fake = None  # ingress-nginx's fake certificate (PEM)
 
     # runtime hooks
-    def pod_started(self, uid, node, netns=None, ip=None, klass="nginx"):
+    def pod_started(self, uid, node, netns=None, ip=None, klass=None):
         """netns/ip: the pod's own namespace and IP; None for a hostNetwork pod. klass: the
-        ingress class it serves."""
+        ingress class it serves (ingress_class)."""
         self.pods[uid] = (node, HAProxy(netns or node_ns(node), os.path.join(self.dir, uid)),
-                          ip, klass)
+                          ip, klass or ("nginx", "k8s.io/ingress-nginx", False, False))
 
     def pod_ready(self, uid):
         entry = self.pods.get(uid)
@@ -165,13 +197,15 @@ class IngressAgent(Controller):
             return "%s { path_beg %s }" % (host_acl, path)
         return "%s { path %s } || %s { path_beg %s/ }" % (host_acl, path, host_acl, path)
 
-    def config(self, node_ip, cert_dir, klass="nginx"):
+    def config(self, node_ip, cert_dir, klass=("nginx", "k8s.io/ingress-nginx", False, False)):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}
         svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
                 for s in self.ls("", "v1", "services")}
+        classes = {c["metadata"]["name"]: (c.get("spec") or {}).get("controller")
+                   for c in self.ls("networking.k8s.io", "v1", "ingressclasses")}
         ingresses = [ing for ing in self.ls("networking.k8s.io", "v1", "ingresses")
-                     if class_of(ing) == klass]
+                     if serves(klass, ing, classes)]
         tls_hosts, digest = self._tls(ingresses, cert_dir)
         routes, backends = [], []
         for ing in ingresses:
