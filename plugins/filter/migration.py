@@ -56,4 +56,5 @@ class FilterModule(object):
             "move_order": _wrap(portable.move_order),
             "move_ingresses": _wrap(move_ingress.render_all),
             "move_ingress_problems": _wrap(move_ingress.problems_all),
+            "move_ingress_paths": _wrap(move_ingress.paths),
         }

@@ -76,7 +76,7 @@ def problems(ingress):
     return out
 
 
-def services(ingress):
+def backends(ingress):
     """The Services an original Ingress sends to, sorted."""
     spec = ingress.get("spec") or {}
     out = set()
@@ -179,3 +179,25 @@ def render_all(ingresses, view, moved=None, proxy_service=None, proxy_class=None
 def problems_all(ingresses):
     """``problems`` of a list of originals, in one list."""
     return [p for ing in ingresses or [] for p in problems(ing)]
+
+
+def paths(ingresses, services=None):
+    """Every (host, path) of the originals as {host, path, service, tls}, one each, sorted:
+    the addresses the move's gates probe; with ``services`` only those of these Services.
+    A rule without host is left out (DNS moves names); a path ``/`` is probed as ``/``."""
+    out = {}
+    for ing in ingresses or []:
+        spec = ing.get("spec") or {}
+        tls_hosts = set(h for t in spec.get("tls") or [] for h in t.get("hosts") or [])
+        for rule in spec.get("rules") or []:
+            host = rule.get("host")
+            if not host:
+                continue
+            for path in (rule.get("http") or {}).get("paths") or []:
+                service = ((path.get("backend") or {}).get("service") or {}).get("name")
+                if services is not None and service not in services:
+                    continue
+                key = (host, path.get("path") or "/")
+                out.setdefault(key, {"host": host, "path": key[1], "service": service,
+                                     "tls": host in tls_hosts})
+    return [out[k] for k in sorted(out)]

@@ -64,9 +64,17 @@ PHASES = ("preflight", "workers_pause", "seed_vpn", "vpn_overlay", "target_cloud
           "target_workers", "ingress", "workload_move", "dns_cutover", "cleanup", "report")
 
 
+MOVE_PHASES = ("move_preflight", "move_link", "move_db_join", "move_proxy", "move_dns_prepare",
+               "move_dns", "move_deployments", "move_db_primary", "move_deployments_rest",
+               "move_cleanup", "move_report", "move_finish")
+
+
 def phase_windows(phases, order=PHASES):
-    """The ledger's phase records in migration order, as [{name, status, started, finished,
-    seconds, attempts, message}] (times as in the ledger; seconds None while unfinished)."""
+    """The ledger's phase records in migration order (``order``: the names, or ``"move"`` for
+    the cluster-to-cluster move's), as [{name, status, started, finished, seconds, attempts,
+    message}] (times as in the ledger; seconds None while unfinished)."""
+    if order == "move":
+        order = MOVE_PHASES
     out = []
     for name in order:
         rec = (phases or {}).get(name)

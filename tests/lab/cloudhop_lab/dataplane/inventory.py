@@ -100,17 +100,26 @@ def write_migration_inventory(lab_dir, opts, specs=None):
     return path
 
 
-MOVE = "move.yml"
+MOVE = "move"
 
 
-def write_move_inventory(lab_dir, specs):
-    """.lab/move.yml (world move): the shop's move from the old cluster to the new one as host
-    ``shop`` of group cluster_moves, with the inputs of playbooks/move.yml (as
-    inventories/example/ shows for real clusters). The Deployments' order is left to the
-    move's default."""
+def write_move_inventory(lab_dir, specs, opts=None):
+    """.lab/move/ (world move): the inventory of playbooks/move.yml as a user writes it for real
+    clusters (inventories/example/move/): ``hosts.yml`` with the shop's move as host ``shop``
+    of group cluster_moves and its inputs, and the nodes of each cluster from the collection's
+    nodes inventory plugin (``old.cloudhop.yml``, ``new.cloudhop.yml``, groups
+    move_old_workers and move_new_workers), from which the move checks the link. The
+    Deployments' order is left to the move's default."""
     from .. import fixture  # pylint: disable=import-outside-toplevel
     old, new = specs[0], specs[-1]
     first = fixture.mongo_hosts(old, "vsphere")[0]
+    d = os.path.join(lab_dir, MOVE)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    old_net = ipaddress.ip_network(old["networks"]["vsphere"])
+    new_net = ipaddress.ip_network(new["networks"]["aws"])
+    proxy_old = str(old_net.network_address + fixture.MONGO_FIRST_HOST + 10)
+    proxy_new = str(new_net.network_address + fixture.MONGO_FIRST_HOST + 10)
+    dns_host = str(ipaddress.ip_network(old["public_cidr"])[DNS_HOST])
     host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
@@ -121,15 +130,41 @@ def write_move_inventory(lab_dir, specs):
             "replica_set": fixture.MONGO_SET, "login_host": first.rsplit(":", 1)[0],
             "login_port": int(first.rsplit(":", 1)[1]),
             "new_members": fixture.mongo_hosts(new, "aws")},
+        "cloudhop_move_old_nodes_group": "move_old_workers",
+        "cloudhop_move_new_nodes_group": "move_new_workers",
+        # internal load balancers for the proxies: MetalLB on vSphere, an internal NLB on AWS
+        "cloudhop_move_proxy": {
+            "old_annotations": {"metallb.universe.tf/loadBalancerIPs": proxy_old},
+            "new_annotations": {
+                "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+                "service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses":
+                    proxy_new}},
+        "cloudhop_move_dns": {
+            "provider": "rfc2136", "server": dns_host, "zone": "example.test",
+            "key_name": "cloudhop-lab", "key_algorithm": "hmac-sha256",
+            "key_secret": "{{ (lookup('ansible.builtin.file', '%s') | from_json).secret }}"
+                          % os.path.join(lab_dir, "dns", "tsig.json"),
+            "ttl": old.get("migration_dns_ttl", 5)},
+        # the echo app names the cluster that answered
+        "cloudhop_move_answer": {"old": '"cluster": "%s"' % old["cluster_id"],
+                                 "new": '"cluster": "%s"' % new["cluster_id"]},
+        "cloudhop_move_ca_path": os.path.join(lab_dir, "pki", "ca.crt"),
         "cloudhop_backup_dir": os.path.join(lab_dir, "backups"),
         "cloudhop_report_dir": os.path.join(lab_dir, "reports"),
     }
     inv = {"all": {"children": {"cluster_moves": {"hosts": {"shop": host}}}}}
-    path = os.path.join(lab_dir, MOVE)
+    path = os.path.join(d, "hosts.yml")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(inv, fh, sort_keys=False)
-    return path
+    for side, spec in (("old", old), ("new", new)):
+        src = os.path.join(lab_dir, plugin_config_name(spec))
+        with open(src, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+        config["group_prefix"] = "move_%s_" % side
+        with open(os.path.join(d, side + ".cloudhop.yml"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config, fh, sort_keys=False)
+    return d
 
 
 def _migration_host(lab_dir, opts, sa_file):

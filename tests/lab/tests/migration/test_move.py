@@ -33,7 +33,7 @@ except client.exceptions.ApiException as exc:
 def move(*args):
     cmd = [os.path.join(REPO, "tests", "lab", "run"),
            os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
-           "-i", os.path.join(LAB, "move.yml"), os.path.join(REPO, "playbooks", "move.yml"),
+           "-i", os.path.join(LAB, "move"), os.path.join(REPO, "playbooks", "move.yml"),
            *args]
     return subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
                           timeout=600, check=False)

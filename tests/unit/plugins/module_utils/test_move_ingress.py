@@ -49,7 +49,7 @@ def test_original_keeps_what_the_move_needs_and_nothing_of_the_server():
     assert shop["annotations"]["nginx.ingress.kubernetes.io/ssl-redirect"] == "false"
     assert set(shop) == {"name", "labels", "annotations", "spec"}
     assert shop["spec"]["tls"][0]["secretName"] == "shop-tls"
-    assert move_ingress.services(originals()[1]) == ["api", "static"]
+    assert move_ingress.backends(originals()[1]) == ["api", "static"]
 
 
 def test_new_front_sends_what_has_not_moved_to_the_proxy():
@@ -111,3 +111,13 @@ def test_ingresses_that_cannot_be_proxied_are_named():
     assert F["move_ingress_problems"](originals()) == []
     with pytest.raises(Exception, match="unknown Ingress view"):
         F["move_ingresses"](originals(), "sideways")
+
+
+def test_paths_are_each_host_and_path_once_with_its_service():
+    every = F["move_ingress_paths"](originals())
+    assert [(p["host"], p["path"], p["service"], p["tls"]) for p in every] == [
+        ("api.example.test", "/", "api", False), ("api.example.test", "/static", "static", False),
+        ("shop.example.test", "/", "web", True), ("shop.example.test", "/cart", "cart", True),
+        ("shop.example.test", "/static", "static", True)]
+    assert [p["path"] for p in F["move_ingress_paths"](originals(), ["static"])] == [
+        "/static", "/static"]
