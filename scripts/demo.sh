@@ -3,6 +3,8 @@
 # traffic. Lab up, probe start, playbooks/migrate.yml, probe stop, report summary, lab down.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# CLOUDHOP_DEMO=move: the second use case, the app's move to another cluster
+[ "${CLOUDHOP_DEMO:-migrate}" = move ] && exec scripts/demo-move.sh "$@"
 PY=.venv/bin/python
 export PYTHONPATH=$PWD/tests/lab ANSIBLE_CONFIG=$PWD/ansible.cfg
 cloud=${CLOUDHOP_DEMO_CLOUD:-aws}

@@ -64,7 +64,7 @@ PHASES = ("preflight", "workers_pause", "seed_vpn", "vpn_overlay", "target_cloud
           "target_workers", "ingress", "workload_move", "dns_cutover", "cleanup", "report")
 
 
-MOVE_PHASES = ("move_preflight", "move_link", "move_db_join", "move_proxy", "move_dns_prepare",
+MOVE_PHASES = ("move_preflight", "move_dns_prepare", "move_link", "move_db_join", "move_proxy",
                "move_dns", "move_deployments", "move_db_primary", "move_deployments_rest",
                "move_cleanup", "move_report", "move_finish")
 

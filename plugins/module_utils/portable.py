@@ -27,6 +27,7 @@ import copy
 import re
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import workloads
+from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 ORIGIN = "cloudhop.io/moved-from"
 DROP_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
@@ -102,10 +103,28 @@ def pdb_selects(pdb, labels):
     return workloads.selector_matches((pdb.get("spec") or {}).get("selector"), labels)
 
 
-def portable(obj, origin, namespace=None, replicas=None):
+def set_env(pod_spec, env):
+    """Give the env variables named in ``env`` (name -> value) these values in every container
+    (and init container) of ``pod_spec`` that has them - a value replaces a ``valueFrom``.
+    Raises MigrationError naming a variable no container has."""
+    found = set()
+    for container in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or []):
+        for var in container.get("env") or []:
+            if var.get("name") in env:
+                var.pop("valueFrom", None)
+                var["value"] = str(env[var["name"]])
+                found.add(var["name"])
+    missing = sorted(set(env) - found)
+    if missing:
+        raise MigrationError("env: no container has %s; name variables the Deployment's "
+                             "containers set (env), to give them the new cluster's values"
+                             % ", ".join(missing))
+
+
+def portable(obj, origin, namespace=None, replicas=None, env=None):
     """A copy of ``obj`` for another cluster (see the module docstring). ``origin`` goes to the
     annotation ``cloudhop.io/moved-from``; ``namespace`` replaces its namespace; ``replicas``
-    a Deployment's replicas."""
+    a Deployment's replicas; ``env`` values for its containers' env variables (set_env)."""
     out = copy.deepcopy(obj)
     out.pop("status", None)
     meta = out.setdefault("metadata", {})
@@ -130,8 +149,11 @@ def portable(obj, origin, namespace=None, replicas=None):
             port.pop("nodePort", None)
     elif kind == "ServiceAccount":
         out.pop("secrets", None)
-    elif kind == "Deployment" and replicas is not None:
-        spec["replicas"] = replicas
+    elif kind == "Deployment":
+        if replicas is not None:
+            spec["replicas"] = replicas
+        if env:
+            set_env((spec.get("template") or {}).get("spec") or {}, env)
     return out
 
 

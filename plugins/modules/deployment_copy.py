@@ -68,6 +68,16 @@ options:
   replicas:
     description: The copy's replicas; by default the source Deployment's.
     type: int
+  env:
+    description:
+      - Values for env variables of the copy's containers (name -> value), for what differs in
+        the new cluster (for example a database URI naming the new environment's members).
+        Every container (and init container) that sets a variable of that name gets the value;
+        a value replaces a C(valueFrom). A name no container sets fails.
+      - Never logged; the diff shows C(<set by env>).
+    type: dict
+    default: {}
+    version_added: 0.1.0
   include:
     description: Which kinds besides the Deployment to copy.
     type: list
@@ -147,6 +157,8 @@ api_retries:
   sample: 1
 """
 
+import copy
+
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import (
     Kube, KubeModule, other_client, wait_ready)
@@ -211,8 +223,16 @@ def compared(obj):
     return out
 
 
-def shown(obj):
-    """An object for the diff: a Secret's values hidden."""
+def shown(obj, env=None):
+    """An object for the diff: a Secret's values hidden, and the values given by ``env``."""
+    if obj["kind"] == "Deployment" and env:
+        obj = copy.deepcopy(obj)
+        pod = (obj.get("spec") or {}).get("template", {}).get("spec") or {}
+        for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+            for var in container.get("env") or []:
+                if var.get("name") in env:
+                    var["value"] = "<set by env>"
+        return obj
     if obj["kind"] != "Secret":
         return obj
     return dict(obj, data={k: "<hidden>" for k in obj.get("data") or {}},
@@ -237,7 +257,8 @@ def run(mod):
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
         desired = pt.portable(obj, "%s/%s/%s" % (p["source_name"], p["namespace"], name),
-                              target_ns, replicas if kind == "Deployment" else None)
+                              target_ns, replicas if kind == "Deployment" else None,
+                              p["env"] if kind == "Deployment" else None)
         existing = dst.get(API[kind], kind, name, target_ns)
         if existing is None:
             plan.append((desired, "created"))
@@ -257,7 +278,7 @@ def run(mod):
                           for d, a in plan]}
     if mod.diff_mode:
         result["diff"] = {"before": {}, "after": {
-            "%s/%s" % (d["kind"], d["metadata"]["name"]): shown(d)
+            "%s/%s" % (d["kind"], d["metadata"]["name"]): shown(d, p["env"])
             for d, a in plan if a == "created"}}
     created = None
     for desired, action in plan:
@@ -282,6 +303,7 @@ def main():
         source_context={"type": "str"},
         source_name={"type": "str", "default": "source"},
         replicas={"type": "int"},
+        env={"type": "dict", "default": {}, "no_log": True},
         include={"type": "list", "elements": "str",
                  "choices": ["ServiceAccount", "ConfigMap", "Secret", "Service",
                              "PodDisruptionBudget"],

@@ -130,6 +130,8 @@ def write_move_inventory(lab_dir, specs, opts=None):
             "replica_set": fixture.MONGO_SET, "login_host": first.rsplit(":", 1)[0],
             "login_port": int(first.rsplit(":", 1)[1]),
             "new_members": fixture.mongo_hosts(new, "aws")},
+        # the api's copy in the new cluster names the new members (cleanup removes the old)
+        "cloudhop_move_env": {"api": {"MONGODB_URI": fixture.mongo_uri(new, "aws")}},
         "cloudhop_move_old_nodes_group": "move_old_workers",
         "cloudhop_move_new_nodes_group": "move_new_workers",
         # internal load balancers for the proxies: MetalLB on vSphere, an internal NLB on AWS

@@ -124,6 +124,17 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
         assert proc.returncode == 0 and "is already done" in proc.stdout, proc.stdout[-3000:]
         assert writes_since(mark) == []
 
+        # the link phase without a link: it names what did not answer, from which side
+        mark = cli.audit("mark")
+        proc = move("--tags", "move_link", "-e", "move_link_retries=1")
+        assert proc.returncode != 0
+        assert "The link between the environments does not carry" in proc.stdout
+        assert "(new) to 10.2.0.200:27017" in proc.stdout, proc.stdout[-3000:]
+        assert "(old) to 172.31.0.200:27017" in proc.stdout
+        assert "(ping)" in proc.stdout
+        assert [w["path"] for w in writes_since(mark)] == [
+            "/api/v1/namespaces/shop/configmaps/cloudhop-move"] * 2  # start, failed
+
         # the join without the link: the new members cannot sync; the phase waits, then fails
         # naming the member and its state; the member added stays (no vote, no priority)
         proc = move("--tags", "move_db_join", "-e", "move_db_join_timeout=12")
@@ -135,7 +146,7 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
         # the app's writes (w:majority), none failed or lost
         lab("link", "up", "vsphere", "aws")
         lab("probe", "start", "--name", "join", "--writes", "--rate", "10")
-        proc = move()
+        proc = move("--tags", "move_link,move_db_join")
         summary = json.loads(lab("probe", "stop", "--name", "join").stdout)
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert summary["failed"] == 0 and summary["lost"] == 0 and summary["acknowledged"] > 0
@@ -184,3 +195,121 @@ else:
         api.delete_namespaced_config_map("shop-settings", "shop")
 print("{}")
 """
+
+
+STATE = r"""
+import json, os
+from kubernetes import client, config
+out = {}
+for side, var in (("old", "CLH_USER_KUBECONFIG"), ("new", "CLH_NEW_KUBECONFIG")):
+    api = config.new_client_from_config(os.environ[var])
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    net = client.NetworkingV1Api(api)
+    out[side] = {
+        "deployments": {d.metadata.name: d.spec.replicas
+                        for d in apps.list_namespaced_deployment("shop").items},
+        "ingresses": sorted(i.metadata.name for i in net.list_namespaced_ingress("shop").items),
+        "proxy_ns": [n.metadata.name for n in core.list_namespace().items
+                     if n.metadata.name == "cloudhop-move"],
+        "classes": sorted(c.metadata.name for c in net.list_ingress_class().items)}
+print(json.dumps(out))
+"""
+
+DIG = r"""
+import json, subprocess
+print(json.dumps({h: subprocess.run(["dig", "+noall", "+answer", "@198.18.0.53", h],
+                                    capture_output=True, text=True).stdout.split()
+                  for h in ("shop.example.test", "api.example.test")}))
+"""
+
+
+@pytest.mark.timeout(1500)
+def test_move_end_to_end_under_traffic_writes_and_stale_dns():
+    """The whole move (the seed's steps) in the lab's move world, the link in place, under
+    three probes: every host and path through DNS, the same through a DNS answer kept from
+    before the switch (clients that ignore the TTL), and the app's writes (w:majority): none
+    failed, no acknowledged write lost. Check mode first writes nothing; a second run writes
+    nothing; move_finish waits for cloudhop_move_reverse_keep, then removes the reverse path."""
+    lab("up", "--world", "move", "--dns-ttl", "10")
+    probes = ("shop", "stale", "writes")
+    try:
+        lab("mongo", "wait")
+        lab("link", "up", "vsphere", "aws")
+        # days before: the plan, the lowered TTL
+        proc = move("--tags", "move_preflight,move_dns_prepare")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        # check mode over the whole move: a server-side dry run, nothing written
+        mark = cli.audit("mark")
+        proc = move("--check", "--diff", "-e", "cloudhop_confirm_destroy=true")
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        assert writes_since(mark) == []
+        old_lb, new_lb = "198.18.0.100", "198.18.0.101"
+        assert in_lab(DIG)["shop.example.test"][-1] == old_lb
+
+        lab("probe", "start", "--name", "shop", "--shop", "--rate", "10")
+        lab("probe", "start", "--name", "stale", "--shop", "--stale", "--rate", "5")
+        lab("probe", "start", "--name", "writes", "--writes", "--rate", "10")
+        logs = {n: os.path.join(LAB, "probe-%s.jsonl" % n) for n in probes}
+        proc = move("-e", "cloudhop_confirm_destroy=true",
+                    "-e", json.dumps({"move_report_probes": logs}))
+        summaries = {n: json.loads(lab("probe", "stop", "--name", n).stdout) for n in probes}
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        old_id, new_id = "x8p9sk2tzv", "nddjksftsn"
+        for name in probes:
+            assert summaries[name]["failed"] == 0, (name, summaries[name])
+        # through DNS and through the stale answer, both clusters answered in turn
+        assert set(summaries["shop"]["per_cluster"]) == {old_id, new_id}
+        assert summaries["stale"]["addresses"] == [old_lb]
+        assert set(summaries["stale"]["per_cluster"]) == {old_id, new_id}
+        writes = summaries["writes"]
+        assert writes["lost"] == 0 and writes["acknowledged"] > 100, writes
+
+        # the end state: the app and its primary in the new cluster, the old one empty but
+        # for its Ingresses (the reverse path, kept for cloudhop_move_reverse_keep)
+        state = in_lab(STATE)
+        assert state["old"]["deployments"] == {}
+        assert state["new"]["deployments"] == {"api": 2, "cart": 2, "static": 2, "web": 2}
+        assert state["old"]["ingresses"] == ["api", "shop"] and not state["old"]["proxy_ns"]
+        assert state["new"]["ingresses"] == ["api", "cloudhop-proxy-api", "cloudhop-proxy-shop",
+                                             "shop"]
+        assert state["new"]["proxy_ns"] == ["cloudhop-move"]
+        assert in_lab(DIG)["shop.example.test"][-1] == new_lb
+        new = fixture.mongo_hosts(fixture.DEFAULTS, "aws")
+        rs = in_lab(RS % new[0])
+        assert [m["host"] for m in rs["config"]] == new
+        assert sorted(rs["states"].values()) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+        ledger = in_lab(LEDGER)["data"]
+        done = [k[6:] for k, v in ledger.items() if k.startswith("phase.")
+                and v["status"] == "done"]
+        assert sorted(done) == sorted(
+            ["move_preflight", "move_dns_prepare", "move_link", "move_db_join", "move_proxy",
+             "move_dns", "move_deployments", "move_db_primary", "move_deployments_rest",
+             "move_cleanup", "move_report"])
+        assert "phase.move_finish" not in ledger
+        primary = ledger["phase.move_db_primary"]["facts"]
+        assert primary["primary_before"] in fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")
+        assert primary["primary_after"] in new and len(primary["stepdowns"]) == 1
+        assert sorted(ledger["phase.move_deployments"]["facts"]["moved"]) == ["cart", "static"]
+        report = open(os.path.join(LAB, "reports", "move-shop", "move-report.md"),
+                      encoding="utf-8").read()
+        assert "Primary after the handover: %s" % primary["primary_after"] in report
+        assert "Probe writes:" in report and "| move_db_primary |" in report
+
+        # again: every phase done, move_finish not due - nothing written anywhere
+        mark = cli.audit("mark")
+        proc = move("-e", "cloudhop_confirm_destroy=true")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert "move_finish of move shop runs from" in proc.stdout
+        assert writes_since(mark) == []
+        # once the reverse path may go: the old cluster's Ingresses, the new proxy, the TTL
+        proc = move("-e", "cloudhop_confirm_destroy=true", "-e", "cloudhop_move_reverse_keep=0")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        state = in_lab(STATE)
+        assert state["old"]["ingresses"] == [] and state["new"]["proxy_ns"] == []
+        assert state["new"]["ingresses"] == ["api", "shop"]
+        assert "cloudhop-proxy" not in state["new"]["classes"]
+        assert in_lab(DIG)["shop.example.test"][1] == "10"  # the old TTL back
+    finally:
+        for name in probes:
+            lab("probe", "stop", "--name", name)
+        lab("down")

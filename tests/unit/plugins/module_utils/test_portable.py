@@ -129,3 +129,26 @@ def test_move_order_puts_deployments_without_a_database_first():
             _dep("cart", []), _dep("static", [{"name": "DEBUG", "value": "0"}])]
     assert pt.move_order(deps) == ["cart", "static", "web", "api", "billing", "worker"]
     assert not pt.uses_database({"containers": [{"env": [{"name": "DBG", "value": "1"}]}]})
+
+
+def test_env_gives_the_new_clusters_values_and_refuses_a_name_no_container_sets():
+    import pytest
+    from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+        MigrationError)
+    init = {"name": "init", "env": [
+        {"name": "MONGODB_URI", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}
+    app = {"name": "app", "env": [{"name": "MONGODB_URI", "value": "mongodb://10.2.0.200:27017/shop"},
+                                  {"name": "MODE", "value": "a"}]}
+    dep = {"kind": "Deployment", "metadata": {"name": "api"}, "spec": {"replicas": 2, "template": {
+        "spec": {"initContainers": [init], "containers": [app]}}}}
+    uri = "mongodb://172.31.0.200:27017/shop"
+    out = pt.portable(dep, "old/shop/api", env={"MONGODB_URI": uri})
+    pod = out["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["env"] == [{"name": "MONGODB_URI", "value": uri}]
+    assert pod["containers"][0]["env"] == [{"name": "MONGODB_URI", "value": uri},
+                                           {"name": "MODE", "value": "a"}]
+    # the source object is untouched
+    assert dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"].startswith(
+        "mongodb://10.2")
+    with pytest.raises(MigrationError, match="env: no container has DB_HOST"):
+        pt.portable(dep, "old/shop/api", env={"DB_HOST": "x", "MODE": "b"})
