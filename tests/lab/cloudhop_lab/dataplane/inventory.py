@@ -105,7 +105,7 @@ MOVE = "move"
 
 def write_move_inventory(lab_dir, specs, opts=None):
     """.lab/move/ (world move): the inventory of playbooks/move.yml as a user writes it for real
-    clusters (inventories/example/move/): ``hosts.yml`` with the shop's move as host ``shop``
+    clusters (inventories/example-move/): ``hosts.yml`` with the shop's move as host ``shop``
     of group cluster_moves and its inputs, and the nodes of each cluster from the collection's
     nodes inventory plugin (``old.cloudhop.yml``, ``new.cloudhop.yml``, groups
     move_old_workers and move_new_workers), from which the move checks the link. The

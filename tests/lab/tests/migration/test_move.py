@@ -72,6 +72,30 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
             (["-e", json.dumps({"cloudhop_move_mongodb": dict(
                 MONGO, login_host="10.2.0.250")})],
              "reading replica set rs0"),
+            (["-e", json.dumps({"cloudhop_move_mongodb": dict(
+                MONGO, new_members=["10.2.0.201:27017"])})],
+             "cloudhop_move_mongodb.new_members: 10.2.0.201:27017 already in replica set rs0"),
+            (["-e", json.dumps({"cloudhop_move_proxy": dict(PROXY, new_annotations={})})],
+             "cloudhop_move_proxy.new_annotations is empty"),
+            (["-e", json.dumps({"cloudhop_move_dns": dict(DNS, provider="bind")})],
+             "cloudhop_move_dns.provider: bind is not one of rfc2136, route53, clouddns"),
+            (["-e", json.dumps({"cloudhop_move_dns": dict(DNS, zone="example.org")})],
+             "hosts api.example.test, shop.example.test are not in zone example.org"),
+            (["-e", json.dumps({"cloudhop_move_dns": dict(DNS, ttl="soon")})],
+             "cloudhop_move_dns.ttl: soon - give the lowered TTL in seconds"),
+            (["-e", "cloudhop_move_reverse_keep=-1"],
+             "cloudhop_move_reverse_keep: -1 must be 0 or more seconds"),
+            (["-e", "cloudhop_move_new_ingress_service=ingress-nginx"],
+             "give each as namespace/name"),
+            (["-e", "cloudhop_move_new_ingress_service=ingress-nginx/edge"],
+             "cloudhop_move_new_ingress_service: ingress-nginx/edge in the new cluster does not "
+             "exist"),
+            (["-e", "cloudhop_move_new_ingress_class=traefik"],
+             "IngressClass traefik does not exist in the new cluster"),
+            (["-e", json.dumps({"cloudhop_move_env": {"api": {"DB_HOST": "db"}}})],
+             "env: no container has DB_HOST"),
+            (["-e", "cloudhop_move_old_nodes_group=vsphere_nodes"],
+             "Inventory group vsphere_nodes (cloudhop_move_old_nodes_group"),
         ]
         mark = cli.audit("mark")
         for args, message in bad:
@@ -79,6 +103,14 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
             assert proc.returncode != 0, (args, proc.stdout[-3000:])
             assert message in proc.stdout, (message, proc.stdout[-3000:])
         assert writes_since(mark) == []
+        # an Ingress whose annotation rewrites the path: the proxy hop would rewrite it twice
+        in_lab(REWRITE % "add")
+        mark = cli.audit("mark")
+        proc = move()
+        assert proc.returncode != 0
+        assert "Ingress shop has nginx.ingress.kubernetes.io/rewrite-target" in proc.stdout
+        assert writes_since(mark) == []
+        in_lab(REWRITE % "remove")
         # an object of the same name in the new cluster that differs from what the copy would
         # make: a conflict, named with the field, and nothing written
         in_lab(CONFLICT % "create")
@@ -173,6 +205,22 @@ print(json.dumps({"config": [{k: m[k] for k in ("host", "priority", "votes")}
                   "states": {m["name"]: m["stateStr"] for m in st["members"]}}))
 """
 
+PROXY = {"old_annotations": {"metallb.universe.tf/loadBalancerIPs": "10.2.0.210"},
+         "new_annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}}
+
+DNS = {"provider": "rfc2136", "server": "198.18.0.53", "zone": "example.test",
+       "key_name": "cloudhop-lab", "key_secret": "c2VjcmV0", "ttl": 5}
+
+REWRITE = r"""
+import json, os
+from kubernetes import client, config
+net = client.NetworkingV1Api(config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"]))
+value = "/" if "%s" == "add" else None
+net.patch_namespaced_ingress("shop", "shop", {"metadata": {"annotations": {
+    "nginx.ingress.kubernetes.io/rewrite-target": value}}})
+print("{}")
+"""
+
 MONGO = {"replica_set": "rs0", "login_host": "10.2.0.200", "login_port": 27017,
          "new_members": fixture.mongo_hosts(fixture.DEFAULTS, "aws")}
 
@@ -215,6 +263,48 @@ for side, var in (("old", "CLH_USER_KUBECONFIG"), ("new", "CLH_NEW_KUBECONFIG"))
 print(json.dumps(out))
 """
 
+TLS_KEY = r"""
+import json, os
+from kubernetes import client, config
+core = client.CoreV1Api(config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"]))
+print(json.dumps(core.read_namespaced_secret("shop-tls", "shop").data["tls.key"]))
+"""
+
+
+def move_secrets():
+    """The secret values of the move world: the API token, the TSIG key and the shop's TLS key
+    (as stored, base64, and its body line by line)."""
+    import base64  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(LAB, "config.json"), encoding="utf-8") as fh:
+        token = json.load(fh)["admin_token"]
+    with open(os.path.join(LAB, "dns", "tsig.json"), encoding="utf-8") as fh:
+        tsig = json.load(fh)["secret"]
+    key_b64 = in_lab(TLS_KEY)
+    body = [line for line in base64.b64decode(key_b64).decode().splitlines()
+            if line and "-----" not in line and len(line) > 16]
+    return [token, tsig, key_b64] + body
+
+
+NEW_URI = r"""
+import json, os, time
+from kubernetes import client, config
+apps = client.AppsV1Api(config.new_client_from_config(os.environ["CLH_NEW_KUBECONFIG"]))
+dep = apps.read_namespaced_deployment("api", "shop")
+for c in dep.spec.template.spec.containers:
+    for e in c.env or []:
+        if e.name == "MONGODB_URI":
+            e.value = %r
+apps.replace_namespaced_deployment("api", "shop", dep)
+for _ in range(120):
+    d = apps.read_namespaced_deployment("api", "shop")
+    s = d.status
+    if s.observed_generation == d.metadata.generation and s.updated_replicas == d.spec.replicas \
+            and s.available_replicas == d.spec.replicas and not s.unavailable_replicas:
+        break
+    time.sleep(1)
+print("{}")
+"""
+
 DIG = r"""
 import json, subprocess
 print(json.dumps({h: subprocess.run(["dig", "+noall", "+answer", "@198.18.0.53", h],
@@ -250,8 +340,20 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         lab("probe", "start", "--name", "stale", "--shop", "--stale", "--rate", "5")
         lab("probe", "start", "--name", "writes", "--writes", "--rate", "10")
         logs = {n: os.path.join(LAB, "probe-%s.jsonl" % n) for n in probes}
-        proc = move("-e", "cloudhop_confirm_destroy=true",
+        # the api's copy keeps the old URI (no cloudhop_move_env): cleanup refuses to remove
+        # the members it names, before anything is removed
+        proc = move("-e", "cloudhop_confirm_destroy=true", "-e", '{"cloudhop_move_env": {}}',
                     "-e", json.dumps({"move_report_probes": logs}))
+        assert proc.returncode != 0
+        assert "Phase move_cleanup of move shop failed" in proc.stdout, proc.stdout[-4000:]
+        assert "Deployment api (container echo, env MONGODB_URI) - a MongoDB URI that names " \
+            "only the old members" in proc.stdout, proc.stdout[-4000:]
+        assert len(in_lab(RS % fixture.mongo_hosts(fixture.DEFAULTS, "aws")[0])["config"]) == 6
+        # the remedy the message names: the Deployment's URI in the new cluster; then the same
+        # command resumes at cleanup
+        in_lab(NEW_URI % fixture.mongo_uri(fixture.DEFAULTS, "aws"))
+        proc = move("-e", "cloudhop_confirm_destroy=true",
+                    "-e", json.dumps({"move_report_probes": logs}), "-vvv")
         summaries = {n: json.loads(lab("probe", "stop", "--name", n).stdout) for n in probes}
         assert proc.returncode == 0, proc.stdout[-6000:]
         old_id, new_id = "x8p9sk2tzv", "nddjksftsn"
@@ -294,6 +396,13 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
                       encoding="utf-8").read()
         assert "Primary after the handover: %s" % primary["primary_after"] in report
         assert "Probe writes:" in report and "| move_db_primary |" in report
+        # no secret in the -vvv output, the ledger or the report
+        secrets = move_secrets()
+        html = open(os.path.join(LAB, "reports", "move-shop", "move-report.html"),
+                    encoding="utf-8").read()
+        for what, text in (("-vvv", proc.stdout + proc.stderr), ("ledger", json.dumps(ledger)),
+                           ("report", report + html)):
+            assert not [v[:6] for v in secrets if v in text], what
 
         # again: every phase done, move_finish not due - nothing written anywhere
         mark = cli.audit("mark")
