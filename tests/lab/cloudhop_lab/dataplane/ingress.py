@@ -13,11 +13,11 @@ controller serves what ingress-nginx 1.x serves (``serves``): an Ingress whose
 ``spec.ingressClassName`` names an IngressClass whose ``spec.controller`` is the controller's
 ``--controller-class`` (default ``k8s.io/ingress-nginx``), one whose deprecated
 ``kubernetes.io/ingress.class`` annotation is its ``--ingress-class`` (default ``nginx``), and
-one with no class only with ``--watch-ingress-without-class``. So a second controller of its
-own class and IngressClass (the move's proxy) serves only its Ingresses, and an Ingress naming
-a class that does not exist is served by none. Configuration follows Endpoints, Ingress and Secret changes;
-failed upstream connections are retried on another pod, like nginx's ``proxy_next_upstream
-error timeout``.
+one with no class only with ``--watch-ingress-without-class``; with ``--watch-namespace`` only
+that namespace's. So a second controller of its own class and IngressClass (the move's proxy)
+serves only its Ingresses, and an Ingress naming a class that does not exist is served by none.
+Configuration follows Endpoints, Ingress and Secret changes; failed upstream connections are
+retried on another pod, like nginx's ``proxy_next_upstream error timeout``.
 
 Load balancers: a ``type: LoadBalancer`` Service gets one from a cloud:
 - vSphere: MetalLB's role, for Services while the cluster is on vSphere or annotated with a
@@ -93,12 +93,17 @@ def _flags(pod):
 def ingress_class(pod):
     """What an ingress-nginx pod serves, from its flags as ingress-nginx 1.x reads them:
     (--ingress-class, default nginx; --controller-class, default k8s.io/ingress-nginx;
-    --watch-ingress-without-class, default false; --ingress-class-by-name, default false)."""
+    --watch-ingress-without-class, default false; --ingress-class-by-name, default false;
+    --watch-namespace, default every namespace)."""
     flags = _flags(pod)
     return (flags.get("ingress-class", "nginx"),
             flags.get("controller-class", "k8s.io/ingress-nginx"),
             flags.get("watch-ingress-without-class", "false") == "true",
-            flags.get("ingress-class-by-name", "false") == "true")
+            flags.get("ingress-class-by-name", "false") == "true",
+            flags.get("watch-namespace", ""))
+
+
+DEFAULT_CLASS = ("nginx", "k8s.io/ingress-nginx", False, False, "")
 
 
 def serves(klass, ing, classes):
@@ -107,8 +112,11 @@ def serves(klass, ing, classes):
     spec.controller) whose controller is the controller's --controller-class (or, with
     --ingress-class-by-name, the name is its --ingress-class); else the deprecated
     ``kubernetes.io/ingress.class`` annotation equals its --ingress-class; an Ingress with
-    neither only with --watch-ingress-without-class."""
-    name, controller, without_class, by_name = klass
+    neither only with --watch-ingress-without-class; with --watch-namespace, only Ingresses
+    of that namespace."""
+    name, controller, without_class, by_name, namespace = klass
+    if namespace and ing["metadata"].get("namespace") != namespace:
+        return False
     cls = (ing.get("spec") or {}).get("ingressClassName")
     if cls:
         return classes.get(cls) == controller or (by_name and cls == name)
@@ -133,7 +141,7 @@ class IngressAgent(Controller):
         """netns/ip: the pod's own namespace and IP; None for a hostNetwork pod. klass: the
         ingress class it serves (ingress_class)."""
         self.pods[uid] = (node, HAProxy(netns or node_ns(node), os.path.join(self.dir, uid)),
-                          ip, klass or ("nginx", "k8s.io/ingress-nginx", False, False))
+                          ip, klass or DEFAULT_CLASS)
 
     def pod_ready(self, uid):
         entry = self.pods.get(uid)
@@ -197,7 +205,7 @@ class IngressAgent(Controller):
             return "%s { path_beg %s }" % (host_acl, path)
         return "%s { path %s } || %s { path_beg %s/ }" % (host_acl, path, host_acl, path)
 
-    def config(self, node_ip, cert_dir, klass=("nginx", "k8s.io/ingress-nginx", False, False)):
+    def config(self, node_ip, cert_dir, klass=None):
         eps = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
                for e in self.ls("", "v1", "endpoints")}
         svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
@@ -205,7 +213,7 @@ class IngressAgent(Controller):
         classes = {c["metadata"]["name"]: (c.get("spec") or {}).get("controller")
                    for c in self.ls("networking.k8s.io", "v1", "ingressclasses")}
         ingresses = [ing for ing in self.ls("networking.k8s.io", "v1", "ingresses")
-                     if serves(klass, ing, classes)]
+                     if serves(klass or DEFAULT_CLASS, ing, classes)]
         tls_hosts, digest = self._tls(ingresses, cert_dir)
         routes, backends = [], []
         for ing in ingresses:

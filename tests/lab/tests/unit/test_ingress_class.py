@@ -9,10 +9,9 @@ import time
 import pytest
 
 from cloudhop_lab import errors
-from cloudhop_lab.api import Api
 from cloudhop_lab.dataplane.ingress import ingress_class, serves
 
-NS = "shop"
+NS = "kube-system"  # the conftest api fixture's namespace
 DEFAULT = "ingressclass.kubernetes.io/is-default-class"
 
 
@@ -29,11 +28,12 @@ def _ing(cls=None, annotation=None):
 
 def test_flags_as_ingress_nginx_reads_them():
     assert ingress_class(_pod("/nginx-ingress-controller")) == (
-        "nginx", "k8s.io/ingress-nginx", False, False)
+        "nginx", "k8s.io/ingress-nginx", False, False, "")
     assert ingress_class(_pod("/nginx-ingress-controller", "--ingress-class=proxy",
                               "--controller-class", "k8s.io/proxy",
-                              "--watch-ingress-without-class=true")) == (
-        "proxy", "k8s.io/proxy", True, False)
+                              "--watch-ingress-without-class=true",
+                              "--watch-namespace=shop")) == (
+        "proxy", "k8s.io/proxy", True, False, "shop")
 
 
 def test_an_ingress_is_served_by_the_controller_its_ingressclass_names():
@@ -54,14 +54,12 @@ def test_an_ingress_is_served_by_the_controller_its_ingressclass_names():
     # no class at all: only a controller that watches Ingresses without class
     assert not serves(nginx, _ing(), classes)
     assert serves(ingress_class(_pod("--watch-ingress-without-class=true")), _ing(), classes)
-
-
-@pytest.fixture(name="api")
-def fixture_api():
-    api = Api("unit")
-    api.create(api.rt("", "v1", "namespaces"), None,
-               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    return api
+    # --watch-namespace: only that namespace's Ingresses
+    scoped = ingress_class(_pod("--ingress-class=proxy", "--controller-class=k8s.io/proxy",
+                                "--watch-namespace=other"))
+    assert not serves(scoped, _ing("proxy"), classes)
+    assert serves(scoped, dict(_ing("proxy"), metadata={"name": "x", "namespace": "other"}),
+                  classes)
 
 
 def _class(api, name, default=False, controller="k8s.io/ingress-nginx"):

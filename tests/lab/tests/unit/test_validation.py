@@ -5,19 +5,10 @@ without that rule would accept, and the 422 Status names the field, the reason a
 import pytest
 
 from cloudhop_lab import errors, validation
-from cloudhop_lab.api import Api
 
 NS = "kube-system"
 POD_TEMPLATE = {"metadata": {"labels": {"app": "a"}},
                 "spec": {"containers": [{"name": "c", "image": "i"}]}}
-
-
-@pytest.fixture(name="api")
-def fixture_api():
-    api = Api("unit")
-    api.create(api.rt("", "v1", "namespaces"), None,
-               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    return api
 
 
 def _rt(api, kind):
