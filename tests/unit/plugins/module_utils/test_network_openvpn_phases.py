@@ -178,6 +178,17 @@ def test_phase_windows_in_migration_order_with_durations():
     assert out[0]["seconds"] == 5.0 and out[1]["seconds"] is None
 
 
+def test_phase_windows_of_the_move_in_the_moves_order():
+    phases = {name: {"status": "done", "started": "2026-12-05T19:00:00Z",
+                     "finished": "2026-12-05T19:00:10Z"}
+              for name in ("move_deployments_rest", "move_dns", "move_dns_prepare",
+                           "move_preflight", "preflight")}
+    out = phase_utils.phase_windows(phases, "move")
+    # the move's phases only, the TTL lowered right after the preflight (days before)
+    assert [w["name"] for w in out] == ["move_preflight", "move_dns_prepare", "move_dns",
+                                        "move_deployments_rest"]
+
+
 def _pod(name, ns="echo", deleting=False, **labels):
     meta = {"name": name, "namespace": ns, "labels": labels}
     if deleting:
