@@ -52,6 +52,9 @@ class Api(Subresources, Allocation):
         self.on_change = []  # callables(key) run after each committed write (outside lock)
         self.compacted = 0  # watches from an older resourceVersion get 410 Expired
         self.rbac = None  # optional authorizer callable(user, verb, rt, ns, sub, name) -> bool
+        # optional RBAC escalation check callable(user, obj) -> None or why not (rbac.escalation)
+        self.escalation = None
+        self.requester = threading.local()  # .user: who the serving thread's request is from
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,6 +203,7 @@ class Api(Subresources, Allocation):
             if rt.builtin:
                 semantics.default(rt.kind, obj)
             self._admit_create(rt, obj)
+            self._check_escalation(rt, obj)
             if rt.status and rt.kind not in ("Node",):
                 obj.pop("status", None)
                 if rt.kind == "Pod":
@@ -234,6 +238,20 @@ class Api(Subresources, Allocation):
         self._committed(rt)
         return out
 
+    def _check_escalation(self, rt, obj):
+        """The RBAC registry's escalation prevention on a Role, ClusterRole or binding write."""
+        user = getattr(self.requester, "user", None)
+        if self.escalation is None or user is None or \
+                rt.group != "rbac.authorization.k8s.io" or rt.kind not in (
+                    "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+            return
+        why = self.escalation(user, dict(obj, kind=rt.kind))
+        if why:
+            raise errors.ApiError(403, "Forbidden", '%s.%s "%s" is forbidden: %s' % (
+                rt.plural, rt.group, (obj.get("metadata") or {}).get("name"), why),
+                {"name": (obj.get("metadata") or {}).get("name"), "kind": rt.plural,
+                 "group": rt.group})
+
     def _admit_create(self, rt, obj):
         if rt.kind == "CustomResourceDefinition":
             obj.setdefault("status", {})
@@ -260,6 +278,9 @@ class Api(Subresources, Allocation):
 
     def _finish_update(self, rt, old, new, sub, dry_run, manager, put=False):
         """Common tail of PUT and PATCH: preserve, validate, short-circuit no-ops, store."""
+        if sub is None:
+            self._check_escalation(rt, dict(new, metadata=dict(
+                new.get("metadata") or {}, namespace=old["metadata"].get("namespace"))))
         meta = new.setdefault("metadata", {})
         ometa = old["metadata"]
         if put and not rt.builtin and not meta.get("resourceVersion"):

@@ -142,6 +142,8 @@ class Lab:
                     with open(denied_log, "a", encoding="utf-8") as fh:
                         fh.write(entry)
             return allowed or not enforce
+        if enforce:
+            api.escalation = lambda user, obj: rbac.escalation(authz, user, obj)
         return decide
 
     def load_rbac(self):

@@ -17,6 +17,12 @@ stores, as kube-apiserver's RBAC authorizer does:
   matches.
 
 A refused request gets kube-apiserver's Forbidden (``errors.forbidden``).
+
+Escalation prevention (``escalation``), as the RBAC registry enforces it on every create and
+update of a Role, ClusterRole or binding (dry runs too): a user may write a Role or ClusterRole
+only with rules it holds itself (in the Role's namespace; cluster-wide for a ClusterRole) or with
+the ``escalate`` verb on it, and a binding only to a role whose rules it holds (in the binding's
+namespace; cluster-wide for a ClusterRoleBinding) or with the ``bind`` verb on that role.
 """
 
 SUPERUSER_GROUP = "system:masters"
@@ -94,3 +100,65 @@ class Authorizer:
                     if rule_allows(rule, verb, group, resource, sub, name):
                         return True
         return False
+
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_KINDS = {"Role": "roles", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings",
+              "ClusterRoleBinding": "clusterrolebindings"}
+
+
+def _rule_text(group, resource, verb, name=None):
+    return '{APIGroups:["%s"], Resources:["%s"], %sVerbs:["%s"]}' % (
+        group, resource, ('ResourceNames:["%s"], ' % name) if name else "", verb)
+
+
+def _not_held(authz, user, rules, namespace):
+    """The permissions of ``rules`` the user does not hold (in ``namespace``, or cluster-wide)."""
+    missing = []
+    for rule in rules or []:
+        if rule.get("nonResourceURLs"):
+            if not authz.allowed(user, "*", "*", "*"):
+                missing.append("{NonResourceURLs:%s}" % rule["nonResourceURLs"])
+            continue
+        for group in rule.get("apiGroups") or []:
+            for resource in rule.get("resources") or []:
+                base, _sep, sub = resource.partition("/")
+                for verb in rule.get("verbs") or []:
+                    for name in rule.get("resourceNames") or [None]:
+                        if not authz.allowed(user, verb, group, base, sub or None, namespace,
+                                             name):
+                            missing.append(_rule_text(group, resource, verb, name))
+    return missing
+
+
+def escalation(authz, user, obj):
+    """Why ``user`` may not write the RBAC object ``obj`` (Role, ClusterRole or a binding), as
+    kube-apiserver words it; None when it may."""
+    kind = obj.get("kind")
+    meta = obj.get("metadata") or {}
+    ns, name = meta.get("namespace"), meta.get("name")
+    if kind in ("Role", "ClusterRole"):
+        scope = ns if kind == "Role" else None
+        if authz.allowed(user, "escalate", RBAC_GROUP, RBAC_KINDS[kind], None, scope, name):
+            return None
+        missing = _not_held(authz, user, obj.get("rules"), scope)
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        ref = obj.get("roleRef") or {}
+        ref_kind, ref_name = ref.get("kind"), ref.get("name")
+        scope = ns if kind == "RoleBinding" else None
+        if ref_kind in RBAC_KINDS and authz.allowed(user, "bind", RBAC_GROUP, RBAC_KINDS[ref_kind],
+                                                    None, scope, ref_name):
+            return None
+        roles = [r for r in authz.objects(ref_kind) if r["metadata"]["name"] == ref_name and
+                 (ref_kind == "ClusterRole" or r["metadata"].get("namespace") == ns)] \
+            if ref_kind in ("Role", "ClusterRole") else []
+        if not roles:
+            return '%s "%s" not found' % (RBAC_KINDS.get(ref_kind, "roles"), ref_name)
+        missing = _not_held(authz, user, roles[0].get("rules"), scope)
+    else:
+        return None
+    if not missing:
+        return None
+    groups = sorted(user_groups(user, authz.groups.get(user, ())))
+    return ('user "%s" (groups=%s) is attempting to grant RBAC permissions not currently held:\n%s'
+            % (user, "[%s]" % " ".join('"%s"' % g for g in groups), "\n".join(missing)))

@@ -284,6 +284,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                       subresource=sub, group=group)
         if self.api.rbac is not None and not self.api.rbac(user, verb, rt, ns, sub, name):
             raise errors.forbidden(user, verb, rt, ns, sub, name)
+        self.api.requester.user = user
         fault = self.faults.match(verb, self.path)
         if fault:
             if fault.get("delay"):
