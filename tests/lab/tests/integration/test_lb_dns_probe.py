@@ -191,8 +191,10 @@ def _http_host(address, host, port=80):
 
 
 def test_a_second_ingress_controller_serves_only_its_own_class(core, apps, user_client):
-    """ingress-nginx with --ingress-class=cloudhop-proxy (the move's proxy): it serves the
-    Ingresses of its class and no other; the nginx controller does not serve them."""
+    """ingress-nginx with --ingress-class=cloudhop-proxy and its own --controller-class (the
+    move's proxy): it serves the Ingresses whose IngressClass names its controller - none
+    before that IngressClass exists - and those with the deprecated annotation of its class,
+    and no other; the nginx controller does not serve them."""
     from kubernetes import client  # pylint: disable=import-outside-toplevel
     net = client.NetworkingV1Api(user_client)
     labels = {"app.kubernetes.io/name": "proxy-controller"}
@@ -202,7 +204,8 @@ def test_a_second_ingress_controller_serves_only_its_own_class(core, apps, user_
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
                      "name": "controller",
                      "image": "registry.k8s.io/ingress-nginx/controller:v1.11.3",
-                     "args": ["/nginx-ingress-controller", "--ingress-class=cloudhop-proxy"],
+                     "args": ["/nginx-ingress-controller", "--ingress-class=cloudhop-proxy",
+                              "--controller-class=k8s.io/cloudhop-proxy"],
                      "ports": [{"containerPort": 80, "name": "http"}]}]}}}})
     core.create_namespaced_service("ingress-nginx", {
         "metadata": {"name": "proxy-controller"},
@@ -221,9 +224,14 @@ def test_a_second_ingress_controller_serves_only_its_own_class(core, apps, user_
     try:
         port = core.read_namespaced_service("proxy-controller", "ingress-nginx").spec.ports[0].node_port
         node_ip = core.list_node().items[0].status.addresses[0].address
+        wait_for(lambda: _http_host(node_ip, "legacy.example.test", port) == "200",
+                 timeout=30, what="the proxy controller serving the annotated Ingress")
+        # no IngressClass cloudhop-proxy yet: ingress-nginx does not serve the class's Ingress
+        assert _http_host(node_ip, "proxied.example.test", port) == "404"
+        net.create_ingress_class({"metadata": {"name": "cloudhop-proxy"},
+                                  "spec": {"controller": "k8s.io/cloudhop-proxy"}})
         wait_for(lambda: _http_host(node_ip, "proxied.example.test", port) == "200",
                  timeout=30, what="the proxy controller serving its Ingress")
-        assert _http_host(node_ip, "legacy.example.test", port) == "200"
         assert _http_host(node_ip, "app.example.test", port) == "404"  # nginx's, not its own
         nginx = _lb_ip(core, "ingress-nginx", "ingress-nginx-controller")
         assert _http_host(nginx, "app.example.test") == "200"
@@ -232,6 +240,8 @@ def test_a_second_ingress_controller_serves_only_its_own_class(core, apps, user_
     finally:
         for name in ("proxied", "legacy-proxied"):
             net.delete_namespaced_ingress(name, "echo")
+        if [c for c in net.list_ingress_class().items if c.metadata.name == "cloudhop-proxy"]:
+            net.delete_ingress_class("cloudhop-proxy")
         core.delete_namespaced_service("proxy-controller", "ingress-nginx")
         apps.delete_namespaced_deployment("proxy-controller", "ingress-nginx")
 
