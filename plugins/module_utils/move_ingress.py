@@ -76,20 +76,6 @@ def problems(ingress):
     return out
 
 
-def backends(ingress):
-    """The Services an original Ingress sends to, sorted."""
-    spec = ingress.get("spec") or {}
-    out = set()
-    backends = [spec.get("defaultBackend")] + [
-        p.get("backend") for r in spec.get("rules") or []
-        for p in (r.get("http") or {}).get("paths") or []]
-    for backend in backends:
-        service = (backend or {}).get("service") or {}
-        if service.get("name"):
-            out.add(service["name"])
-    return sorted(out)
-
-
 def _backend(service_name, port=80):
     return {"service": {"name": service_name, "port": {"number": port}}}
 
@@ -132,8 +118,9 @@ def render(ingress, view, moved, proxy_service=None, proxy_class=None, only_move
         def choose(backend):
             return copy.deepcopy(backend) if _moved(backend, moved) else _backend(proxy_service)
         out_spec = dict(copy.deepcopy(spec), rules=_rules(spec, choose))
-        if ingress_class:
+        if ingress_class:  # the class replaces a deprecated class annotation
             out_spec["ingressClassName"] = ingress_class
+            annotations.pop("kubernetes.io/ingress.class", None)
     elif view == "old_front":
         def choose(backend):
             return _backend(proxy_service) if _moved(backend, moved) else copy.deepcopy(backend)

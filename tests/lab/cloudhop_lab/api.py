@@ -189,6 +189,8 @@ class Api(Subresources, Allocation):
             semantics.validate(rt.kind, obj, causes)
         if old is not None:
             semantics.immutable(rt.kind, old, obj, causes)
+        elif rt.builtin and rt.kind == "Ingress":
+            semantics.validate_ingress_create(obj, causes)
         if causes:
             raise errors.invalid(rt, obj["metadata"].get("name") or "", causes)
 

@@ -414,6 +414,16 @@ def _validate_data(kind, obj, causes):
 PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]
 
 
+def validate_ingress_create(obj, causes):
+    """ValidateIngressCreate: the deprecated class annotation, when set beside
+    spec.ingressClassName, must name the same class."""
+    annotation = (obj["metadata"].get("annotations") or {}).get("kubernetes.io/ingress.class")
+    cls = (obj.get("spec") or {}).get("ingressClassName")
+    if annotation is not None and cls is not None and annotation != cls:
+        inv(causes, "annotations.kubernetes.io/ingress.class", annotation,
+            "must match `ingressClassName` when both are specified")
+
+
 def _validate_ingress(spec, causes):
     """networking/v1 ValidateIngressSpec: hosts, paths, path types and backends."""
     if not spec.get("rules") and not spec.get("defaultBackend"):

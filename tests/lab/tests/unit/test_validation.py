@@ -231,6 +231,10 @@ def test_an_update_may_not_change_the_uid(api):
     ("Ingress", {"spec": {"rules": [{"host": "a.example.com"}],
                           "tls": [{"hosts": ["*.example.com"], "secretName": "Bad_Secret"}]}},
      ("spec.tls[0].secretName", "FieldValueInvalid")),
+    # ValidateIngressCreate: the deprecated class annotation must match ingressClassName
+    ("Ingress", {"metadata": {"name": "x", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+                 "spec": {"ingressClassName": "public", "rules": [{"host": "a.example.com"}]}},
+     ("annotations.kubernetes.io/ingress.class", "FieldValueInvalid")),
 ])
 def test_kind_rules(api, kind, fields, cause):
     err = _refused(api, kind, _obj(kind, **fields))
