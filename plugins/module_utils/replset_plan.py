@@ -158,11 +158,21 @@ def join_steps(members, new_hosts, primary=None):
     return _checked(steps, members, primary)
 
 
-def transfer_steps(members, from_hosts, to_hosts, primary, priority=1):
+def transfer_steps(members, from_hosts, to_hosts, primary, priority=1, priorities=None):
     """Move votes and priority from ``from_hosts`` to ``to_hosts`` (every one of which must be
     a member already): see the module's docstring. ``primary`` is the current primary's host;
-    ``priority`` the one the receiving members get. Returns [] when nothing is left to do."""
+    ``priority`` the one the receiving members get, ``priorities`` ({host: priority}) one of
+    their own for some of them (a rollback gives the old members theirs back). Returns []
+    when nothing is left to do."""
     members = _clean(members)
+    priorities = dict(priorities or {})
+    for host, value in priorities.items():
+        if host not in to_hosts:
+            raise PlanError("a priority for %s, which does not receive the votes" % host)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 \
+                or value > 1000:
+            raise PlanError("the priority of %s must be from 0 to 1000, not %r"
+                            % (host, value))
     for host in list(from_hosts) + list(to_hosts):
         parse_host(host)
         if _find(members, host) is None:
@@ -202,9 +212,14 @@ def transfer_steps(members, from_hosts, to_hosts, primary, priority=1):
     # the secondaries that keep their vote do not stand for election any more
     quiet = {h: {"priority": 0} for h in from_hosts if h != primary and
              _priority(_find(cur, h)) > 0}
-    raise_ = {h: {"priority": priority} for h in to_hosts if _priority(_find(cur, h)) != priority}
+    want = dict((h, priorities.get(h, priority)) for h in to_hosts)
+    raise_ = {h: {"priority": want[h]} for h in to_hosts if _priority(_find(cur, h)) != want[h]}
     if quiet or raise_:
-        why = "priority %s for %s" % (priority, ", ".join(sorted(raise_)) or "-")
+        groups = {}
+        for host in sorted(raise_):
+            groups.setdefault(want[host], []).append(host)
+        why = "; ".join("priority %s for %s" % (value, ", ".join(hosts))
+                        for value, hosts in groups.items()) or "priority %s for -" % priority
         if quiet:
             why += "; priority 0 for %s" % ", ".join(sorted(quiet))
         step(why, dict(raise_, **quiet))

@@ -64,6 +64,12 @@ options:
     description: C(transfer) - the priority the receiving members get.
     type: float
     default: 1
+  priorities:
+    description:
+      - C(transfer) - a priority of its own for some receiving members (C(name:port) - priority),
+        in place of I(priority); a rollback gives the old members the priorities they had.
+    type: dict
+    default: {}
 notes:
   - Needs pymongo on the host that runs it (the controller, for the move).
   - Hosts are compared exactly, as community.mongodb does; give them as C(name:port).
@@ -210,6 +216,7 @@ def main():
         to_members={"type": "list", "elements": "str", "default": []},
         remove_members={"type": "list", "elements": "str", "default": []},
         priority={"type": "float", "default": 1},
+        priorities={"type": "dict", "default": {}},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_COMMUNITY_MONGODB:
@@ -234,7 +241,7 @@ def main():
             steps = rp.join_steps(current, p["new_members"], primary)
         elif p["plan"] == "transfer":
             steps = rp.transfer_steps(current, p["from_members"], p["to_members"], primary,
-                                      p["priority"])
+                                      p["priority"], p["priorities"])
         elif p["plan"] == "remove":
             steps = rp.remove_steps(current, p["remove_members"], primary)
         else:

@@ -121,6 +121,25 @@ def test_transfer_from_any_half_done_state_finishes_and_rollback_is_the_reverse(
     assert rp.transfer_steps(full[-1]["members"], OLD, NEW, primary=NEW[1]) == []
 
 
+def test_rollback_gives_the_old_members_their_own_priorities_back():
+    before = [dict(m, priority=p) for m, p in zip(config(OLD), (2, 1, 0.5))]
+    members = rp.join_steps(before, NEW)[-1]["members"]
+    full = rp.transfer_steps(members, OLD, NEW, primary=OLD[0])
+    mine = {OLD[0]: 2, OLD[1]: 1, OLD[2]: 0.5}
+    back = rp.transfer_steps(full[-1]["members"], NEW, OLD, primary=NEW[0], priorities=mine)
+    cfg, primary = mongod_accepts(full[-1]["members"], back, NEW[0])
+    assert primary in OLD
+    assert {m["host"]: (m["votes"], m["priority"]) for m in cfg["members"]} == dict(
+        [(h, (1, float(mine[h]))) for h in OLD] + [(h, (0, 0.0)) for h in NEW])
+    assert any("priority 0.5 for %s" % OLD[2] in s["why"] for s in back)
+    # done: nothing left; a wrong priority or host is refused
+    assert rp.transfer_steps(cfg["members"], NEW, OLD, primary=primary, priorities=mine) == []
+    with pytest.raises(rp.PlanError, match="does not receive the votes"):
+        rp.transfer_steps(members, NEW, OLD, primary=OLD[0], priorities={NEW[0]: 1})
+    with pytest.raises(rp.PlanError, match="must be from 0 to 1000"):
+        rp.transfer_steps(members, NEW, OLD, primary=OLD[0], priorities={OLD[0]: -1})
+
+
 def test_remove_refuses_a_voter_and_the_checks_refuse_what_mongod_refuses():
     members = config(OLD)
     with pytest.raises(rp.PlanError, match="still votes"):
