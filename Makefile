@@ -65,9 +65,10 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
 
-# two lanes at once, each with a lab of its own (tests/lab/integration-lanes): the in-lab tests
-# (inside clh2-ctl), the lifecycle tests and the rollback test beside the AWS and GCP migrations
-# (which run playbooks/migrate.yml and rollback.yml against fresh labs)
+# three lanes at once, each with a lab of its own (tests/lab/integration-lanes): the in-lab tests
+# (inside clh2-ctl), the lifecycle tests, the rollback test and the move's preflight; the AWS,
+# GCP and three-cluster migrations and the move end to end; the move killed in every phase and
+# rolled back (migration tests run playbooks against fresh labs)
 integration: setup
 	tests/lab/integration-lanes
 
@@ -78,7 +79,7 @@ integration: setup
 molecule: setup
 	$(BIN)/molecule test
 
-# make test: integration and bench-quick at once (bench-quick in a third lab, CLH_INSTANCE=3)
+# make test: integration with bench-quick (in the third lane's lab, CLH_INSTANCE=3, before its test)
 test: setup lint sanity unit
 	tests/lab/integration-lanes --bench-quick
 

@@ -1,19 +1,25 @@
-"""The cluster-to-cluster move (playbooks/move.yml, issue 22) in the lab's move world: what is
-built so far. Its preflight records the plan in the move's ledger in the new cluster, writes
-nothing else, is skipped once done, writes nothing in check mode, and refuses bad input before
+"""The cluster-to-cluster move (playbooks/move.yml, issue 22) in the lab's move world. Its
+preflight records the plan in the move's ledger in the new cluster, writes nothing else, is
+skipped once done, writes nothing in check mode, and refuses bad input before
 any write, naming the variable or object (proven from both clusters' audit logs). Its MongoDB
 join fails clearly when the new members cannot sync (no link), and the same command resumes
-once they can, under the app's writes, with none failed or lost."""
+once they can, under the app's writes, with none failed or lost. The whole move under three
+probes (end to end); the move SIGKILLed in every phase, the link lost, a PodDisruptionBudget
+holding a scale-down, and the rollback (killed too) - each resumed by the same command."""
 
 import json
 import os
+import random
+import re
+import signal
 import subprocess
+import threading
 
 import pytest
 
 from cloudhop_lab import cli, fixture
 
-from .test_migration import LAB, REPO, env, in_lab, lab
+from .test_migration import LAB, REPO, env, in_lab, lab, step
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -30,13 +36,67 @@ except client.exceptions.ApiException as exc:
 """
 
 
-def move(*args):
-    cmd = [os.path.join(REPO, "tests", "lab", "run"),
-           os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
-           "-i", os.path.join(LAB, "move"), os.path.join(REPO, "playbooks", "move.yml"),
-           *args]
-    return subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
-                          timeout=600, check=False)
+def move_cmd(playbook, *args):
+    return [os.path.join(REPO, "tests", "lab", "run"),
+            os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+            "-i", os.path.join(LAB, "move"), os.path.join(REPO, "playbooks", playbook), *args]
+
+
+def move(*args, playbook="move.yml"):
+    return subprocess.run(move_cmd(playbook, *args), cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=900, check=False)
+
+
+# the move's phases in the order of move.yml's plays (PLAY [Move phase N - ...])
+PHASES = ["move_preflight", "move_link", "move_db_join", "move_proxy", "move_dns",
+          "move_deployments", "move_db_primary", "move_deployments_rest"]
+PLAY = re.compile(r"^PLAY \[Move phase (\d+) - ")
+
+
+def move_killed(aim, seconds, *args, playbook="move.yml", marker=None):
+    """Run a playbook of the move and SIGKILL its whole process group ``seconds`` after phase
+    ``aim`` starts (its ledger start recorded; the preflight, which records nothing until it
+    has passed: its first task) - or, with ``marker``, after that task header first shows.
+    Returns its return code, its output and the phase the kill landed in."""
+    proc = subprocess.Popen(move_cmd(playbook, *args), cwd=REPO, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    timer, out, current, in_start = None, [], None, False
+    landed = []
+
+    def kill():
+        landed.append(current)
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            play = PLAY.match(line)
+            current = PHASES[int(play.group(1)) - 1] if play and int(play.group(1)) <= len(
+                PHASES) else (None if play else current)
+            if timer is not None:
+                continue
+            if marker is not None:
+                hit = marker in line
+            elif line.startswith("TASK ["):
+                in_start = "cloudhop : Record the phase's start]" in line
+                hit = current == aim == "move_preflight" and "Begin - the ledger" in line
+            else:
+                hit = in_start and current == aim and line.startswith(("changed: [", "ok: ["))
+            if hit:
+                timer = threading.Timer(seconds, kill)
+                timer.start()
+        proc.wait(timeout=900)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return proc.returncode, "".join(out), landed[0] if landed else None
+
+
+def why(out):
+    """What to show of a playbook's output when a test fails: its fatal lines, then its end."""
+    fatal = [line[:3000] for line in out.splitlines() if line.startswith(("fatal:", "failed:"))]
+    return "\n".join(fatal[-3:]) + "\n...\n" + out[-3000:]
 
 
 def writes_since(mark):
@@ -418,6 +478,172 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         assert state["new"]["ingresses"] == ["api", "shop"]
         assert "cloudhop-proxy" not in state["new"]["classes"]
         assert in_lab(DIG)["shop.example.test"][1] == "10"  # the old TTL back
+    finally:
+        for name in probes:
+            lab("probe", "stop", "--name", name)
+        lab("down")
+
+
+INGRESS_SPECS = r"""
+import json, os
+from kubernetes import client, config
+net = client.NetworkingV1Api(config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"]))
+api = net.api_client
+print(json.dumps({i.metadata.name: api.sanitize_for_serialization(i.spec)
+                  for i in net.list_namespaced_ingress("shop").items}))
+"""
+
+RS_FULL = r"""
+import json, pymongo
+c = pymongo.MongoClient(%r, replicaSet="rs0", serverSelectionTimeoutMS=20000)
+cfg = c.admin.command("replSetGetConfig")["config"]
+st = c.admin.command("replSetGetStatus")
+print(json.dumps({"members": {m["host"]: [m["votes"], m["priority"]] for m in cfg["members"]},
+                  "primary": [m["name"] for m in st["members"] if m["stateStr"] == "PRIMARY"]}))
+"""
+
+PDB = r"""
+import os
+from kubernetes import client, config
+policy = client.PolicyV1Api(config.new_client_from_config(os.environ[%r]))
+policy.patch_namespaced_pod_disruption_budget("api", "shop", {"spec": {
+    "maxUnavailable": None, "minAvailable": %d}})
+print("{}")
+"""
+
+# the longest moment (s) after a phase's start at which a kill still lands in it (measured phase
+# times: preflight 13 s, link 1, join 18, proxy 23, DNS 11, two Deployments 67, primary 24)
+KILL_WITHIN = {"move_preflight": 8, "move_link": 0.4, "move_db_join": 10, "move_proxy": 10,
+               "move_dns": 6, "move_deployments": 30, "move_db_primary": 12,
+               "move_deployments_rest": 30}
+NOT_NOW = ["--skip-tags", "move_cleanup,move_report,move_finish"]
+
+
+@pytest.mark.timeout(2400)
+def test_move_killed_in_every_phase_the_link_lost_then_rolled_back():
+    """The move under the shop and write probes, SIGKILLed at a random moment of every phase
+    (seeds 1-8, one phase each) and resumed each time by the same command; the link lost in
+    the middle of the last Deployments (the phase stops and names the link; once it is back the
+    same command goes on); then the move rolled back before its point of no return - killed
+    once, refused by move.yml meanwhile, resumed: the primary and its votes and priorities back
+    in the old environment, the old Deployments at their replicas, the Ingresses as they were,
+    the records too, nothing of the move left in the new cluster, the ledger empty so that
+    move.yml starts again. None of the probes' requests failed, no acknowledged write lost
+    (while the link is down, the probes are off: requests across a broken link fail)."""
+    lab("up", "--world", "move", "--dns-ttl", "10")
+    probes = []
+
+    def probes_start(tag):
+        for name, extra in (("shop" + tag, ["--shop"]), ("writes" + tag, ["--writes"])):
+            lab("probe", "start", "--name", name, *extra, "--rate", "10")
+            probes.append(name)
+
+    def probes_stop():
+        out = {}
+        while probes:
+            name = probes.pop()
+            out[name] = json.loads(lab("probe", "stop", "--name", name).stdout)
+            assert out[name]["failed"] == 0, (name, out[name])
+        writes = [v for k, v in out.items() if k.startswith("writes")][0]
+        assert writes["lost"] == 0 and writes["acknowledged"] > 100, writes
+        return out
+
+    try:
+        lab("mongo", "wait")
+        lab("link", "up", "vsphere", "aws")
+        probes_start("1")
+        step("kills, one in each phase up to the primary's")
+        hit = []
+        for seed, aim in enumerate(PHASES[:-1], start=1):
+            delay = random.Random(seed).uniform(0, KILL_WITHIN[aim])
+            rc, out, landed = move_killed(aim, delay, *NOT_NOW)
+            assert rc == -signal.SIGKILL and "PLAY RECAP" not in out, (seed, aim, why(out))
+            tasks = re.findall(r"^TASK \[(.*?)\] \*", out, re.M)
+            hit.append((seed, aim, landed, round(delay, 2), tasks[-1] if tasks else None))
+        step("SIGKILL landed in: %s" % hit)
+        assert [h[2] for h in hit] == PHASES[:-1], hit
+        proc = move("--skip-tags", "move_deployments_rest,move_cleanup,move_report,move_finish")
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        ledger = in_lab(LEDGER)["data"]
+        assert all(ledger["phase.%s" % p]["status"] == "done" for p in PHASES[:-1]), ledger
+        probes_stop()
+
+        step("the link lost in the middle of the last Deployments")
+        lab("link", "down", "vsphere", "aws")
+        mark = cli.audit("mark")
+        proc = move(*NOT_NOW)
+        assert proc.returncode != 0
+        assert "Phase move_deployments_rest of move shop failed" in proc.stdout, proc.stdout[-6000:]
+        assert "The link between the environments does not carry" in proc.stdout, \
+            proc.stdout[-6000:]
+        assert "(old) to 172.31.0.200:27017" in proc.stdout, proc.stdout[-6000:]
+        ledger = in_lab(LEDGER)["data"]["phase.move_deployments_rest"]
+        assert ledger["status"] == "failed" and "does not carry" in ledger["message"]
+        # nothing deleted: what moved so far is scaled, never removed
+        assert not [w for w in writes_since(mark) if w["method"] == "DELETE"], writes_since(mark)
+        lab("link", "up", "vsphere", "aws")
+        probes_start("2")
+
+        step("a PodDisruptionBudget holds the scale-down")
+        # the api's budget asks for 3 healthy pods of its 2: its copy in the new cluster cannot
+        # meet it, so the old api keeps its pods; the phase fails naming the budget; once the
+        # budget is fixed, the same command goes on
+        in_lab(PDB % ("CLH_USER_KUBECONFIG", 3))
+        proc = move(*NOT_NOW, "-e", "move_deployments_pdb_timeout=6")
+        assert proc.returncode != 0
+        assert "PodDisruptionBudget shop/api has 2 healthy pods of the 3 it asks for in the new " \
+            "cluster after 6 s - the budget holds the scale-down" in proc.stdout, why(proc.stdout)
+        state = in_lab(STATE)
+        assert state["old"]["deployments"]["api"] == 2 and state["new"]["deployments"]["api"] == 2
+        in_lab(PDB % ("CLH_NEW_KUBECONFIG", 2))
+        in_lab(PDB % ("CLH_USER_KUBECONFIG", 2))
+        rc, out, landed = move_killed("move_deployments_rest",
+                                      random.Random(9).uniform(0, KILL_WITHIN[PHASES[-1]]),
+                                      *NOT_NOW)
+        assert rc == -signal.SIGKILL and landed == "move_deployments_rest", out[-6000:]
+        proc = move(*NOT_NOW)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        state = in_lab(STATE)
+        assert state["old"]["deployments"] == {"api": 0, "cart": 0, "static": 0, "web": 0}
+        assert state["new"]["deployments"] == {"api": 2, "cart": 2, "static": 2, "web": 2}
+        plan = in_lab(LEDGER)["data"]["phase.move_preflight"]["facts"]
+        new = fixture.mongo_hosts(fixture.DEFAULTS, "aws")
+        assert in_lab(RS_FULL % new[0])["primary"][0] in new
+
+        step("the rollback")
+        mark = cli.audit("mark")
+        proc = move("--check", "--diff", playbook="move_rollback.yml")
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        assert writes_since(mark) == []
+        rc, out, landed = move_killed(
+            None, random.Random(10).uniform(0, 3), playbook="move_rollback.yml",
+            marker="move_rollback : The old Deployments back to the replicas they had]")
+        assert rc == -signal.SIGKILL and "PLAY RECAP" not in out, out[-6000:]
+        proc = move(*NOT_NOW)
+        assert proc.returncode != 0
+        assert "A rollback of move shop is recorded" in proc.stdout, proc.stdout[-3000:]
+        proc = move("-e", "cloudhop_move_reverse_keep=0", playbook="move_rollback.yml")
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        probes_stop()
+
+        step("after the rollback")
+        state = in_lab(STATE)
+        assert state["old"]["deployments"] == plan["replicas"]
+        assert state["new"]["deployments"] == {}
+        assert state["old"]["ingresses"] == ["api", "shop"] and state["new"]["ingresses"] == []
+        assert state["old"]["proxy_ns"] == [] and state["new"]["proxy_ns"] == []
+        assert "cloudhop-proxy" not in state["old"]["classes"] + state["new"]["classes"]
+        assert in_lab(INGRESS_SPECS) == {i["name"]: i["spec"] for i in plan["ingresses"]}
+        old = fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")
+        rs = in_lab(RS_FULL % old[0])
+        assert rs["members"] == {h: [1, 1.0] for h in old} and rs["primary"][0] in old
+        dig = in_lab(DIG)
+        assert dig["shop.example.test"][-1] == "198.18.0.100" and dig["shop.example.test"][1] == "10"
+        assert [k for k in in_lab(LEDGER)["data"] if k.startswith("phase.")] == []
+        # the move can start again
+        proc = move("--tags", "move_preflight")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert in_lab(LEDGER)["data"]["phase.move_preflight"]["status"] == "done"
     finally:
         for name in probes:
             lab("probe", "stop", "--name", name)
