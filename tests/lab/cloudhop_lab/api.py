@@ -205,7 +205,7 @@ class Api(Subresources, Allocation):
             if rt.builtin:
                 semantics.default(rt.kind, obj)
             self._admit_create(rt, obj)
-            self._check_escalation(rt, obj)
+            self._check_escalation(rt, obj, creating=True)
             if rt.status and rt.kind not in ("Node",):
                 obj.pop("status", None)
                 if rt.kind == "Pod":
@@ -240,14 +240,14 @@ class Api(Subresources, Allocation):
         self._committed(rt)
         return out
 
-    def _check_escalation(self, rt, obj):
+    def _check_escalation(self, rt, obj, creating=False):
         """The RBAC registry's escalation prevention on a Role, ClusterRole or binding write."""
         user = getattr(self.requester, "user", None)
         if self.escalation is None or user is None or \
                 rt.group != "rbac.authorization.k8s.io" or rt.kind not in (
                     "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
             return
-        why = self.escalation(user, dict(obj, kind=rt.kind))
+        why = self.escalation(user, dict(obj, kind=rt.kind), creating)
         if why:
             raise errors.ApiError(403, "Forbidden", '%s.%s "%s" is forbidden: %s' % (
                 rt.plural, rt.group, (obj.get("metadata") or {}).get("name"), why),

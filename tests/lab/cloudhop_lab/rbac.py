@@ -131,15 +131,18 @@ def _not_held(authz, user, rules, namespace):
     return missing
 
 
-def escalation(authz, user, obj):
+def escalation(authz, user, obj, creating=False):
     """Why ``user`` may not write the RBAC object ``obj`` (Role, ClusterRole or a binding), as
-    kube-apiserver words it; None when it may."""
+    kube-apiserver words it; None when it may. ``escalate`` is authorized with the request's
+    name, as kube-apiserver does (RoleEscalationAuthorized): a create has none, so a grant
+    limited by resourceNames does not let a user create the Role, only update it."""
     kind = obj.get("kind")
     meta = obj.get("metadata") or {}
     ns, name = meta.get("namespace"), meta.get("name")
     if kind in ("Role", "ClusterRole"):
         scope = ns if kind == "Role" else None
-        if authz.allowed(user, "escalate", RBAC_GROUP, RBAC_KINDS[kind], None, scope, name):
+        if authz.allowed(user, "escalate", RBAC_GROUP, RBAC_KINDS[kind], None, scope,
+                         None if creating else name):
             return None
         missing = _not_held(authz, user, obj.get("rules"), scope)
     elif kind in ("RoleBinding", "ClusterRoleBinding"):

@@ -565,6 +565,20 @@ def _cursor(m, ns, docs, batch_size, extra=None):
     return {"cursor": {"firstBatch": first, "id": Int64(cid), "ns": ns}}
 
 
+def _id_lookup(flt):
+    """The _id values of a filter on _id alone (equality or $in): what mongod finds through
+    the _id index, not by a collection scan; None for any other filter."""
+    if not isinstance(flt, dict) or list(flt) != ["_id"]:
+        return None
+    value = flt["_id"]
+    if isinstance(value, dict):
+        if list(value) == ["$in"] and isinstance(value["$in"], list) and not any(
+                isinstance(v, (dict, list)) for v in value["$in"]):
+            return value["$in"]
+        return None
+    return None if isinstance(value, list) else [value]
+
+
 def _find(m, db, cmd, conn):
     ns = _ns(db, cmd, "find")
     with m.cv:
@@ -577,7 +591,13 @@ def _find(m, db, cmd, conn):
             if (cmd.get("sort") or {}).get("$natural") == -1:
                 docs.reverse()
         else:
-            docs = [d for d in m._coll(ns).values() if query.matches(d, cmd.get("filter"))]
+            ids = _id_lookup(cmd.get("filter"))
+            coll = m._coll(ns)
+            if ids is not None:  # mongod answers an _id equality or $in from the _id index
+                wanted = set(key_of(i) for i in ids)
+                docs = [d for k, d in coll.items() if k in wanted]
+            else:
+                docs = [d for d in coll.values() if query.matches(d, cmd.get("filter"))]
             query.sort_docs(docs, cmd.get("sort"))
         docs = docs[int(cmd.get("skip") or 0):]
         if cmd.get("limit"):

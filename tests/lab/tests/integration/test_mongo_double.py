@@ -229,6 +229,11 @@ def test_majority_and_w1_writes_replicate_and_retryable_writes_apply_once(rset):
     coll.insert_many([{"k": i} for i in range(250)])
     assert len(list(coll.find({"k": {"$gte": 0}}).batch_size(50))) == 250
     assert coll.count_documents({"k": {"$lt": 100}}) == 100
+    # _id equality and $in (mongod's _id index) find what the scan finds, and nothing else
+    ks = [d["_id"] for d in coll.find({"k": {"$in": [3, 7, 11]}})]
+    assert [d["k"] for d in coll.find({"_id": {"$in": ks + ["none", 99]}})] == [3, 7, 11]
+    assert coll.find_one({"_id": ks[1]})["k"] == 7 and coll.find_one({"_id": "none"}) is None
+    assert [d["_id"] for d in coll.find({"_id": {"$in": [3, 1]}})] == [1, 3]
     # the same retryable write sent twice (lsid + txnNumber), as a driver retries it
     p = primary_of(rset, (1, 2, 3))
     lsid = {"id": Binary(uuid.uuid4().bytes, UUID_SUBTYPE)}
