@@ -216,7 +216,7 @@ def up(options):
         write_plugin_config(d, spec["md_name"], opts, spec)
     write_migration_inventory(d, opts, specs)
     if opts["world"] == "move":
-        write_move_inventory(d, specs)
+        write_move_inventory(d, specs, opts)
     sh("ip", "netns", "add", CTL_NS)
     sh("ip", "-n", CTL_NS, "link", "set", "lo", "up")
     log = open(os.path.join(d, "labd.log"), "ab")  # pylint: disable=consider-using-with

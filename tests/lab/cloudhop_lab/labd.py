@@ -143,13 +143,17 @@ class Lab:
                         fh.write(entry)
             return allowed or not enforce
         if enforce:
-            api.escalation = lambda user, obj: rbac.escalation(authz, user, obj)
+            api.escalation = lambda user, obj, creating=False: rbac.escalation(
+                authz, user, obj, creating)
         return decide
 
     def load_rbac(self):
-        """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac)."""
-        for api, doc in [(self.seed, "seed.yaml")] + [(c.api, "user-cluster.yaml")
-                                                      for c in self.clusters]:
+        """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac); in the move
+        world also the move's roles, in its old and its new cluster."""
+        docs = [(self.seed, "seed.yaml")] + [(c.api, "user-cluster.yaml") for c in self.clusters]
+        if self.opts.get("world") == "move":
+            docs += [(self.clusters[0].api, "move.yaml"), (self.clusters[-1].api, "move.yaml")]
+        for api, doc in docs:
             path = os.path.join(REPO, "docs", "rbac", doc)
             if not os.path.exists(path):
                 continue

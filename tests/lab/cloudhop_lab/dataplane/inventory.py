@@ -109,8 +109,10 @@ def write_move_inventory(lab_dir, specs, opts=None):
     of group cluster_moves and its inputs, and the nodes of each cluster from the collection's
     nodes inventory plugin (``old.cloudhop.yml``, ``new.cloudhop.yml``, groups
     move_old_workers and move_new_workers), from which the move checks the link. The
-    Deployments' order is left to the move's default."""
+    Deployments' order is left to the move's default. With ``--rbac`` (``opts``) the
+    kubeconfigs are user cloudhop-migrator's, bound to docs/rbac's move roles."""
     from .. import fixture  # pylint: disable=import-outside-toplevel
+    opts = opts or {}
     old, new = specs[0], specs[-1]
     first = fixture.mongo_hosts(old, "vsphere")[0]
     d = os.path.join(lab_dir, MOVE)
@@ -123,8 +125,8 @@ def write_move_inventory(lab_dir, specs, opts=None):
     host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-        "cloudhop_move_old_kubeconfig": kubeconfig(lab_dir, old["name"], old),
-        "cloudhop_move_new_kubeconfig": kubeconfig(lab_dir, new["name"], new),
+        "cloudhop_move_old_kubeconfig": kubeconfig(lab_dir, old["name"], opts),
+        "cloudhop_move_new_kubeconfig": kubeconfig(lab_dir, new["name"], opts),
         "cloudhop_move_namespace": fixture.SHOP_NS,
         "cloudhop_move_mongodb": {
             "replica_set": fixture.MONGO_SET, "login_host": first.rsplit(":", 1)[0],

@@ -19,7 +19,7 @@ import pytest
 
 from cloudhop_lab import cli, fixture
 
-from .test_migration import LAB, REPO, env, in_lab, lab, step
+from .test_migration import LAB, RBAC, REPO, env, in_lab, lab, step
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -105,7 +105,7 @@ def writes_since(mark):
 
 @pytest.mark.timeout(900)
 def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write():
-    lab("up", "--world", "move")
+    lab("up", "--world", "move", "--rbac", RBAC)
     try:
         lab("mongo", "wait")
         # bad input, each refused before anything is written in either cluster
@@ -137,6 +137,11 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
              "cloudhop_move_mongodb.new_members: 10.2.0.201:27017 already in replica set rs0"),
             (["-e", json.dumps({"cloudhop_move_proxy": dict(PROXY, new_annotations={})})],
              "cloudhop_move_proxy.new_annotations is empty"),
+            (["-e", json.dumps({"cloudhop_move_proxy": dict(PROXY, namespace="shop")})],
+             "cloudhop_move_proxy.namespace: shop - the proxy needs a namespace of its own"),
+            (["-e", json.dumps({"cloudhop_move_proxy": dict(PROXY, namespace="ingress-nginx")})],
+             "cloudhop_move_proxy.namespace: namespace ingress-nginx exists in the old cluster and "
+             "is not the move's"),
             (["-e", json.dumps({"cloudhop_move_dns": dict(DNS, provider="bind")})],
              "cloudhop_move_dns.provider: bind is not one of rfc2136, route53, clouddns"),
             (["-e", json.dumps({"cloudhop_move_dns": dict(DNS, zone="example.org")})],
@@ -181,6 +186,16 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
         assert "Nothing was written" in proc.stdout
         assert writes_since(mark) == []
         in_lab(CONFLICT % "delete")
+        # an Ingress of the app's names in the new cluster: the move would take it over (and a
+        # rollback delete it) - refused
+        in_lab(NEW_INGRESS % "create")
+        mark = cli.audit("mark")
+        proc = move()
+        assert proc.returncode != 0
+        assert "The new cluster already has Ingresses shop in namespace shop" in proc.stdout, \
+            proc.stdout[-3000:]
+        assert writes_since(mark) == []
+        in_lab(NEW_INGRESS % "delete")
 
         # check mode: a dry run, nothing written
         mark = cli.audit("mark")
@@ -305,6 +320,21 @@ print("{}")
 """
 
 
+NEW_INGRESS = r"""
+import os
+from kubernetes import client, config
+net = client.NetworkingV1Api(config.new_client_from_config(os.environ["CLH_NEW_KUBECONFIG"]))
+if "%s" == "create":
+    net.create_namespaced_ingress("shop", {"metadata": {"name": "shop"}, "spec": {
+        "ingressClassName": "nginx", "rules": [{"host": "other.example.test", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {
+                "name": "web", "port": {"number": 80}}}}]}}]}})
+else:
+    net.delete_namespaced_ingress("shop", "shop")
+print("{}")
+"""
+
+
 STATE = r"""
 import json, os
 from kubernetes import client, config
@@ -317,8 +347,9 @@ for side, var in (("old", "CLH_USER_KUBECONFIG"), ("new", "CLH_NEW_KUBECONFIG"))
         "deployments": {d.metadata.name: d.spec.replicas
                         for d in apps.list_namespaced_deployment("shop").items},
         "ingresses": sorted(i.metadata.name for i in net.list_namespaced_ingress("shop").items),
-        "proxy_ns": [n.metadata.name for n in core.list_namespace().items
-                     if n.metadata.name == "cloudhop-move"],
+        # the proxy's Deployment (its namespace stays when docs/rbac/move.yaml made it)
+        "proxy_ns": [d.metadata.name for d in apps.list_namespaced_deployment(
+            "cloudhop-move").items],
         "classes": sorted(c.metadata.name for c in net.list_ingress_class().items)}
 print(json.dumps(out))
 """
@@ -380,7 +411,7 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
     before the switch (clients that ignore the TTL), and the app's writes (w:majority): none
     failed, no acknowledged write lost. Check mode first writes nothing; a second run writes
     nothing; move_finish waits for cloudhop_move_reverse_keep, then removes the reverse path."""
-    lab("up", "--world", "move", "--dns-ttl", "10")
+    lab("up", "--world", "move", "--dns-ttl", "10", "--rbac", RBAC)
     probes = ("shop", "stale", "writes")
     try:
         lab("mongo", "wait")
@@ -434,7 +465,7 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         assert state["old"]["ingresses"] == ["api", "shop"] and not state["old"]["proxy_ns"]
         assert state["new"]["ingresses"] == ["api", "cloudhop-proxy-api", "cloudhop-proxy-shop",
                                              "shop"]
-        assert state["new"]["proxy_ns"] == ["cloudhop-move"]
+        assert state["new"]["proxy_ns"] == ["cloudhop-proxy"]
         assert in_lab(DIG)["shop.example.test"][-1] == new_lb
         new = fixture.mongo_hosts(fixture.DEFAULTS, "aws")
         rs = in_lab(RS % new[0])
@@ -530,7 +561,7 @@ def test_move_killed_in_every_phase_the_link_lost_then_rolled_back():
     the records too, nothing of the move left in the new cluster, the ledger empty so that
     move.yml starts again. None of the probes' requests failed, no acknowledged write lost
     (while the link is down, the probes are off: requests across a broken link fail)."""
-    lab("up", "--world", "move", "--dns-ttl", "10")
+    lab("up", "--world", "move", "--dns-ttl", "10", "--rbac", RBAC)
     probes = []
 
     def probes_start(tag):
