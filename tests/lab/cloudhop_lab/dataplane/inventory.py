@@ -134,6 +134,9 @@ def write_move_inventory(lab_dir, specs, opts=None):
             "new_members": fixture.mongo_hosts(new, "aws")},
         # the api's copy in the new cluster names the new members (cleanup removes the old)
         "cloudhop_move_env": {"api": {"MONGODB_URI": fixture.mongo_uri(new, "aws")}},
+        # link mode build (-e cloudhop_move_link_mode=build): each side's node network; the
+        # hub's load balancer in the old cluster is a public one (MetalLB's public pool)
+        "cloudhop_move_link_build": {"old_network": str(old_net), "new_network": str(new_net)},
         "cloudhop_move_old_nodes_group": "move_old_workers",
         "cloudhop_move_new_nodes_group": "move_new_workers",
         # internal load balancers for the proxies: MetalLB on vSphere, an internal NLB on AWS

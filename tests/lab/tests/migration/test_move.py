@@ -18,6 +18,7 @@ import threading
 import pytest
 
 from cloudhop_lab import cli, fixture
+from cloudhop_lab.dataplane import netns as nsx
 
 from .test_migration import LAB, RBAC, REPO, env, in_lab, lab, step
 
@@ -161,6 +162,17 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
              "env: no container has DB_HOST"),
             (["-e", "cloudhop_move_old_nodes_group=vsphere_nodes"],
              "Inventory group vsphere_nodes (cloudhop_move_old_nodes_group"),
+            # the link the move would build: its mode, its networks
+            (["-e", "cloudhop_move_link_mode=tunnel"],
+             "cloudhop_move_link_mode: tunnel is not one of verify (a link is in place), build"),
+            (["-e", "cloudhop_move_link_mode=build", "-e", json.dumps(
+                {"cloudhop_move_link_build": {"old_network": "10.2.0.0/17"}})],
+             "cloudhop_move_link_build.new_network is empty: give the new cluster's node network"),
+            (["-e", "cloudhop_move_link_mode=build", "-e", json.dumps(
+                {"cloudhop_move_link_build": {"old_network": "10.2.0.0/17",
+                                              "new_network": "10.2.64.0/24"}})],
+             "cloudhop_move_link_build.new_network (10.2.64.0/24) overlaps old_network "
+             "(10.2.0.0/17)"),
         ]
         mark = cli.audit("mark")
         for args, message in bad:
@@ -347,8 +359,12 @@ for side, var in (("old", "CLH_USER_KUBECONFIG"), ("new", "CLH_NEW_KUBECONFIG"))
         "deployments": {d.metadata.name: d.spec.replicas
                         for d in apps.list_namespaced_deployment("shop").items},
         "ingresses": sorted(i.metadata.name for i in net.list_namespaced_ingress("shop").items),
-        # the proxy's Deployment (its namespace stays when docs/rbac/move.yaml made it)
+        # the proxy's Deployment (its namespace stays when docs/rbac/move.yaml made it), and
+        # the link's hub (link mode build)
         "proxy_ns": [d.metadata.name for d in apps.list_namespaced_deployment(
+            "cloudhop-move").items],
+        # the link's node clients (link mode build)
+        "link_ds": [d.metadata.name for d in apps.list_namespaced_daemon_set(
             "cloudhop-move").items],
         "classes": sorted(c.metadata.name for c in net.list_ingress_class().items)}
 print(json.dumps(out))
@@ -405,17 +421,35 @@ print(json.dumps({h: subprocess.run(["dig", "+noall", "+answer", "@198.18.0.53",
 
 
 @pytest.mark.timeout(1500)
+def link_devices():
+    """The nodes (of this lab instance) that have the move's link device."""
+    out = []
+    for name in sorted(os.listdir("/run/netns")):
+        if name.startswith(nsx.ns_name("n-")):
+            proc = subprocess.run(["ip", "-n", name, "link", "show", "move-link"],
+                                  capture_output=True, check=False)
+            if proc.returncode == 0:
+                out.append(name)
+    return out
+
+
 def test_move_end_to_end_under_traffic_writes_and_stale_dns():
-    """The whole move (the seed's steps) in the lab's move world, the link in place, under
-    three probes: every host and path through DNS, the same through a DNS answer kept from
-    before the switch (clients that ignore the TTL), and the app's writes (w:majority): none
-    failed, no acknowledged write lost. Check mode first writes nothing; a second run writes
-    nothing; move_finish waits for cloudhop_move_reverse_keep, then removes the reverse path."""
+    """The whole move (the seed's steps) in the lab's move world under three probes: every
+    host and path through DNS, the same through a DNS answer kept from before the switch
+    (clients that ignore the TTL), and the app's writes (w:majority): none failed, no
+    acknowledged write lost. No peering: the move builds its link (link mode build, set in the
+    inventory's group_vars as a user would) - a hub in the old cluster, a client on every node -
+    and removes it in move_finish. Check mode first writes nothing; a second run writes
+    nothing; move_finish waits for cloudhop_move_reverse_keep, then removes the reverse path
+    and the link."""
     lab("up", "--world", "move", "--dns-ttl", "10", "--rbac", RBAC)
     probes = ("shop", "stale", "writes")
     try:
         lab("mongo", "wait")
-        lab("link", "up", "vsphere", "aws")
+        os.makedirs(os.path.join(LAB, "move", "group_vars"), exist_ok=True)
+        with open(os.path.join(LAB, "move", "group_vars", "cluster_moves.yml"), "w",
+                  encoding="utf-8") as fh:
+            fh.write("cloudhop_move_link_mode: build\n")
         # days before: the plan, the lowered TTL
         proc = move("--tags", "move_preflight,move_dns_prepare")
         assert proc.returncode == 0, proc.stdout[-4000:]
@@ -462,10 +496,15 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         state = in_lab(STATE)
         assert state["old"]["deployments"] == {}
         assert state["new"]["deployments"] == {"api": 2, "cart": 2, "static": 2, "web": 2}
-        assert state["old"]["ingresses"] == ["api", "shop"] and not state["old"]["proxy_ns"]
+        # the old proxy gone; the link stays for the reverse path (its hub in the old cluster)
+        assert state["old"]["ingresses"] == ["api", "shop"]
+        assert state["old"]["proxy_ns"] == ["cloudhop-move-link-hub"]
         assert state["new"]["ingresses"] == ["api", "cloudhop-proxy-api", "cloudhop-proxy-shop",
                                              "shop"]
         assert state["new"]["proxy_ns"] == ["cloudhop-proxy"]
+        assert state["old"]["link_ds"] == state["new"]["link_ds"] == ["cloudhop-move-link"]
+        assert len(link_devices()) == 6  # every node of both clusters has its client
+        assert json.loads(lab("link", "status").stdout)["links"] == []  # and no peering
         assert in_lab(DIG)["shop.example.test"][-1] == new_lb
         new = fixture.mongo_hosts(fixture.DEFAULTS, "aws")
         rs = in_lab(RS % new[0])
@@ -479,6 +518,11 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
              "move_dns", "move_deployments", "move_db_primary", "move_deployments_rest",
              "move_cleanup", "move_report"])
         assert "phase.move_finish" not in ledger
+        built = ledger["phase.move_link"]["facts"]["built"]
+        assert built["nodes"] == {"old": 3, "new": 3}
+        assert built["hub"].startswith("198.18.0.") and built["hub"] not in (old_lb, new_lb)
+        assert built["gateways"]["old"].startswith("10.2.0.")
+        assert built["gateways"]["new"].startswith("172.31.0.")
         primary = ledger["phase.move_db_primary"]["facts"]
         assert primary["primary_before"] in fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")
         assert primary["primary_after"] in new and len(primary["stepdowns"]) == 1
@@ -486,6 +530,7 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         report = open(os.path.join(LAB, "reports", "move-shop", "move-report.md"),
                       encoding="utf-8").read()
         assert "Primary after the handover: %s" % primary["primary_after"] in report
+        assert "Built by the move (link mode build): hub %s" % built["hub"] in report
         assert "Probe writes:" in report and "| move_db_primary |" in report
         # no secret in the -vvv output, the ledger or the report
         secrets = move_secrets()
@@ -506,6 +551,10 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         assert proc.returncode == 0, proc.stdout[-4000:]
         state = in_lab(STATE)
         assert state["old"]["ingresses"] == [] and state["new"]["proxy_ns"] == []
+        # the link too: its objects, its devices on the nodes, and (not kept by RBAC) its
+        # namespace in the old cluster once nothing runs there
+        assert state["old"]["proxy_ns"] == [] and state["old"]["link_ds"] == []
+        assert state["new"]["link_ds"] == [] and link_devices() == []
         assert state["new"]["ingresses"] == ["api", "shop"]
         assert "cloudhop-proxy" not in state["new"]["classes"]
         assert in_lab(DIG)["shop.example.test"][1] == "10"  # the old TTL back
