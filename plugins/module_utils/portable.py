@@ -207,6 +207,20 @@ def uses_database(pod_spec):
     return False
 
 
+# the API version of each kind a move copies (deployment_copy) and later deletes (cleanup,
+# rollback), in one place
+MOVED_KINDS = {"ServiceAccount": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1",
+               "PodDisruptionBudget": "policy/v1", "Deployment": "apps/v1"}
+
+
+def moved_api_version(kind):
+    """The apiVersion of a kind the move copies; a kind it does not copy is an error."""
+    if kind not in MOVED_KINDS:
+        raise MigrationError("the move copies no objects of kind %r (it copies %s)"
+                             % (kind, ", ".join(sorted(MOVED_KINDS))))
+    return MOVED_KINDS[kind]
+
+
 def move_order(deployments):
     """The default order of a move: Deployments that use no database first (they move
     without touching the data path), then those that do; by name within each."""

@@ -77,3 +77,23 @@ def blocking_pdbs(pdbs, pods):
                                   status.get("expectedPods", "?"),
                                   status.get("desiredHealthy", "?"), ", ".join(held)))
     return out
+
+
+def pdb_shortfall(pdb, name, namespace=""):
+    """Why a PodDisruptionBudget does not (yet) allow its Deployment's old pods to go: '' when
+    its controller has observed its current generation and counts at least the healthy pods it
+    asks for (status.currentHealthy >= status.desiredHealthy); otherwise a sentence naming it
+    (a missing budget - ``pdb`` None - included). A status not observed yet counts as not met."""
+    what = "PodDisruptionBudget %s%s" % (namespace + "/" if namespace else "", name)
+    if not pdb:
+        return what + " does not exist"
+    status = pdb.get("status") or {}
+    meta = pdb.get("metadata") or {}
+    current = int(status.get("currentHealthy") or 0)
+    desired = status.get("desiredHealthy")
+    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 1)
+    if observed and desired is not None and current >= int(desired):
+        return ""
+    return "%s has %d healthy pods of the %s it asks for%s" % (
+        what, current, desired if desired is not None else "?",
+        "" if observed else " (its status not yet observed)")

@@ -164,8 +164,7 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.kube import
     Kube, KubeModule, other_client, wait_ready)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import portable as pt
 
-API = {"ServiceAccount": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1",
-       "PodDisruptionBudget": "policy/v1", "Deployment": "apps/v1"}
+API = pt.MOVED_KINDS
 
 
 def gather(src, p):

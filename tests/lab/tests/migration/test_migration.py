@@ -92,34 +92,57 @@ def killed_at(name, marker, occurrence, *args, delay=0.0):
 PHASE_HEADER = re.compile(r"^TASK \[Begin - the ledger, the plan, whether (\w+) is still to do\]")
 
 
-def killed_in_phase(seconds, phase, order, name, *args):
-    """Run a playbook and SIGKILL its whole process group ``seconds`` after it records the
-    start of ``phase`` (``Record the phase's start`` reports changed, or ok for a phase already
-    started) - or of the first phase after it in ``order``, when ``phase`` was already done;
-    unless it ended before. Returns its return code (-9 when killed), its output and the last
-    phase it began."""
-    proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    timer, out, current, in_marker = None, [], None, False
+def run_killed(cmd, seconds, phase_of, armed, timeout=600):
+    """Run ``cmd`` (a playbook) in a process group of its own and SIGKILL the whole group
+    ``seconds`` after the first output line for which ``armed(line, phase, task)`` is true -
+    ``phase`` is what ``phase_of(line, phase)`` made of the lines so far (the phase whose header
+    came last), ``task`` the last TASK header line. Returns its return code (-9 when killed),
+    its output, the phase the kill landed in (None: not killed) and the last phase it began."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    timer, out, phase, task, landed = None, [], None, "", []
+
+    def kill():
+        landed.append(phase)
+        os.killpg(proc.pid, signal.SIGKILL)
+
     try:
         for line in proc.stdout:
             out.append(line)
-            header = PHASE_HEADER.match(line)
-            current = header.group(1) if header else current
-            if timer is not None:
-                continue
+            phase = phase_of(line, phase)
             if line.startswith("TASK ["):
-                in_marker = "cloudhop : Record the phase's start]" in line
-            elif in_marker and current in order and order.index(current) >= order.index(phase) \
-                    and line.startswith(("changed: [", "ok: [")):
-                timer = threading.Timer(seconds, os.killpg, (proc.pid, signal.SIGKILL))
+                task = line
+            if timer is None and armed(line, phase, task):
+                timer = threading.Timer(seconds, kill)
                 timer.start()
-        proc.wait(timeout=600)
+        proc.wait(timeout=timeout)
     finally:
         if timer is not None:
             timer.cancel()
-    return proc.returncode, "".join(out), current
+    return proc.returncode, "".join(out), landed[0] if landed else None, phase
+
+
+def recorded_start(line, task):
+    """The phase runner just recorded its phase's start (changed, or ok for one already
+    started): the moment a kill test aims from."""
+    return "cloudhop : Record the phase's start]" in task and line.startswith(("changed: [", "ok: ["))
+
+
+def killed_in_phase(seconds, phase, order, name, *args):
+    """Run a playbook and SIGKILL its whole process group ``seconds`` after it records the
+    start of ``phase`` - or of the first phase after it in ``order``, when ``phase`` was
+    already done; unless it ended before. Returns its return code (-9 when killed), its output
+    and the last phase it began."""
+    def phase_of(line, current):
+        header = PHASE_HEADER.match(line)
+        return header.group(1) if header else current
+
+    def armed(line, current, task):
+        return recorded_start(line, task) and current in order \
+            and order.index(current) >= order.index(phase)
+
+    rc, out, _landed, last = run_killed(playbook_cmd(name, *args), seconds, phase_of, armed)
+    return rc, out, last
 
 
 def in_lab(code):

@@ -13,14 +13,13 @@ import random
 import re
 import signal
 import subprocess
-import threading
 
 import pytest
 
 from cloudhop_lab import cli, fixture
 from cloudhop_lab.dataplane import netns as nsx
 
-from .test_migration import LAB, RBAC, REPO, env, in_lab, lab, step
+from .test_migration import LAB, RBAC, REPO, env, in_lab, lab, recorded_start, run_killed, step
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -59,39 +58,24 @@ def move_killed(aim, seconds, *args, playbook="move.yml", marker=None):
     ``aim`` starts (its ledger start recorded; the preflight, which records nothing until it
     has passed: its first task) - or, with ``marker``, after that task header first shows.
     Returns its return code, its output and the phase the kill landed in."""
-    proc = subprocess.Popen(move_cmd(playbook, *args), cwd=REPO, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    timer, out, current, in_start = None, [], None, False
-    landed = []
+    def phase_of(line, current):
+        play = PLAY.match(line)
+        if not play:
+            return current
+        return PHASES[int(play.group(1)) - 1] if int(play.group(1)) <= len(PHASES) else None
 
-    def kill():
-        landed.append(current)
-        os.killpg(proc.pid, signal.SIGKILL)
+    def armed(line, phase, task):
+        if marker is not None:
+            return marker in line
+        if phase != aim:
+            return False
+        if aim == "move_preflight":
+            return line.startswith("TASK [") and "Begin - the ledger" in line
+        return recorded_start(line, task)
 
-    try:
-        for line in proc.stdout:
-            out.append(line)
-            play = PLAY.match(line)
-            current = PHASES[int(play.group(1)) - 1] if play and int(play.group(1)) <= len(
-                PHASES) else (None if play else current)
-            if timer is not None:
-                continue
-            if marker is not None:
-                hit = marker in line
-            elif line.startswith("TASK ["):
-                in_start = "cloudhop : Record the phase's start]" in line
-                hit = current == aim == "move_preflight" and "Begin - the ledger" in line
-            else:
-                hit = in_start and current == aim and line.startswith(("changed: [", "ok: ["))
-            if hit:
-                timer = threading.Timer(seconds, kill)
-                timer.start()
-        proc.wait(timeout=900)
-    finally:
-        if timer is not None:
-            timer.cancel()
-    return proc.returncode, "".join(out), landed[0] if landed else None
+    rc, out, landed, _last = run_killed(move_cmd(playbook, *args), seconds, phase_of, armed,
+                                        timeout=900)
+    return rc, out, landed
 
 
 def why(out):

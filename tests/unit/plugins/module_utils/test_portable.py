@@ -152,3 +152,35 @@ def test_env_gives_the_new_clusters_values_and_refuses_a_name_no_container_sets(
         "mongodb://10.2")
     with pytest.raises(MigrationError, match="env: no container has DB_HOST"):
         pt.portable(dep, "old/shop/api", env={"DB_HOST": "x", "MODE": "b"})
+
+
+def test_moved_api_version_is_the_one_the_copy_writes_and_refuses_other_kinds():
+    import pytest
+    from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import (
+        MigrationError)
+    assert pt.moved_api_version("PodDisruptionBudget") == "policy/v1"
+    assert pt.moved_api_version("Deployment") == "apps/v1"
+    assert pt.moved_api_version("Secret") == "v1"
+    # deployment_copy writes every kind with this map: one place for both
+    from ansible_collections.cloudhop.k8s_migration.plugins.modules import deployment_copy
+    assert deployment_copy.API is pt.MOVED_KINDS
+    with pytest.raises(MigrationError, match="no objects of kind 'Ingress'.*ConfigMap, Deployment"):
+        pt.moved_api_version("Ingress")
+
+
+def test_pdb_shortfall_names_a_budget_not_met_missing_or_not_observed():
+    from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.workloads import (
+        pdb_shortfall)
+    met = {"metadata": {"generation": 2},
+           "status": {"observedGeneration": 2, "currentHealthy": 3, "desiredHealthy": 3}}
+    assert pdb_shortfall(met, "api", "shop") == ""
+    short = {"metadata": {"generation": 2},
+             "status": {"observedGeneration": 2, "currentHealthy": 2, "desiredHealthy": 3}}
+    assert pdb_shortfall(short, "api", "shop") == \
+        "PodDisruptionBudget shop/api has 2 healthy pods of the 3 it asks for"
+    # counts of an older generation (minAvailable just raised) do not count as met
+    stale = {"metadata": {"generation": 3}, "status": dict(met["status"])}
+    assert "not yet observed" in pdb_shortfall(stale, "api", "shop")
+    assert pdb_shortfall({"metadata": {"generation": 1}, "status": {"observedGeneration": 1}}, "api") == \
+        "PodDisruptionBudget api has 0 healthy pods of the ? it asks for"
+    assert pdb_shortfall(None, "api", "shop") == "PodDisruptionBudget shop/api does not exist"
