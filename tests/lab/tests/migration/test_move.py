@@ -44,7 +44,7 @@ def move_cmd(playbook, *args):
 
 def move(*args, playbook="move.yml"):
     return subprocess.run(move_cmd(playbook, *args), cwd=REPO, env=env(), capture_output=True,
-                          text=True, timeout=900, check=False)
+                          text=True, timeout=1500, check=False)
 
 
 # the move's phases in the order of move.yml's plays (PLAY [Move phase N - ...])
@@ -147,8 +147,9 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
             (["-e", "cloudhop_move_old_nodes_group=vsphere_nodes"],
              "Inventory group vsphere_nodes (cloudhop_move_old_nodes_group"),
             # the link the move would build: its mode, its networks
+            # (the roles' argument specs refuse it first, in Ansible's words)
             (["-e", "cloudhop_move_link_mode=tunnel"],
-             "cloudhop_move_link_mode: tunnel is not one of verify (a link is in place), build"),
+             "value of cloudhop_move_link_mode must be one of: verify, build, got: tunnel"),
             (["-e", "cloudhop_move_link_mode=build", "-e", json.dumps(
                 {"cloudhop_move_link_build": {"old_network": "10.2.0.0/17"}})],
              "cloudhop_move_link_build.new_network is empty: give the new cluster's node network"),
@@ -363,17 +364,30 @@ print(json.dumps(core.read_namespaced_secret("shop-tls", "shop").data["tls.key"]
 
 
 def move_secrets():
-    """The secret values of the move world: the API token, the TSIG key and the shop's TLS key
-    (as stored, base64, and its body line by line)."""
+    """The secret values of the move world: the API tokens, the TSIG key, the shop's TLS key
+    and (link mode build) the link's private keys - each key as stored in a Secret (base64)
+    and its body line by line."""
     import base64  # pylint: disable=import-outside-toplevel
+
+    def key_lines(pem):
+        return [line for line in pem.splitlines()
+                if line and "-----" not in line and len(line) > 16]
+
     with open(os.path.join(LAB, "config.json"), encoding="utf-8") as fh:
-        token = json.load(fh)["admin_token"]
+        config = json.load(fh)
+    tokens = [config["admin_token"]] + ([config["migrator_token"]]
+                                        if config.get("migrator_token") else [])
     with open(os.path.join(LAB, "dns", "tsig.json"), encoding="utf-8") as fh:
         tsig = json.load(fh)["secret"]
     key_b64 = in_lab(TLS_KEY)
-    body = [line for line in base64.b64decode(key_b64).decode().splitlines()
-            if line and "-----" not in line and len(line) > 16]
-    return [token, tsig, key_b64] + body
+    out = tokens + [tsig, key_b64] + key_lines(base64.b64decode(key_b64).decode())
+    pki = os.path.join(LAB, "backups", "shop", "move-link")
+    for name in ("ca.key", "server.key", "client.key"):
+        if os.path.exists(os.path.join(pki, name)):
+            with open(os.path.join(pki, name), encoding="utf-8") as fh:
+                pem = fh.read()
+            out += [base64.b64encode(pem.encode()).decode()] + key_lines(pem)
+    return out
 
 
 NEW_URI = r"""
@@ -451,6 +465,9 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         logs = {n: os.path.join(LAB, "probe-%s.jsonl" % n) for n in probes}
         # the api's copy keeps the old URI (no cloudhop_move_env): cleanup refuses to remove
         # the members it names, before anything is removed
+        # the link built (-vvv: its keys must not show), then the rest
+        first = move("--tags", "move_link", "-vvv")
+        assert first.returncode == 0, first.stdout[-4000:]
         proc = move("-e", "cloudhop_confirm_destroy=true", "-e", '{"cloudhop_move_env": {}}',
                     "-e", json.dumps({"move_report_probes": logs}))
         assert proc.returncode != 0
@@ -516,11 +533,14 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         assert "Primary after the handover: %s" % primary["primary_after"] in report
         assert "Built by the move (link mode build): hub %s" % built["hub"] in report
         assert "Probe writes:" in report and "| move_db_primary |" in report
-        # no secret in the -vvv output, the ledger or the report
+        # no secret in the -vvv output, the ledger or the report (the link's keys included)
         secrets = move_secrets()
+        assert len(secrets) > 12, secrets[:0]
         html = open(os.path.join(LAB, "reports", "move-shop", "move-report.html"),
                     encoding="utf-8").read()
-        for what, text in (("-vvv", proc.stdout + proc.stderr), ("ledger", json.dumps(ledger)),
+        for what, text in (("-vvv", proc.stdout + proc.stderr),
+                           ("-vvv building the link", first.stdout + first.stderr),
+                           ("ledger", json.dumps(ledger)),
                            ("report", report + html)):
             assert not [v[:6] for v in secrets if v in text], what
 
