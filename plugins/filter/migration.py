@@ -13,7 +13,8 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
-    ingress, k8s_names, kkp_cluster, move_ingress, network, openvpn, phases, portable, workloads)
+    ingress, k8s_names, kkp_cluster, move_ingress, network, openvpn, phases, portable, rbac_render,
+    workloads)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -52,6 +53,7 @@ class FilterModule(object):
             "blocking_pdbs": _wrap(workloads.blocking_pdbs),
             "pdb_shortfall": _wrap(workloads.pdb_shortfall),
             "phase_windows": _wrap(phases.phase_windows),
+            "fleet_summary": _wrap(phases.fleet_summary),
             "name_problems": _wrap(k8s_names.check),
             "ingress_lb_service": _wrap(ingress_lb_service),
             "move_order": _wrap(portable.move_order),
@@ -59,4 +61,5 @@ class FilterModule(object):
             "move_ingresses": _wrap(move_ingress.render_all),
             "move_ingress_problems": _wrap(move_ingress.problems_all),
             "move_ingress_paths": _wrap(move_ingress.paths),
+            "rbac_for_clusters": _wrap(rbac_render.for_clusters),
         }

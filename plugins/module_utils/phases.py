@@ -86,3 +86,49 @@ def phase_windows(phases, order=PHASES):
                     "message": rec.get("message"),
                     "seconds": (end - start) if start is not None and end is not None else None})
     return out
+
+
+def fleet_summary(ledgers, order=PHASES):
+    """One line per cluster of a fleet run from each cluster's ledger phases (``ledgers``:
+    {cluster id: phases}, a cluster with no ledger as {} or None), and the counts: a cluster is
+    ``finished`` when its last phase of ``order`` is done, ``failed`` when a phase's last record
+    is failed, ``running`` when a phase has started and not ended (or a run was killed in it),
+    ``not started`` with no phase recorded, otherwise ``stopped`` (the run ended between two phases). Each line: id,
+    result, the phase it is at (the failed or running one, else the last done), its message,
+    its phases done of all, seconds from the first start to the last finish, and the report's
+    per-phase probe figures when its report phase recorded them. ``as_of``: the newest time any
+    ledger records."""
+    if order == "move":
+        order = MOVE_PHASES
+    clusters, counts, stamps = [], {}, []
+    for cid in sorted(ledgers or {}):
+        phases = (ledgers or {}).get(cid) or {}
+        windows = [w for w in phase_windows(phases, order)
+                   if w["status"] in ("started", "done", "failed")]  # not a pending record
+        failed = [w for w in windows if w["status"] == "failed"]
+        running = [w for w in windows if w["status"] == "started"]
+        done = [w for w in windows if w["status"] == "done"]
+        if failed:
+            result, at = "failed", failed[-1]
+        elif running:
+            result, at = "running", running[-1]
+        elif not windows:
+            result, at = "not started", None
+        elif order[-1] in [w["name"] for w in done]:
+            result, at = "finished", done[-1]
+        else:
+            result, at = "stopped", (done or windows)[-1]
+        starts = [epoch(w["started"]) for w in windows if epoch(w["started"]) is not None]
+        ends = [epoch(w["finished"]) for w in windows if epoch(w["finished"]) is not None]
+        report = (phases.get(order[-1]) or {}).get("facts") or {}
+        clusters.append({
+            "id": cid, "result": result, "phase": at["name"] if at else None,
+            "message": at.get("message") if at and result == "failed" else None,
+            "done": len(done), "phases": len(order),
+            "seconds": (max(ends) - min(starts)) if starts and ends and max(ends) >= min(starts)
+            else None,
+            "probe": report.get("probe") or [], "report": report.get("report")})
+        counts[result] = counts.get(result, 0) + 1
+        stamps += [w[k] for w in windows for k in ("started", "finished") if w.get(k)]
+    return {"clusters": clusters, "counts": counts,
+            "as_of": max(stamps, key=epoch) if stamps else None}

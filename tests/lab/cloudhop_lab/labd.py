@@ -148,8 +148,13 @@ class Lab:
         return decide
 
     def load_rbac(self):
-        """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac); in the move
-        world also the move's roles, in its old and its new cluster."""
+        """docs/rbac's roles, bound to user cloudhop-migrator (lab up --rbac): the seed's
+        rendered for every cluster of the lab (whatever their ids) as playbooks/rbac.yml renders
+        them, with the collection's own filter code; in the move world also the move's roles,
+        in its old and its new cluster."""
+        sys.path.insert(0, os.path.join(REPO, ".collections"))
+        from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+            rbac_render)
         docs = [(self.seed, "seed.yaml")] + [(c.api, "user-cluster.yaml") for c in self.clusters]
         if self.opts.get("world") == "move":
             docs += [(self.clusters[0].api, "move.yaml"), (self.clusters[-1].api, "move.yaml")]
@@ -158,10 +163,13 @@ class Lab:
             if not os.path.exists(path):
                 continue
             with open(path, encoding="utf-8") as fh:
-                for obj in yaml.safe_load_all(fh):
-                    # a v1 List (as kubectl apply -f takes it) or single objects
-                    for item in (obj or {}).get("items", [obj]) if obj else []:
-                        self._create(api, item)
+                objects = list(yaml.safe_load_all(fh))
+            if doc == "seed.yaml":
+                objects = rbac_render.for_clusters(objects, [c.id for c in self.clusters])
+            for obj in objects:
+                # a v1 List (as kubectl apply -f takes it) or single objects
+                for item in (obj or {}).get("items", [obj]) if obj else []:
+                    self._create(api, item)
 
     @staticmethod
     def _create(api, obj):

@@ -18,7 +18,8 @@ def _load(name):
 
 def test_migrate_imports_the_phases_in_order_each_tagged_with_its_name():
     imports = [(p["ansible.builtin.import_playbook"], p["tags"]) for p in _load("migrate.yml")]
-    assert imports == [("%s.yml" % p, [p]) for p in PHASES]
+    # then the fleet report over every cluster, with the report phase's tag
+    assert imports == [("%s.yml" % p, [p]) for p in PHASES] + [("fleet_report.yml", ["report"])]
 
 
 def test_each_phase_playbook_runs_begin_start_role_done_and_failed_by_static_names():

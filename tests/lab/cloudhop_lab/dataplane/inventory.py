@@ -84,15 +84,20 @@ def _gcp_service_account(lab_dir, project):
 def write_migration_inventory(lab_dir, opts, specs=None):
     """.lab/user_clusters.yml: the lab's user clusters on vSphere as hosts of group
     user_clusters, with every input of the migration roles (as inventories/example/ shows for a
-    real cluster). The target cloud defaults to AWS; -e cloudhop_target_cloud=gcp picks the GCP
-    settings."""
+    real cluster) and the admin kubeconfigs playbooks/rbac.yml applies docs/rbac with. The
+    target cloud defaults to AWS; -e cloudhop_target_cloud=gcp picks the GCP settings."""
     sa_file = _gcp_service_account(lab_dir, GCP_PROJECT)
     hosts = {}
     for spec in specs or [dict(opts, index=0, name="user")]:
         if spec.get("cloud", "vsphere") != "vsphere":
             continue  # the move world's new cluster is no migration source
         hosts[spec["cluster_id"]] = _migration_host(lab_dir, spec, sa_file)
-    inv = {"all": {"children": {"user_clusters": {"hosts": hosts}}}}
+        # playbooks/rbac.yml applies docs/rbac with the admins' kubeconfigs
+        hosts[spec["cluster_id"]]["cloudhop_rbac_user_kubeconfig"] = os.path.join(
+            lab_dir, "%s.kubeconfig" % spec.get("name", "user"))
+    inv = {"all": {"children": {"user_clusters": {
+        "hosts": hosts,
+        "vars": {"cloudhop_rbac_seed_kubeconfig": os.path.join(lab_dir, "seed.kubeconfig")}}}}}
     path = os.path.join(lab_dir, MIGRATION)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -145,6 +145,21 @@ def killed_in_phase(seconds, phase, order, name, *args):
     return rc, out, last
 
 
+# the migrator's RoleBinding in the seed's namespace of a cluster: delete, or read its subjects
+SEED_BINDING = r"""
+import json, os
+from kubernetes import client, config
+rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"]))
+action, cid = %r, %r
+if action == "delete":
+    rbac.delete_namespaced_role_binding("cloudhop-migrator-cluster", "cluster-" + cid)
+    print("[]")
+else:
+    rb = rbac.read_namespaced_role_binding("cloudhop-migrator-cluster", "cluster-" + cid)
+    print(json.dumps([s.name for s in rb.subjects]))
+"""
+
+
 def in_lab(code):
     proc = subprocess.run([os.path.join(REPO, "tests", "lab", "run"), sys.executable, "-c", code],
                           capture_output=True, text=True, timeout=120, check=False, env=env())
@@ -695,12 +710,14 @@ print(json.dumps(out))
 
 @pytest.mark.timeout(1500)  # about 6 min alone
 def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
-    """lab up --clusters 3: today's migration of the second cluster (its own nodes inventory
-    source and --limit) under a probe per cluster. The migrated one ends on AWS with at most one
-    failed request; the other two got no API write at all (their audit logs), no seed write
-    names them, their nodes are the same and their probes saw no failure."""
+    """lab up --clusters 3 --rbac: today's migration of the second cluster (its own nodes
+    inventory source and --limit) under a probe per cluster, as user cloudhop-migrator with the
+    RBAC playbooks/rbac.yml rendered for its cluster id (not the lab's default). The migrated one
+    ends on AWS with at most one failed request; the other two got no API write at all (their
+    audit logs), no seed write names them, their nodes are the same and their probes saw no
+    failure."""
     import yaml  # pylint: disable=import-outside-toplevel
-    lab("up", "--clusters", "3", "--dns-ttl", "10")
+    lab("up", "--clusters", "3", "--dns-ttl", "10", "--rbac", RBAC)
     hosts = {"user": "app.example.test", "user2": "app2.example.test",
              "user3": "app3.example.test"}
     try:
@@ -708,10 +725,30 @@ def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
             lab("wait-app", "--host", host)
         with open(os.path.join(LAB, "user_clusters.yml"), encoding="utf-8") as fh:
             inv = yaml.safe_load(fh)["all"]["children"]["user_clusters"]["hosts"]
-        ids = {v["cloudhop_user_kubeconfig"].rsplit("/", 1)[1].split(".")[0]: k
-               for k, v in inv.items()}
+        ids = {v["cloudhop_user_kubeconfig"].rsplit("/", 1)[1].split(".")[0]
+               .replace("-migrator", ""): k for k, v in inv.items()}
         assert sorted(ids) == sorted(hosts)
         before = in_lab(READ_NODES)
+        # the second cluster's RoleBinding in the seed taken away: playbooks/rbac.yml (admin
+        # kubeconfigs) renders it for every cluster of the inventory and puts it back, and
+        # writes the rendered files; a second run changes nothing
+        in_lab(SEED_BINDING % ("delete", ids["user2"]))
+        rbac_dir = os.path.join(LAB, "rbac-rendered")
+        for run in (1, 2):
+            proc = subprocess.run(playbook_cmd("rbac.yml", "-e", "cloudhop_rbac_dir=" + rbac_dir),
+                                  cwd=REPO, env=env(), capture_output=True, text=True,
+                                  timeout=300, check=False)
+            assert proc.returncode == 0, proc.stdout[-4000:]
+            changed = sum(int(n) for n in re.findall(r"changed=(\d+)",
+                                                     proc.stdout.rsplit("PLAY RECAP", 1)[1]))
+            # the binding, the rendered files and their directory (one task each), then nothing
+            assert changed == (3 if run == 1 else 0), proc.stdout[-4000:]
+        assert in_lab(SEED_BINDING % ("read", ids["user2"])) == ["cloudhop-migrator"]
+        with open(os.path.join(rbac_dir, "seed.yaml"), encoding="utf-8") as fh:
+            rendered = yaml.safe_load(fh)["items"]
+        assert sorted(o["metadata"]["namespace"] for o in rendered
+                      if o["metadata"]["name"] == "cloudhop-migrator-cluster") == sorted(
+                          "cluster-" + cid for cid in ids.values())
         for name, host in hosts.items():
             lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
         mark = cli.audit("mark")
@@ -727,6 +764,24 @@ def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
                      for name in hosts}
         writes = cli.audit("writes", mark)["writes"]
         after = in_lab(READ_NODES)
+        # the fleet report over the inventory's three clusters (a run with --limit leaves it
+        # out): one finished with its probe figures and report, two not started; again, the
+        # same page (nothing changed)
+        for run in (1, 2):
+            proc = subprocess.run(playbook_cmd("fleet_report.yml"), cwd=REPO, env=env(),
+                                  capture_output=True, text=True, timeout=300, check=False)
+            assert proc.returncode == 0, proc.stdout[-4000:]
+            assert "Fleet of 3 clusters: 1 finished, 2 not started" in proc.stdout, \
+                proc.stdout[-3000:]
+            changed = re.search(r"localhost +: ok=\d+ +changed=(\d+)", proc.stdout)
+            assert changed and int(changed.group(1)) == (1 if run == 1 else 0), proc.stdout[-3000:]
+        with open(os.path.join(LAB, "reports", "fleet-report.md"), encoding="utf-8") as fh:
+            fleet = fh.read()
+        assert "- **finished**: 1" in fleet and "- **not started**: 2" in fleet, fleet
+        line = next(ln for ln in fleet.splitlines() if ln.startswith("| %s |" % ids["user2"]))
+        assert "| finished | report | 11 of 11 |" in line, line
+        assert "[migration-report.md](%s/migration-report.md)" % ids["user2"] in line, line
+        assert os.path.exists(os.path.join(LAB, "reports", ids["user2"], "migration-report.md"))
     finally:
         for name in hosts:
             if os.path.exists(cli.probe_files(name)[2]):

@@ -230,3 +230,34 @@ def test_blocking_pdbs_names_only_budgets_that_hold_a_pod_now():
         "echo/echo (minAvailable 3: 3 of 3 pods healthy, 3 needed, 0 disruptions allowed; "
         "holds echo-1)"]
     assert workloads.blocking_pdbs(pdbs, []) == []
+
+
+def test_fleet_summary_tells_finished_failed_running_stopped_and_not_started():
+    from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.phases import (
+        PHASES, fleet_summary)
+    t = "2026-12-06T10:%02d:00Z"
+    done = {p: {"status": "done", "started": t % i, "finished": t % (i + 1), "attempts": 1}
+            for i, p in enumerate(PHASES)}
+    done["report"]["facts"] = {"report": "/r/a/migration-report.md",
+                               "probe": [{"phase": "cleanup", "requests": 10, "failed": 0}]}
+    failed = {"preflight": done["preflight"], "workers_pause": {
+        "status": "failed", "started": t % 1, "finished": t % 3, "message": "a PDB holds"}}
+    running = {"preflight": done["preflight"], "workers_pause": {
+        "status": "started", "started": t % 1}}
+    stopped = {"preflight": done["preflight"], "workers_pause": {"status": "pending"}}
+    out = fleet_summary({"e": running, "a": done, "b": failed, "c": {}, "d": None,
+                         "f": stopped})
+    by_id = {c["id"]: c for c in out["clusters"]}
+    assert [c["id"] for c in out["clusters"]] == ["a", "b", "c", "d", "e", "f"]
+    assert out["counts"] == {"finished": 1, "failed": 1, "not started": 2, "running": 1,
+                             "stopped": 1}
+    assert by_id["a"]["phase"] == "report" and by_id["a"]["seconds"] == len(PHASES) * 60
+    assert by_id["a"]["done"] == by_id["a"]["phases"] == len(PHASES)
+    assert by_id["a"]["report"] == "/r/a/migration-report.md" and by_id["a"]["probe"]
+    assert by_id["b"]["phase"] == "workers_pause" and by_id["b"]["message"] == "a PDB holds"
+    assert by_id["b"]["seconds"] == 180 and by_id["b"]["done"] == 1
+    assert by_id["e"]["phase"] == "workers_pause" and by_id["e"]["message"] is None
+    assert by_id["f"]["result"] == "stopped" and by_id["f"]["phase"] == "preflight"
+    assert by_id["c"]["phase"] is None and by_id["c"]["seconds"] is None
+    assert out["as_of"] == t % len(PHASES)  # the newest time recorded
+    assert fleet_summary({"x": {}})["as_of"] is None
