@@ -381,12 +381,14 @@ def move_secrets():
         tsig = json.load(fh)["secret"]
     key_b64 = in_lab(TLS_KEY)
     out = tokens + [tsig, key_b64] + key_lines(base64.b64decode(key_b64).decode())
+    # the link's EC keys (SEC1 PEM): the first body line holds the private scalar; the others
+    # only the public point, which the certificates and requests show too
     pki = os.path.join(LAB, "backups", "shop", "move-link")
     for name in ("ca.key", "server.key", "client.key"):
         if os.path.exists(os.path.join(pki, name)):
             with open(os.path.join(pki, name), encoding="utf-8") as fh:
                 pem = fh.read()
-            out += [base64.b64encode(pem.encode()).decode()] + key_lines(pem)
+            out += [base64.b64encode(pem.encode()).decode(), key_lines(pem)[0]]
     return out
 
 
