@@ -64,10 +64,16 @@ class Topology:
             nsx.add_addr(rns, "inet0", self.public_ip(ROUTER_PUBLIC[cloud]), plen)
             nsx.bridge(rns, "br-" + cloud[:6], self.gateway(cloud), net.prefixlen)
             nsx.sysctls(rns, [("net.ipv4.ip_forward", 1)])
-            # source NAT to the router's public address, as a cloud NAT gateway does
+            # source NAT to the router's public address, as a cloud NAT gateway does: to its
+            # one fixed address (snat), not masquerade - the kernel drops masqueraded
+            # connections on device events, and here (6.18) the deletion of any namespace's
+            # ifindex 2 (a node's ens192, as a node goes) flushed the NAT of every connection
+            # leaving through inet0 (ifindex 2 too): all other nodes' VPN tunnels were reset
+            # when one cluster's old nodes were deleted. A cloud's NAT keeps the others'.
             nsx.nft(rns, "table ip nat {\n chain postrouting {\n"
                          "  type nat hook postrouting priority 100;\n"
-                         "  ip saddr %s oifname \"inet0\" masquerade\n }\n}\n" % net)
+                         "  ip saddr %s oifname \"inet0\" snat to %s\n }\n}\n"
+                    % (net, self.public_ip(ROUTER_PUBLIC[cloud])))
             # management leg of the operator's machine (no forwarding in clh-ctl)
             nsx.veth(rns, "ctl", CTL_NS, "mgmt-" + cloud[:6])
             nsx.enslave(rns, "ctl", "br-" + cloud[:6])
