@@ -227,15 +227,16 @@ print(json.dumps(cm.data or {}))
 
 
 # a Deployment pinned to the last old node (by nodeName, so its pod comes back there) with a
-# PodDisruptionBudget of minAvailable 1: %s is create, report or delete
+# PodDisruptionBudget of minAvailable 1, in the cluster of the kubeconfig variable given first:
+# the second %s is create, report or delete
 HELD = r"""
 import json, os, time
 from kubernetes import client, config
-user = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
+user = config.new_client_from_config(os.environ[%r])
 core, apps, policy = client.CoreV1Api(user), client.AppsV1Api(user), client.PolicyV1Api(user)
 old = sorted(n.metadata.name for n in core.list_node().items
              if n.spec.provider_id.startswith("vsphere://"))
-action, labels = "%s", {"app": "held"}
+action, labels = %r, {"app": "held"}
 if action == "create":
     apps.create_namespaced_deployment("default", {"metadata": {"name": "held"}, "spec": {
         "replicas": 1, "selector": {"matchLabels": labels}, "template": {
@@ -645,7 +646,7 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
         (counts, hub)
     drained = failed.group(2).split(", ")
     assert len(drained) == 1 and failed.group(1) not in drained
-    unschedulable = in_lab(HELD % "report")["unschedulable"]
+    unschedulable = in_lab(HELD % ("CLH_USER_KUBECONFIG", "report"))["unschedulable"]
     assert unschedulable == {n: n in drained for n in unschedulable}, unschedulable
     step("hub released")
     wait_vpn_clients()
@@ -654,11 +655,11 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     step('a PodDisruptionBudget holds the last old node')
     # --- a workload on the last old node whose PodDisruptionBudget allows no disruption: that
     # drain times out, uncordons the node, and the failure names the budget
-    pdb_state = in_lab(HELD % "create")
+    pdb_state = in_lab(HELD % ("CLH_USER_KUBECONFIG", "create"))
     proc = playbook("migrate.yml", "--skip-tags", "cleanup,report",
                     "-e", "workload_move_drain_timeout=6")
-    after = in_lab(HELD % "report")
-    in_lab(HELD % "delete")
+    after = in_lab(HELD % ("CLH_USER_KUBECONFIG", "report"))
+    in_lab(HELD % ("CLH_USER_KUBECONFIG", "delete"))
     assert proc.returncode != 0
     assert re.search(r"Draining %s failed at .*Eviction was refused by PodDisruptionBudget "
                      r"default/held \(minAvailable 1: 1 of 1 pods healthy, 1 needed, 0 "
@@ -708,18 +709,33 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.timeout(1500)  # about 6 min alone
-def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
-    """lab up --clusters 3 --rbac: today's migration of the second cluster (its own nodes
-    inventory source and --limit) under a probe per cluster, as user cloudhop-migrator with the
-    RBAC playbooks/rbac.yml rendered for its cluster id (not the lab's default). The migrated one
-    ends on AWS with at most one failed request; the other two got no API write at all (their
-    audit logs), no seed write names them, their nodes are the same and their probes saw no
-    failure."""
+def failures(out):
+    """A playbook's error lines, then the end of its output: for an assertion's message."""
+    return "\n".join(ln for ln in out.splitlines() if ln.startswith(("fatal:", "[ERROR]"))) + \
+        "\n...\n" + out[-3000:]
+
+
+def recap(out):
+    """{host: changed} of a playbook's PLAY RECAP."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r"^(\S+) +: ok=\d+ +changed=(\d+)", out.rsplit("PLAY RECAP", 1)[-1], re.M)}
+
+
+@pytest.mark.timeout(1800)  # about 8 min alone
+def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_resumes():
+    """lab up --clusters 3 --rbac: playbooks/rbac.yml renders the seed's RBAC for every cluster
+    of the inventory (ids other than the lab's default), then one migrate.yml over all three
+    (each cluster's own nodes source) under a probe per cluster, as user cloudhop-migrator. A
+    PodDisruptionBudget holds the last old node of the third: that cluster alone fails, in
+    workload_move and naming the budget; the other two finish in the same run. The budget
+    removed, the same command completes the third and writes nothing to the other two (their
+    audit logs, their recap); a third run changes nothing anywhere. Every probe keeps its
+    traffic, and the fleet report says so at each step."""
     import yaml  # pylint: disable=import-outside-toplevel
     lab("up", "--clusters", "3", "--dns-ttl", "10", "--rbac", RBAC)
     hosts = {"user": "app.example.test", "user2": "app2.example.test",
              "user3": "app3.example.test"}
+    summaries = {}
     try:
         for host in hosts.values():
             lab("wait-app", "--host", host)
@@ -728,7 +744,6 @@ def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
         ids = {v["cloudhop_user_kubeconfig"].rsplit("/", 1)[1].split(".")[0]
                .replace("-migrator", ""): k for k, v in inv.items()}
         assert sorted(ids) == sorted(hosts)
-        before = in_lab(READ_NODES)
         # the second cluster's RoleBinding in the seed taken away: playbooks/rbac.yml (admin
         # kubeconfigs) renders it for every cluster of the inventory and puts it back, and
         # writes the rendered files; a second run changes nothing
@@ -739,49 +754,82 @@ def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
                                   cwd=REPO, env=env(), capture_output=True, text=True,
                                   timeout=300, check=False)
             assert proc.returncode == 0, proc.stdout[-4000:]
-            changed = sum(int(n) for n in re.findall(r"changed=(\d+)",
-                                                     proc.stdout.rsplit("PLAY RECAP", 1)[1]))
             # the binding, the rendered files and their directory (one task each), then nothing
-            assert changed == (3 if run == 1 else 0), proc.stdout[-4000:]
+            assert sum(recap(proc.stdout).values()) == (3 if run == 1 else 0), proc.stdout[-4000:]
         assert in_lab(SEED_BINDING % ("read", ids["user2"])) == ["cloudhop-migrator"]
         with open(os.path.join(rbac_dir, "seed.yaml"), encoding="utf-8") as fh:
             rendered = yaml.safe_load(fh)["items"]
         assert sorted(o["metadata"]["namespace"] for o in rendered
                       if o["metadata"]["name"] == "cloudhop-migrator-cluster") == sorted(
                           "cluster-" + cid for cid in ids.values())
+        # each cluster's report reads its own probe's log (a host variable, as a user would
+        # set it); every cluster's nodes come from its own nodes source
+        probe_inv = os.path.join(LAB, "probe_logs.yml")
+        with open(probe_inv, "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"all": {"children": {"user_clusters": {"hosts": {
+                ids[name]: {"report_probe_log": cli.probe_files(name)[0]} for name in hosts}}}}},
+                fh)
+        cmd = playbook_cmd("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
+                           "-e", "workload_move_drain_timeout=20")
+        at = cmd.index(os.path.join(LAB, "nodes.cloudhop.yml")) + 1
+        cmd[at:at] = ["-i", os.path.join(LAB, "nodes-user2.cloudhop.yml"),
+                      "-i", os.path.join(LAB, "nodes-user3.cloudhop.yml"), "-i", probe_inv]
+        before = in_lab(READ_NODES)
+        assert {c for nodes in before.values() for c in nodes.values()} == {"vsphere"}, before
         for name, host in hosts.items():
             lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
-        mark = cli.audit("mark")
-        step("migrate.yml on cluster user2 (%s)" % ids["user2"])
-        cmd = playbook_cmd("migrate.yml", "--limit", ids["user2"], "-e",
-                           "cloudhop_confirm_destroy=true")
-        cmd[cmd.index(os.path.join(LAB, "nodes.cloudhop.yml"))] = os.path.join(
-            LAB, "nodes-user2.cloudhop.yml")
+        held = in_lab(HELD % ("CLH_USER3_KUBECONFIG", "create"))
+        step("migrate.yml on the three clusters, the third held by a budget")
         proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
-                              timeout=1200, check=False)
-        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-        summaries = {name: json.loads(lab("probe", "stop", "--name", name).stdout)
-                     for name in hosts}
-        writes = cli.audit("writes", mark)["writes"]
+                              timeout=1500, check=False)
         after = in_lab(READ_NODES)
-        # the fleet report over the inventory's three clusters (a run with --limit leaves it
-        # out): one finished with its probe figures and report, two not started; again, the
-        # same page (nothing changed)
-        for run in (1, 2):
-            proc = subprocess.run(playbook_cmd("fleet_report.yml"), cwd=REPO, env=env(),
-                                  capture_output=True, text=True, timeout=300, check=False)
-            assert proc.returncode == 0, proc.stdout[-4000:]
-            assert "Fleet of 3 clusters: 1 finished, 2 not started" in proc.stdout, \
-                proc.stdout[-3000:]
-            changed = re.search(r"localhost +: ok=\d+ +changed=(\d+)", proc.stdout)
-            assert changed and int(changed.group(1)) == (1 if run == 1 else 0), proc.stdout[-3000:]
+        assert proc.returncode != 0, proc.stdout[-6000:]
+        changed = recap(proc.stdout)
+        assert sorted(changed) == sorted(list(ids.values()) + ["localhost"]), changed
+        # the third failed alone, at its drain, naming the budget and its cluster
+        assert re.search(r"Phase workload_move of cluster %s failed at .*Eviction was refused by "
+                         r"PodDisruptionBudget default/held" % ids["user3"], proc.stdout), \
+            proc.stdout[-6000:]
+        assert re.search(r"^%s +: .* failed=1 " % ids["user3"], proc.stdout, re.M)
+        for name in ("user", "user2"):
+            assert re.search(r"^%s +: .* failed=0 " % ids[name], proc.stdout, re.M), name
+        assert set(after["CLH_USER_KUBECONFIG"].values()) == {"aws"}
+        assert set(after["CLH_USER2_KUBECONFIG"].values()) == {"aws"}
+        assert after["CLH_USER3_KUBECONFIG"][held["node"]] == "vsphere"
+        assert "Fleet of 3 clusters: 2 finished, 1 failed" in proc.stdout, proc.stdout[-3000:]
         with open(os.path.join(LAB, "reports", "fleet-report.md"), encoding="utf-8") as fh:
             fleet = fh.read()
-        assert "- **finished**: 1" in fleet and "- **not started**: 2" in fleet, fleet
-        line = next(ln for ln in fleet.splitlines() if ln.startswith("| %s |" % ids["user2"]))
-        assert "| finished | report | 11 of 11 |" in line, line
-        assert "[migration-report.md](%s/migration-report.md)" % ids["user2"] in line, line
-        assert os.path.exists(os.path.join(LAB, "reports", ids["user2"], "migration-report.md"))
+        assert "- %s, phase workload_move: " % ids["user3"] in fleet, fleet
+        line = next(ln for ln in fleet.splitlines() if ln.startswith("| %s |" % ids["user3"]))
+        assert "| failed | workload_move | 7 of 11 |" in line, line
+        # the budget lifted: the same command completes the third and writes nothing to the
+        # finished two (nor about them in the seed)
+        in_lab(HELD % ("CLH_USER3_KUBECONFIG", "delete"))
+        mark = cli.audit("mark")
+        step("the same command again, the budget lifted")
+        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
+                              timeout=900, check=False)
+        assert proc.returncode == 0, failures(proc.stdout)
+        writes = cli.audit("writes", mark)["writes"]
+        changed = recap(proc.stdout)
+        assert changed[ids["user3"]] > 0 and changed[ids["user"]] == changed[ids["user2"]] == 0, \
+            changed
+        assert [w for w in writes if w["cluster"] == "user3"], "the resume wrote nothing?"
+        for name in ("user", "user2"):
+            assert not [w for w in writes if w["cluster"] == name], name
+            assert not [w for w in writes if ids[name] in w["path"]], name
+        assert set(in_lab(READ_NODES)["CLH_USER3_KUBECONFIG"].values()) == {"aws"}
+        # and once more: nothing changes anywhere (the fleet report's page included)
+        step("a third run")
+        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0, failures(proc.stdout)
+        assert set(recap(proc.stdout).values()) == {0}, recap(proc.stdout)
+        assert "Fleet of 3 clusters: 3 finished" in proc.stdout, proc.stdout[-3000:]
+        summaries = {name: json.loads(lab("probe", "stop", "--name", name).stdout)
+                     for name in hosts}
+        with open(os.path.join(LAB, "reports", "fleet-report.md"), encoding="utf-8") as fh:
+            fleet = fh.read()
     finally:
         for name in hosts:
             if os.path.exists(cli.probe_files(name)[2]):
@@ -790,20 +838,16 @@ def test_migration_of_one_of_three_clusters_leaves_the_other_two_untouched():
             lab("down")
     step("probes: %s" % {n: (s["total"], s["failed"], s["per_cloud"])
                          for n, s in summaries.items()})
-    # the migrated cluster: on AWS now, its traffic kept
-    assert set(after["CLH_USER2_KUBECONFIG"].values()) == {"aws"}
-    assert_traffic_kept(summaries["user2"])
-    assert summaries["user2"]["per_cluster"] == {ids["user2"]: summaries["user2"]["total"] -
-                                                 summaries["user2"]["failed"]}
-    assert summaries["user2"]["per_cloud"].get("aws")
-    # the other two: not one API write, not one seed write about them, the same nodes, no
-    # failed request, still served from vSphere
-    assert [w for w in writes if w["cluster"] == "user2"], "the migration wrote nothing?"
-    for name in ("user", "user3"):
-        assert not [w for w in writes if w["cluster"] == name], name
-        assert not [w for w in writes if ids[name] in w["path"]], name
-        var = "CLH_%s_KUBECONFIG" % name.upper()
-        assert after[var] == before[var], name
-        assert summaries[name]["failed"] == 0 and summaries[name]["total"] > 100, summaries[name]
-        assert set(summaries[name]["per_cloud"]) == {"vsphere"}, summaries[name]
-        assert set(summaries[name]["per_cluster"]) == {ids[name]}, summaries[name]
+    assert "- **finished**: 3" in fleet and "- **failed**: 0" in fleet, fleet
+    for name, cid in ids.items():
+        # each cluster on AWS now, its own traffic kept, answered by its own cluster only
+        assert_traffic_kept(summaries[name])
+        assert summaries[name]["per_cloud"].get("aws") and summaries[name]["per_cloud"].get(
+            "vsphere"), summaries[name]
+        assert set(summaries[name]["per_cluster"]) == {cid}, summaries[name]
+        # its line of the fleet report: finished, its probe's requests counted, its report
+        line = next(ln for ln in fleet.splitlines() if ln.startswith("| %s |" % cid))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1:4] == ["finished", "report", "11 of 11"], line
+        assert int(cells[5]) > 100 and int(cells[6]) <= 1, line
+        assert cells[7] == "[migration-report.md](%s/migration-report.md)" % cid, line
