@@ -1,4 +1,5 @@
 """make bench: lab-up time (also of the move world and of 3 clusters, and memory per cluster),
+the migration of a fleet (1 and 3 clusters in one run: time, ratio, controller CPU and memory),
 the MongoDB double (insert latency, step-down, memory per member),
 API latency, scale, VPN latency, probe cost, route_verify against a
 bare SSH sweep, gate latency and (not in the quick mode) the demo migration at 3 and 10 nodes; writes
@@ -134,9 +135,13 @@ def main():
     # a gate's condition turning true -> the next task starting (the roles' canal gate, and
     # until polling for comparison)
     gate = in_fresh_lab([os.path.join(HERE, "gate_latency.py"), "3" if QUICK else "10"])
-    # the demo migration (3 -> 3 and 10 -> 10 nodes): minutes each, so only in the full run
-    demo = None
+    # the demo migration (3 -> 3 and 10 -> 10 nodes) and a fleet of 1 and 3 clusters: minutes
+    # each, so only in the full run
+    demo = fleet = None
     if not QUICK:
+        fleet = json.loads(subprocess.run(
+            [sys.executable, os.path.join(HERE, "fleet.py"), "3"], check=True, cwd=REPO,
+            capture_output=True, text=True).stdout.strip().splitlines()[-1])
         demo = json.loads(subprocess.run(
             [sys.executable, os.path.join(HERE, "demo_phases.py"), "3", "10"], check=True,
             cwd=REPO, capture_output=True, text=True).stdout)["runs"]
@@ -160,6 +165,8 @@ def main():
     results["gate_latency"] = gate
     if demo is not None:
         results["demo_migration"] = demo
+    if fleet is not None:
+        results["fleet_migration"] = fleet
     results["quick"] = QUICK
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
@@ -230,6 +237,19 @@ def main():
                     "ms (+%.2f ms) |" % (r["workers"], r["workers"], r["probe_before"]["p50_ms"],
                                          r["probe_during"]["p50_ms"], r["probe_before"]["p99_ms"],
                                          r["probe_during"]["p99_ms"], r["p99_increase_ms"]))
+    fl = results.get("fleet_migration")
+    if fl:
+        one, three = fl["clusters_1"], fl["clusters_3"]
+        rows.append("| fleet migration in one run, 1 / 3 clusters (probe each) | %.0f s / %.0f s = "
+                    "%.2f x (median of %d) | |" % (one["seconds"], three["seconds"],
+                                                   fl["ratio_3_to_1"], fl["rounds"]))
+        rows.append("| fleet: controller CPU per cluster, 1 / 3 clusters | %.1f s / %.1f s | |"
+                    % (one["cpu_s_per_cluster"], three["cpu_s_per_cluster"]))
+        rows.append("| fleet: controller peak memory (PSS) per cluster, 1 / 3 clusters | "
+                    "%.1f MiB / %.1f MiB | |" % (one["peak_pss_mib_per_cluster"],
+                                                three["peak_pss_mib_per_cluster"]))
+        rows.append("| fleet: failed requests (max over clusters and runs), second run changed | "
+                    "%d, %d | |" % (fl["failed_max"], fl["second_run_changed_max"]))
     table = "\n".join(rows)
     with open(os.path.join(HERE, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(table + "\n")

@@ -54,6 +54,7 @@ class FilterModule(object):
             "pdb_shortfall": _wrap(workloads.pdb_shortfall),
             "phase_windows": _wrap(phases.phase_windows),
             "fleet_summary": _wrap(phases.fleet_summary),
+            "fleet_wave": _wrap(phases.fleet_wave),
             "name_problems": _wrap(k8s_names.check),
             "ingress_lb_service": _wrap(ingress_lb_service),
             "move_order": _wrap(portable.move_order),

@@ -132,3 +132,27 @@ def fleet_summary(ledgers, order=PHASES):
         stamps += [w[k] for w in windows for k in ("started", "finished") if w.get(k)]
     return {"clusters": clusters, "counts": counts,
             "as_of": max(stamps, key=epoch) if stamps else None}
+
+
+def fleet_wave(ledgers, size, order=PHASES):
+    """The clusters one run of a fleet takes when at most ``size`` may be under way
+    (``cloudhop_fleet_batch``): ``ledgers`` is {host: its ledger's phases} in inventory order.
+    Those begun and not finished (failed, running, stopped) come first - a cluster under way is
+    finished before another begins - then those not started, in that order, ``size`` of them
+    (0: no limit). Finished clusters are never taken (they have nothing left to do). Returns
+    {"wave": [hosts], "waiting": [hosts left for a later run], "finished": [hosts]}."""
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        raise ValueError("cloudhop_fleet_batch must be a whole number (0: no limit), got %r"
+                         % (size,)) from None
+    if size < 0:
+        raise ValueError("cloudhop_fleet_batch must be 0 (no limit) or more, got %d" % size)
+    hosts = list(ledgers or {})
+    results = {c["id"]: c["result"] for c in fleet_summary(ledgers, order)["clusters"]}
+    finished = [h for h in hosts if results[h] == "finished"]
+    begun = [h for h in hosts if results[h] in ("failed", "running", "stopped")]
+    fresh = [h for h in hosts if results[h] == "not started"]
+    todo = begun + fresh
+    wave = todo if size == 0 else todo[:size]
+    return {"wave": wave, "waiting": [h for h in todo if h not in wave], "finished": finished}

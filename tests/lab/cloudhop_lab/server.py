@@ -1,6 +1,7 @@
 """HTTPS front end of an emulated API server: routing, discovery, auth, audit and watch."""
 
 import base64
+import datetime
 import json
 import ssl
 import threading
@@ -146,7 +147,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
         q = {k: v[-1] for k, v in query.items()}
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        record = {"ts": now_iso(), "cluster": self.api.name, "method": self.command,
+        # ts to the second; requestReceivedTimestamp to the microsecond, as kube-apiserver's
+        # audit events have it (tests order requests of different clusters by it)
+        record = {"ts": now_iso(), "requestReceivedTimestamp": datetime.datetime.now(
+                      datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                  "cluster": self.api.name, "method": self.command,
                   "path": path, "query": parsed.query, "contentType": ctype,
                   "dryRun": q.get("dryRun") == "All", "user": None,
                   "userAgent": self.headers.get("User-Agent", ""), "verb": None}

@@ -27,7 +27,10 @@ def test_each_phase_playbook_runs_begin_start_role_done_and_failed_by_static_nam
         plays = _load("%s.yml" % phase)
         assert plays[0] == {"name": "Check the inventory",
                             "ansible.builtin.import_playbook": "inventory_check.yml"}
-        play = plays[1]
+        # the batch is chosen before the first phase of a run, whichever phase that is
+        assert plays[1] == {"name": "The clusters this run takes (cloudhop_fleet_batch)",
+                            "ansible.builtin.import_playbook": "fleet_batch.yml"}
+        play = plays[2]
         assert play["vars"] == {"cloudhop_phase": phase}
         assert set(play["module_defaults"]) == {
             "group/cloudhop.k8s_migration.seed", "group/cloudhop.k8s_migration.user",

@@ -38,6 +38,8 @@ def cases(base, tmp_path):
     dns, aws, gcp = base["cloudhop_dns"], base["cloudhop_aws"], base["cloudhop_gcp"]
     to_gcp = {"cloudhop_target_cloud": "gcp"}
     return {
+        # a fleet's settings (checked before the first phase of the run)
+        "fleet-drains-negative": ({"cloudhop_fleet_drains": -1}, "cloudhop_fleet_drains"),
         # networks
         "target-overlaps-source": ({"cloudhop_target_node_cidr": "10.2.0.0/16"},
                                    "cloudhop_target_node_cidr"),

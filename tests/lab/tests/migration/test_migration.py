@@ -715,17 +715,53 @@ def failures(out):
         "\n...\n" + out[-3000:]
 
 
+POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+?)(/eviction)?$")
+
+
+def drain_windows(names, mark):
+    """Per cluster (audit-<name>.jsonl from ``mark``), the window of each pod a drain evicted:
+    from its eviction (201) to the drain's last read of it (k8s_drain waits for the pod to go
+    by reading it), in epoch seconds of the requests' microsecond timestamps."""
+    import datetime  # pylint: disable=import-outside-toplevel
+    out = {}
+    for name in names:
+        evicted, read = {}, {}
+        with open(os.path.join(LAB, "audit-%s.jsonl" % name), encoding="utf-8") as fh:
+            fh.seek(mark.get(name, 0))
+            for line in fh:
+                if not line.endswith("\n"):
+                    break
+                rec = json.loads(line)
+                m = POD_PATH.match(rec["path"])
+                if not m:
+                    continue
+                t = datetime.datetime.strptime(rec["requestReceivedTimestamp"],
+                                               "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+                pod = m.group(1, 2)
+                if m.group(3) and rec["method"] == "POST" and rec["code"] == 201:
+                    evicted[pod] = t
+                elif not m.group(3) and rec["method"] == "GET" and pod in evicted:
+                    read[pod] = t
+        out[name] = sorted((t, read.get(pod, t)) for pod, t in evicted.items())
+    return out
+
+
 def recap(out):
     """{host: changed} of a playbook's PLAY RECAP."""
     return {m.group(1): int(m.group(2)) for m in re.finditer(
         r"^(\S+) +: ok=\d+ +changed=(\d+)", out.rsplit("PLAY RECAP", 1)[-1], re.M)}
 
 
-@pytest.mark.timeout(1800)  # about 8 min alone
+@pytest.mark.timeout(2400)  # about 9 min alone
 def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_resumes():
     """lab up --clusters 3 --rbac: playbooks/rbac.yml renders the seed's RBAC for every cluster
-    of the inventory (ids other than the lab's default), then one migrate.yml over all three
-    (each cluster's own nodes source) under a probe per cluster, as user cloudhop-migrator. A
+    of the inventory (ids other than the lab's default). One --check run over the three with a
+    bad input in the second: that one fails in preflight naming it, the other two run every
+    phase as a dry run, nothing is written. cloudhop_fleet_batch 1, then 2: preflight takes the
+    first cluster, then it and the next. Then one migrate.yml over all three (each cluster's
+    own nodes source) under a probe per cluster, as user cloudhop-migrator, one drain at once
+    (cloudhop_fleet_drains 1: no eviction windows of two clusters overlap). A
     PodDisruptionBudget holds the last old node of the third: that cluster alone fails, in
     workload_move and naming the budget; the other two finish in the same run. The budget
     removed, the same command completes the third and writes nothing to the other two (their
@@ -749,13 +785,14 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
         # writes the rendered files; a second run changes nothing
         in_lab(SEED_BINDING % ("delete", ids["user2"]))
         rbac_dir = os.path.join(LAB, "rbac-rendered")
-        for run in (1, 2):
+        for attempt in (1, 2):
             proc = subprocess.run(playbook_cmd("rbac.yml", "-e", "cloudhop_rbac_dir=" + rbac_dir),
                                   cwd=REPO, env=env(), capture_output=True, text=True,
                                   timeout=300, check=False)
             assert proc.returncode == 0, proc.stdout[-4000:]
             # the binding, the rendered files and their directory (one task each), then nothing
-            assert sum(recap(proc.stdout).values()) == (3 if run == 1 else 0), proc.stdout[-4000:]
+            assert sum(recap(proc.stdout).values()) == (3 if attempt == 1 else 0), \
+                proc.stdout[-4000:]
         assert in_lab(SEED_BINDING % ("read", ids["user2"])) == ["cloudhop-migrator"]
         with open(os.path.join(rbac_dir, "seed.yaml"), encoding="utf-8") as fh:
             rendered = yaml.safe_load(fh)["items"]
@@ -769,20 +806,71 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
             yaml.safe_dump({"all": {"children": {"user_clusters": {"hosts": {
                 ids[name]: {"report_probe_log": cli.probe_files(name)[0]} for name in hosts}}}}},
                 fh)
-        cmd = playbook_cmd("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
-                           "-e", "workload_move_drain_timeout=20")
-        at = cmd.index(os.path.join(LAB, "nodes.cloudhop.yml")) + 1
-        cmd[at:at] = ["-i", os.path.join(LAB, "nodes-user2.cloudhop.yml"),
-                      "-i", os.path.join(LAB, "nodes-user3.cloudhop.yml"), "-i", probe_inv]
+
+        def fleet(name, *args):
+            """The playbook over the three clusters, each with its own nodes source."""
+            cmd = playbook_cmd(name, *args)
+            at = cmd.index(os.path.join(LAB, "nodes.cloudhop.yml")) + 1
+            cmd[at:at] = ["-i", os.path.join(LAB, "nodes-user2.cloudhop.yml"),
+                          "-i", os.path.join(LAB, "nodes-user3.cloudhop.yml"), "-i", probe_inv]
+            return cmd
+
+        def run(cmd, timeout=900):
+            return subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+
+        # --- one check-mode run over the fleet, a bad input in the second cluster: that one
+        # fails in preflight naming it, the other two go through every phase; nothing written
+        bad_inv = os.path.join(LAB, "bad_input.yml")
+        with open(bad_inv, "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"all": {"children": {"user_clusters": {"hosts": {ids["user2"]: {
+                "cloudhop_source_machinedeployments": ["nope-md"]}}}}}}, fh)
+        mark = cli.audit("mark")
+        step("migrate.yml --check over the three clusters, a bad input in the second")
+        check = fleet("migrate.yml", "--check", "--diff", "-e", "cloudhop_confirm_destroy=true")
+        check[check.index(probe_inv) + 1:check.index(probe_inv) + 1] = ["-i", bad_inv]
+        proc = run(check)
+        assert proc.returncode != 0, proc.stdout[-4000:]
+        assert re.search(r"^%s +: .* failed=1 " % ids["user2"], proc.stdout, re.M), \
+            failures(proc.stdout)
+        assert "Phase preflight of cluster %s failed" % ids["user2"] in proc.stdout and \
+            "cloudhop_source_machinedeployments: nope-md not found" in proc.stdout, \
+            failures(proc.stdout)
+        for name in ("user", "user3"):
+            assert re.search(r"^%s +: .* failed=0 " % ids[name], proc.stdout, re.M), \
+                failures(proc.stdout)
+        # the other two went on through every phase in check mode, to the report's play
+        last = proc.stdout.split("PLAY [Phase 11 - report]", 1)[1].split("PLAY [", 1)[0]
+        assert "[%s]" % ids["user"] in last and "[%s]" % ids["user3"] in last, last[-3000:]
+        assert "[%s]" % ids["user2"] not in last, last[-3000:]
+        assert cli.audit("writes", mark)["writes"] == []
+        # --- batches: cloudhop_fleet_batch 1 takes the first cluster (inventory order), the
+        # next run with 2 the one begun (preflight done) and the next not started
+        for size, wave, waiting in ((1, ["user"], 2), (2, ["user", "user2"], 1)):
+            proc = run(fleet("preflight.yml", "-e", "cloudhop_fleet_batch=%d" % size))
+            assert proc.returncode == 0, failures(proc.stdout)
+            assert "cloudhop_fleet_batch %d: this run takes %s; %d wait for a later run" % (
+                size, ", ".join(ids[n] for n in wave), waiting) in proc.stdout, proc.stdout[-3000:]
+            changed = recap(proc.stdout)
+            assert [n for n in hosts if changed[ids[n]]] == wave[-1:], changed
+        cmd = fleet("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
+                    "-e", "workload_move_drain_timeout=20", "-e", "cloudhop_fleet_drains=1")
         before = in_lab(READ_NODES)
         assert {c for nodes in before.values() for c in nodes.values()} == {"vsphere"}, before
         for name, host in hosts.items():
             lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
         held = in_lab(HELD % ("CLH_USER3_KUBECONFIG", "create"))
-        step("migrate.yml on the three clusters, the third held by a budget")
-        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
-                              timeout=1500, check=False)
+        step("migrate.yml on the three clusters, the third held by a budget, one drain at once")
+        mark = cli.audit("mark")
+        proc = run(cmd, timeout=1500)
         after = in_lab(READ_NODES)
+        # cloudhop_fleet_drains 1: no cluster evicted while another's drain was under way
+        windows = drain_windows(hosts, mark)
+        assert all(windows.values()), windows
+        for a, b in ((a, b) for a in hosts for b in hosts if a < b):
+            for wa in windows[a]:
+                for wb in windows[b]:
+                    assert wa[1] <= wb[0] or wb[1] <= wa[0], (a, wa, b, wb)
         assert proc.returncode != 0, proc.stdout[-6000:]
         changed = recap(proc.stdout)
         assert sorted(changed) == sorted(list(ids.values()) + ["localhost"]), changed
@@ -807,8 +895,7 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
         in_lab(HELD % ("CLH_USER3_KUBECONFIG", "delete"))
         mark = cli.audit("mark")
         step("the same command again, the budget lifted")
-        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
-                              timeout=900, check=False)
+        proc = run(cmd)
         assert proc.returncode == 0, failures(proc.stdout)
         writes = cli.audit("writes", mark)["writes"]
         changed = recap(proc.stdout)
@@ -821,8 +908,7 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
         assert set(in_lab(READ_NODES)["CLH_USER3_KUBECONFIG"].values()) == {"aws"}
         # and once more: nothing changes anywhere (the fleet report's page included)
         step("a third run")
-        proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
-                              timeout=600, check=False)
+        proc = run(cmd, timeout=600)
         assert proc.returncode == 0, failures(proc.stdout)
         assert set(recap(proc.stdout).values()) == {0}, recap(proc.stdout)
         assert "Fleet of 3 clusters: 3 finished" in proc.stdout, proc.stdout[-3000:]

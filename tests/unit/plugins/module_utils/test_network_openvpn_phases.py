@@ -261,3 +261,29 @@ def test_fleet_summary_tells_finished_failed_running_stopped_and_not_started():
     assert by_id["c"]["phase"] is None and by_id["c"]["seconds"] is None
     assert out["as_of"] == t % len(PHASES)  # the newest time recorded
     assert fleet_summary({"x": {}})["as_of"] is None
+
+
+def test_fleet_wave_finishes_clusters_under_way_before_it_begins_others():
+    import pytest  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.phases import (
+        PHASES, fleet_wave)
+    t = "2026-12-06T10:%02d:00Z"
+    done = {p: {"status": "done", "started": t % i, "finished": t % (i + 1)}
+            for i, p in enumerate(PHASES)}
+    failed = {"preflight": done["preflight"], "workers_pause": {
+        "status": "failed", "started": t % 1, "finished": t % 2, "message": "a PDB holds"}}
+    stopped = {"preflight": done["preflight"]}
+    # inventory order: two fresh ones, a finished one, a failed one, another fresh, a stopped
+    ledgers = {"c1": {}, "c2": None, "c3": done, "c4": failed, "c5": {}, "c6": stopped}
+    out = fleet_wave(ledgers, 2)
+    assert out == {"wave": ["c4", "c6"], "waiting": ["c1", "c2", "c5"], "finished": ["c3"]}
+    out = fleet_wave(ledgers, 3)
+    assert out["wave"] == ["c4", "c6", "c1"] and out["waiting"] == ["c2", "c5"]
+    # 0: every cluster not finished; a size larger than the fleet likewise
+    assert fleet_wave(ledgers, 0)["wave"] == ["c4", "c6", "c1", "c2", "c5"]
+    assert fleet_wave(ledgers, "10")["wave"] == ["c4", "c6", "c1", "c2", "c5"]
+    assert fleet_wave({"c3": done}, 1) == {"wave": [], "waiting": [], "finished": ["c3"]}
+    for bad in (-1, "two", None):
+        with pytest.raises(ValueError, match="cloudhop_fleet_batch"):
+            fleet_wave(ledgers, bad)
