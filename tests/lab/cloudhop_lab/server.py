@@ -149,9 +149,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         # ts to the second; requestReceivedTimestamp to the microsecond, as kube-apiserver's
         # audit events have it (tests order requests of different clusters by it)
-        record = {"ts": now_iso(), "requestReceivedTimestamp": datetime.datetime.now(
-                      datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                  "cluster": self.api.name, "method": self.command,
+        received = datetime.datetime.now(datetime.timezone.utc)
+        record = {"ts": now_iso(), "requestReceivedTimestamp": received.strftime(
+                  "%Y-%m-%dT%H:%M:%S.%fZ"), "cluster": self.api.name, "method": self.command,
                   "path": path, "query": parsed.query, "contentType": ctype,
                   "dryRun": q.get("dryRun") == "All", "user": None,
                   "userAgent": self.headers.get("User-Agent", ""), "verb": None}

@@ -807,18 +807,24 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
                 ids[name]: {"report_probe_log": cli.probe_files(name)[0]} for name in hosts}}}}},
                 fh)
 
-        def fleet(name, *args):
-            """The playbook over the three clusters, each with its own nodes source."""
+        def fleet(name, *args, more=()):
+            """The playbook over the three clusters, each with its own nodes source; the
+            probe logs' inventory and ``more`` after the lab's (their host variables win)."""
             cmd = playbook_cmd(name, *args)
             at = cmd.index(os.path.join(LAB, "nodes.cloudhop.yml")) + 1
             cmd[at:at] = ["-i", os.path.join(LAB, "nodes-user2.cloudhop.yml"),
-                          "-i", os.path.join(LAB, "nodes-user3.cloudhop.yml"), "-i", probe_inv]
+                          "-i", os.path.join(LAB, "nodes-user3.cloudhop.yml")]
+            at = cmd.index(os.path.join(LAB, "user_clusters.yml")) + 1
+            cmd[at:at] = [arg for inv in (probe_inv, *more) for arg in ("-i", inv)]
             return cmd
 
         def run(cmd, timeout=900):
             return subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True,
                                   timeout=timeout, check=False)
 
+        # the probes, from before the check run (its report phase reads their logs too)
+        for name, host in hosts.items():
+            lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
         # --- one check-mode run over the fleet, a bad input in the second cluster: that one
         # fails in preflight naming it, the other two go through every phase; nothing written
         bad_inv = os.path.join(LAB, "bad_input.yml")
@@ -827,9 +833,8 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
                 "cloudhop_source_machinedeployments": ["nope-md"]}}}}}}, fh)
         mark = cli.audit("mark")
         step("migrate.yml --check over the three clusters, a bad input in the second")
-        check = fleet("migrate.yml", "--check", "--diff", "-e", "cloudhop_confirm_destroy=true")
-        check[check.index(probe_inv) + 1:check.index(probe_inv) + 1] = ["-i", bad_inv]
-        proc = run(check)
+        proc = run(fleet("migrate.yml", "--check", "--diff", "-e", "cloudhop_confirm_destroy=true",
+                         more=[bad_inv]))
         assert proc.returncode != 0, proc.stdout[-4000:]
         assert re.search(r"^%s +: .* failed=1 " % ids["user2"], proc.stdout, re.M), \
             failures(proc.stdout)
@@ -849,16 +854,16 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
         for size, wave, waiting in ((1, ["user"], 2), (2, ["user", "user2"], 1)):
             proc = run(fleet("preflight.yml", "-e", "cloudhop_fleet_batch=%d" % size))
             assert proc.returncode == 0, failures(proc.stdout)
+            # (the YAML callback folds long messages: compared with whitespace joined)
+            said = " ".join(proc.stdout.split())
             assert "cloudhop_fleet_batch %d: this run takes %s; %d wait for a later run" % (
-                size, ", ".join(ids[n] for n in wave), waiting) in proc.stdout, proc.stdout[-3000:]
+                size, ", ".join(ids[n] for n in wave), waiting) in said, proc.stdout[-3000:]
             changed = recap(proc.stdout)
             assert [n for n in hosts if changed[ids[n]]] == wave[-1:], changed
         cmd = fleet("migrate.yml", "-e", "cloudhop_confirm_destroy=true",
                     "-e", "workload_move_drain_timeout=20", "-e", "cloudhop_fleet_drains=1")
         before = in_lab(READ_NODES)
         assert {c for nodes in before.values() for c in nodes.values()} == {"vsphere"}, before
-        for name, host in hosts.items():
-            lab("probe", "start", "--name", name, "--host", host, "--rate", "10")
         held = in_lab(HELD % ("CLH_USER3_KUBECONFIG", "create"))
         step("migrate.yml on the three clusters, the third held by a budget, one drain at once")
         mark = cli.audit("mark")
