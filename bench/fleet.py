@@ -27,6 +27,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 from cloudhop_lab.cli import lab_dir  # noqa: E402  pylint: disable=wrong-import-position
+from demo_phases import lab  # noqa: E402  pylint: disable=wrong-import-position
 
 LAB = lab_dir()
 
@@ -34,15 +35,6 @@ LAB = lab_dir()
 def names(n):
     """The lab's names of its first n user clusters: user, user2, user3, ..."""
     return ["user"] + ["user%d" % k for k in range(2, n + 1)]
-
-
-def lab(*args):
-    proc = subprocess.run([sys.executable, "-m", "cloudhop_lab", *args], check=False, cwd=REPO,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit("cloudhop_lab %s failed (rc %d): %s" % (
-            " ".join(args), proc.returncode, (proc.stderr or proc.stdout).strip()[-2000:]))
-    return proc.stdout
 
 
 def group_pss_kib(pgid):

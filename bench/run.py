@@ -246,8 +246,8 @@ def main():
         rows.append("| fleet: controller CPU per cluster, 1 / 3 clusters | %.1f s / %.1f s | |"
                     % (one["cpu_s_per_cluster"], three["cpu_s_per_cluster"]))
         rows.append("| fleet: controller peak memory (PSS) per cluster, 1 / 3 clusters | "
-                    "%.1f MiB / %.1f MiB | |" % (one["peak_pss_mib_per_cluster"],
-                                                three["peak_pss_mib_per_cluster"]))
+                    "%.1f MiB / %.1f MiB | |"
+                    % (one["peak_pss_mib_per_cluster"], three["peak_pss_mib_per_cluster"]))
         rows.append("| fleet: failed requests (max over clusters and runs), second run changed | "
                     "%d, %d | |" % (fl["failed_max"], fl["second_run_changed_max"]))
     table = "\n".join(rows)
