@@ -719,13 +719,15 @@ POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+?)(/eviction)?$")
 
 
 def drain_windows(names, mark):
-    """Per cluster (audit-<name>.jsonl from ``mark``), the window of each pod a drain evicted:
-    from its eviction (201) to the drain's last read of it (k8s_drain waits for the pod to go
-    by reading it), in epoch seconds of the requests' microsecond timestamps."""
+    """Per cluster (audit-<name>.jsonl from ``mark``), the window of each pod a drain went
+    for: from its first eviction request to the drain's last request about it - a later
+    eviction (a budget's 429 retried until the drain's timeout) or a read (k8s_drain waits for
+    an evicted pod to go by reading it) - in epoch seconds of the requests' microsecond
+    timestamps."""
     import datetime  # pylint: disable=import-outside-toplevel
     out = {}
     for name in names:
-        evicted, read = {}, {}
+        first, last = {}, {}
         with open(os.path.join(LAB, "audit-%s.jsonl" % name), encoding="utf-8") as fh:
             fh.seek(mark.get(name, 0))
             for line in fh:
@@ -739,11 +741,12 @@ def drain_windows(names, mark):
                                                "%Y-%m-%dT%H:%M:%S.%fZ").replace(
                     tzinfo=datetime.timezone.utc).timestamp()
                 pod = m.group(1, 2)
-                if m.group(3) and rec["method"] == "POST" and rec["code"] == 201:
-                    evicted[pod] = t
-                elif not m.group(3) and rec["method"] == "GET" and pod in evicted:
-                    read[pod] = t
-        out[name] = sorted((t, read.get(pod, t)) for pod, t in evicted.items())
+                if m.group(3) and rec["method"] == "POST":
+                    first.setdefault(pod, t)
+                    last[pod] = t
+                elif not m.group(3) and rec["method"] == "GET" and pod in first:
+                    last[pod] = t
+        out[name] = sorted((t, last[pod]) for pod, t in first.items())
     return out
 
 
@@ -761,7 +764,7 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
     phase as a dry run, nothing is written. cloudhop_fleet_batch 1, then 2: preflight takes the
     first cluster, then it and the next. Then one migrate.yml over all three (each cluster's
     own nodes source) under a probe per cluster, as user cloudhop-migrator, one drain at once
-    (cloudhop_fleet_drains 1: no eviction windows of two clusters overlap). A
+    (cloudhop_fleet_drains 1; no eviction windows of two clusters overlap). A
     PodDisruptionBudget holds the last old node of the third: that cluster alone fails, in
     workload_move and naming the budget; the other two finish in the same run. The budget
     removed, the same command completes the third and writes nothing to the other two (their
@@ -869,9 +872,13 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
         mark = cli.audit("mark")
         proc = run(cmd, timeout=1500)
         after = in_lab(READ_NODES)
-        # cloudhop_fleet_drains 1: no cluster evicted while another's drain was under way
+        # no cluster evicted while another's drain was under way (the held one's retries span
+        # workload_move_drain_timeout, 20 s). cloudhop_fleet_drains 1 asks for it; today
+        # Ansible's lockstep gives it as well (each cluster's per-node drain include is a task
+        # of its own, so the clusters drain one after another - docs/design.md#fleets)
         windows = drain_windows(hosts, mark)
         assert all(windows.values()), windows
+        assert max(b - a for a, b in windows["user3"]) >= 15, windows["user3"]
         for a, b in ((a, b) for a in hosts for b in hosts if a < b):
             for wa in windows[a]:
                 for wb in windows[b]:
