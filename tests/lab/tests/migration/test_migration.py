@@ -756,7 +756,7 @@ def max_concurrent(windows):
     edges = sorted((t, delta, name) for name, spans in windows.items() for span in spans
                    for t, delta in ((span[0], 1), (span[1], -1)))
     open_, most = {}, 0
-    for _, delta, name in edges:
+    for _at, delta, name in edges:
         open_[name] = open_.get(name, 0) + delta
         most = max(most, sum(1 for n in open_.values() if n > 0))
     return most
