@@ -65,10 +65,10 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit tests/lab/tests/unit
 
-# four lanes at once, each with a lab of its own (tests/lab/integration-lanes): the in-lab tests
-# (inside clh2-ctl), the lifecycle tests and the move's preflight; the move killed in every phase
-# and rolled back; the AWS migration, the rollback and the fleet of three clusters; the GCP
-# migration and the move end to end (migration tests run playbooks against fresh labs)
+# three lanes at once, each with a lab of its own (tests/lab/integration-lanes): the in-lab tests
+# (inside clh2-ctl), the lifecycle tests, the rollback test and the move's preflight; the AWS,
+# GCP and three-cluster migrations and the move end to end (the link it builds); the move killed
+# in every phase and rolled back (migration tests run playbooks against fresh labs)
 integration: setup
 	tests/lab/integration-lanes
 
