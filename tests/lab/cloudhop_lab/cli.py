@@ -492,6 +492,10 @@ def main(argv=None):
     p_up.add_argument("--konnectivity", action="store_true", default=None,
                       help="a Konnectivity cluster: no openvpn-server in the seed, no "
                            "openvpn-client in the user cluster (the migration brings a VPN hub)")
+    p_up.add_argument("--wireguard-hubs", type=int, default=None,
+                      help="the inventory asks for the WireGuard backend with this many hubs "
+                           "(cloudhop_vpn_backend, cloudhop_vpn_hub.count; the tunnel's MTU "
+                           "1500, as the lab's pods have 1450)")
     p_up.add_argument("--rbac", choices=["audit", "enforce"],
                       help="the collection's inventories use user cloudhop-migrator, bound to "
                            "the roles of docs/rbac; enforce: its requests are authorized by RBAC "
@@ -556,7 +560,7 @@ def main(argv=None):
             "dns_ttl": args.dns_ttl, "dns_provider": args.dns_provider,
             "dataplane": args.dataplane, "konnectivity": args.konnectivity,
             "rbac": args.rbac, "clusters": args.clusters, "world": args.world,
-            "same_pod_cidr": args.same_pod_cidr})
+            "same_pod_cidr": args.same_pod_cidr, "wireguard_hubs": args.wireguard_hubs})
     elif args.cmd == "down":
         down()
     elif args.cmd == "wait-app":

@@ -15,6 +15,7 @@ DEFAULTS = {
     "project_id": "k7xz5qd2wm",
     "legacy_api": False,
     "konnectivity": False,
+    "wireguard_hubs": 0,  # > 0: the inventory asks for the WireGuard backend with that many hubs
     "dataplane": True,
     "workers": 3,
     "app_replicas": 3,

@@ -214,7 +214,8 @@ class Lab:
         self.seed_runtime = seed_runtime
         self.controllers += standard_controllers(self.seed, seed_runtime)
         if self.topology is not None:
-            self.controllers.append(SeedNodePorts(self.seed, seed_net.pod_ips))
+            self.controllers.append(SeedNodePorts(self.seed, seed_net.pod_ips,
+                                                  seed_runtime.endpoints))
         self.controllers.append(KKPSeedController(self.seed, self.opts["vpn_cidr"]))
         if self.topology is not None:
             # published only once ready: the DNS bootstrap threads wait for them to be set
@@ -393,14 +394,15 @@ class Lab:
             srv.faults.add(request["rule"])
             return {"ok": True}
         if cmd == "vpn-hub":
-            # the seed's OpenVPN server processes (openvpn-server, or the migration's hub):
-            # kill = SIGKILL, the kubelet restarts them (crash-loop back-off); hold: true keeps
-            # them crashing until release
+            # the seed's VPN server processes (openvpn-server, or the migration's hubs; "app":
+            # only the pods with that app label, one hub): kill = SIGKILL, the kubelet restarts
+            # them (crash-loop back-off); hold: true keeps them crashing until release
             if self.seed_runtime is None:
                 return {"ok": False, "error": "the lab has no data plane"}
             action = request.get("action", "status")
             if action == "kill":
-                killed = self.seed_runtime.kill_hub(bool(request.get("hold")))
+                killed = self.seed_runtime.kill_hub(bool(request.get("hold")),
+                                                    request.get("app"))
                 return {"ok": True, "killed": killed}
             if action == "release":
                 self.seed_runtime.release_hub()

@@ -216,7 +216,12 @@ def _migration_host(lab_dir, opts, sa_file):
                                 "subnetwork": "regions/europe-west3/subnetworks/cloudhop-lab"}}},
         # VPN mode auto: the seed's openvpn-server, or (lab up --konnectivity) the hub, reached
         # at the seed node's NodePort
-        "cloudhop_vpn_hub": {"address": opts["seed_public_ip"], "node_port": 31194 + index},
+        "cloudhop_vpn_hub": {"address": opts["seed_public_ip"], "node_port": 31194 + index,
+                             "wireguard_node_port": 31820 + 8 * index,
+                             **({"count": opts["wireguard_hubs"]}
+                                if opts.get("wireguard_hubs") else {})},
+        **({"cloudhop_vpn_backend": "wireguard", "cloudhop_vpn_tunnel_mtu": 1500}
+           if opts.get("wireguard_hubs") else {}),
         "cloudhop_app_host": opts["app_host"],
         "cloudhop_dns": ({
             "provider": "rfc2136", "server": str(ipaddress.ip_network(opts["public_cidr"])[DNS_HOST]), "zone": "example.test",

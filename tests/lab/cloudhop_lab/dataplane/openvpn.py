@@ -49,6 +49,7 @@ class OpenVPNProcess:
         self.dir = os.path.join(base_dir, pod["metadata"]["uid"])
         self.proc = None
         self.dev = None
+        self.pod_ip = None  # a pod namespace of its own (the migration's hub in the seed)
 
     def start(self):
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
@@ -157,10 +158,23 @@ class SeedNodePorts(Controller):
     name = "seed-nodeports"
     resync = 1.0
 
-    def __init__(self, api, pod_ips=None):
+    def __init__(self, api, pod_ips=None, endpoints=None):
         super().__init__(api)
         self.applied = None
         self.pod_ips = pod_ips or {}  # namespace -> its seed pods' address (SeedNetwork)
+        # () -> [(namespace, labels, ip, ready)]: pods with addresses of their own (WireGuard
+        # hubs); a Service selecting one is DNATed to its ready pod's address, TCP and UDP
+        self.endpoints = endpoints or (lambda: [])
+
+    def _pod_endpoint(self, svc):
+        sel = (svc.get("spec") or {}).get("selector") or {}
+        if not sel:
+            return None
+        for ns, labels, ip, ready in self.endpoints():
+            if ns == svc["metadata"]["namespace"] and ready and \
+                    all(labels.get(k) == v for k, v in sel.items()):
+                return ip
+        return None
 
     def reconcile(self):
         rules = []
@@ -168,8 +182,14 @@ class SeedNodePorts(Controller):
             spec = svc.get("spec") or {}
             if spec.get("type") not in ("NodePort", "LoadBalancer"):
                 continue
+            own = self._pod_endpoint(svc)
             for port in spec.get("ports") or []:
                 target = port.get("targetPort", port.get("port"))
+                if own and port.get("nodePort") and isinstance(target, int):
+                    rules.append("  %s dport %d dnat to %s:%d\n"
+                                 % (port.get("protocol", "TCP").lower(), port["nodePort"], own,
+                                    target))
+                    continue
                 if port.get("nodePort") and isinstance(target, int) and \
                         port.get("protocol", "TCP") == "TCP":
                     pod_ip = self.pod_ips.get(svc["metadata"]["namespace"])

@@ -29,10 +29,33 @@ from . import netns as nsx
 from .ingress import ingress_class
 from .nodes import node_ns
 from .openvpn import SEED_NS, OpenVPNProcess, is_openvpn
+from .wireguard import HubPodNet, WireGuardProcess, is_wireguard
 
 LOG = logging.getLogger("cloudhop_lab")
 ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py")
 MONGO_IMAGE = "cloudhop/mongo-double"
+
+
+# the kubelet's crash-loop back-off: the first restart at once, then 10 s doubling to 300 s
+BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+
+
+def restart_if_crashed(proc, state, held=False):
+    """restartPolicy Always: a container (``proc``, an OpenVPN or WireGuard process) whose
+    process died is started again, the first time at once, then after 10 s doubling to 300 s
+    (kubelet's crash-loop back-off). ``state`` is the pod's [restarts, time of the next try];
+    ``held``: it starts and crashes at once, and the back-off grows."""
+    if proc is None or proc.alive():
+        return
+    now = time.monotonic()
+    if state[1] is None:
+        state[1] = now + (min(BACKOFF_START * 2 ** (state[0] - 1), BACKOFF_MAX)
+                          if state[0] else 0.0)
+    if now < state[1]:
+        return
+    state[0], state[1] = state[0] + 1, None
+    if not held:
+        proc.start()
 
 
 def pod_ns(uid):
@@ -66,7 +89,8 @@ class NetnsPodRuntime(FakeRuntime):
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.flannel = flannel
         self.procs = {}  # uid -> Popen
-        self.vpn = {}  # uid -> OpenVPNProcess
+        self.vpn = {}  # uid -> OpenVPNProcess or WireGuardProcess
+        self.restarts = {}  # uid -> [restarts, monotonic time of the next try] (vpn processes)
         self.meta = {}  # uid -> dict(kind, ns, node, ip, cali, ready_file)
         self.warned = set()
 
@@ -90,10 +114,17 @@ class NetnsPodRuntime(FakeRuntime):
                 self.flannel.canal_started(node_name, iface or "", uid)
             return _internal_ip(node)
         vpn = next((c for c in pod["spec"].get("containers") or [] if is_openvpn(c)), None)
+        wg = next((c for c in pod["spec"].get("containers") or [] if is_wireguard(c)), None)
         if pod["spec"].get("hostNetwork"):
             self.meta[uid] = {"kind": "host", "node": node_name}
             if kind == "ingress" and self.ingress is not None:
                 self.ingress.pod_started(uid, node_name, klass=ingress_class(pod))
+            elif wg is not None:
+                proc = WireGuardProcess(self.api, pod, wg, node_ns(node_name), self.dir,
+                                        node=node_name, host_ip=_internal_ip(node),
+                                        pod_ip=_internal_ip(node))
+                self.vpn[uid] = proc
+                proc.start()
             elif vpn is not None:
                 self._start_vpn(pod, vpn, node_ns(node_name))
             else:
@@ -256,6 +287,7 @@ class NetnsPodRuntime(FakeRuntime):
         if meta["kind"] == "canal":
             return self.flannel is None or self.flannel.node_ready(meta["node"])
         if uid in self.vpn:
+            restart_if_crashed(self.vpn[uid], self.restarts.setdefault(uid, [0, None]))
             return self.vpn[uid].ready()
         if self.ingress is not None and uid in self.ingress.pods:
             return self.ingress.pod_ready(uid)
@@ -265,6 +297,12 @@ class NetnsPodRuntime(FakeRuntime):
         if proc is not None:
             return proc.poll() is None and os.path.exists(meta.get("ready_file", ""))
         return True
+
+    def restart_counts(self, pod):
+        proc = self.vpn.get(pod["metadata"]["uid"])
+        if proc is None:
+            return super().restart_counts(pod)
+        return {proc.container["name"]: self.restarts.get(pod["metadata"]["uid"], [0])[0]}
 
     def stopped(self, pod):
         """preStop first (the pod keeps serving), then SIGTERM; torn down once stopped."""
@@ -282,6 +320,7 @@ class NetnsPodRuntime(FakeRuntime):
         super().forget(uid)
 
     def _teardown(self, uid, meta, proc):
+        self.restarts.pop(uid, None)
         vpn = self.vpn.pop(uid, None)
         if vpn is not None:
             vpn.stop()
@@ -312,11 +351,10 @@ class NetnsPodRuntime(FakeRuntime):
 
 
 class SeedRuntime(FakeRuntime):
-    """The seed node's runtime: openvpn-server pods run for real in clh-seed, one at a time
-    (they share the node's port, as pods behind one NodePort share the Service)."""
-
-    # the kubelet's crash-loop back-off: the first restart at once, then 10 s doubling to 300 s
-    BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+    """The seed node's runtime: KKP's openvpn-server pods run for real in clh-seed (or their
+    cluster's clh-sp-<id>), one at a time (they share the node's port, as pods behind one
+    NodePort share the Service); the migration's hubs (OpenVPN or WireGuard) each in a network
+    namespace of their own (wireguard.HubPodNet), as pods."""
 
     def __init__(self, api, lab_dir, netns=None):
         super().__init__()
@@ -329,19 +367,33 @@ class SeedRuntime(FakeRuntime):
         self.vpn = {}
         self.held = False  # `vpn-hub hold`: every (re)start of the hub's container fails
         self.restarts = {}  # pod uid -> [restarts, monotonic time of the next try, or None]
+        self.hub_net = HubPodNet(SEED_NS)
 
-    def kill_hub(self, hold):
-        """SIGKILL every openvpn server process of the seed, as a crash would; ``hold`` keeps
-        their containers failing (crash-looping) until :meth:`release_hub`. The kubelet
-        restarts them with its back-off otherwise. Returns the pods' names."""
+    def kill_hub(self, hold, app=None):
+        """SIGKILL every VPN server process of the seed (OpenVPN, WireGuard hubs), or those of
+        the pods labelled ``app=<app>`` (one hub), as a crash would; ``hold`` keeps their
+        containers failing (crash-looping) until :meth:`release_hub`. The kubelet restarts them
+        with its back-off otherwise. Returns the pods' names."""
         self.held = self.held or hold
         killed = []
         for proc in self.vpn.values():
+            if app and (proc.pod["metadata"].get("labels") or {}).get("app") != app:
+                continue
             if proc.alive():
-                proc.proc.kill()
-                proc.proc.wait()
+                if isinstance(proc, WireGuardProcess):
+                    proc.kill()
+                else:
+                    proc.proc.kill()
+                    proc.proc.wait()
                 killed.append(proc.pod["metadata"]["name"])
         return killed
+
+    def endpoints(self):
+        """The hub pods with an address of their own (WireGuard, the migration's OpenVPN hub):
+        [(namespace, labels, ip, ready)], for the seed's NodePorts."""
+        return [(p.pod["metadata"]["namespace"], p.pod["metadata"].get("labels") or {},
+                 p.pod_ip, p.ready()) for p in list(self.vpn.values())
+                if getattr(p, "pod_ip", None)]
 
     def release_hub(self):
         """The crash's cause is gone: the hub's containers start at the kubelet's next sync,
@@ -351,34 +403,41 @@ class SeedRuntime(FakeRuntime):
             state[1] = 0.0
 
     def hub_status(self):
-        return [{"pod": p.pod["metadata"]["name"], "alive": p.alive(), "tun_up": p.tun_up(),
+        return [{"pod": p.pod["metadata"]["name"], "alive": p.alive(),
+                 "tun_up": p.iface_up() if isinstance(p, WireGuardProcess) else p.tun_up(),
                  "restarts": self.restarts.get(uid, [0, None])[0]}
                 for uid, p in self.vpn.items()]
 
     def _restart_if_crashed(self, uid):
-        """restartPolicy Always: a container whose process died is started again, the first
-        time at once, then after 10 s doubling to 300 s (kubelet's crash-loop back-off)."""
-        proc = self.vpn.get(uid)
-        if proc is None or proc.alive():
-            return
-        state = self.restarts.setdefault(uid, [0, None])
-        now = time.monotonic()
-        if state[1] is None:
-            state[1] = now + (min(self.BACKOFF_START * 2 ** (state[0] - 1), self.BACKOFF_MAX)
-                              if state[0] else 0.0)
-        if now < state[1]:
-            return
-        state[0], state[1] = state[0] + 1, None
-        if not self.held:  # held: it starts and crashes at once, and the back-off grows
-            proc.start()
+        restart_if_crashed(self.vpn.get(uid), self.restarts.setdefault(uid, [0, None]),
+                           self.held)
 
     def start(self, pod, node):
         uid = pod["metadata"]["uid"]
+        wg = next((c for c in pod["spec"].get("containers") or [] if is_wireguard(c)), None)
+        if wg is not None and nsx.ns_exists(SEED_NS):
+            if uid in self.vpn:
+                return self.vpn[uid].pod_ip
+            netns, ip = self.hub_net.create(uid)
+            proc = WireGuardProcess(self.api, pod, wg, netns, self.dir,
+                                    node=node["metadata"]["name"], pod_ip=ip)
+            self.vpn[uid] = proc
+            proc.start()
+            return ip
         container = next((c for c in pod["spec"].get("containers") or [] if is_openvpn(c)), None)
         if container is None or not nsx.ns_exists(SEED_NS):
             return super().start(pod, node)
         if uid in self.vpn:
-            return self.ips.get(uid)
+            return getattr(self.vpn[uid], "pod_ip", None) or self.ips.get(uid)
+        if (pod["metadata"].get("labels") or {}).get("app") != "openvpn-server":
+            # the migration's OpenVPN hub: a pod of its own, as the WireGuard hubs (KKP's
+            # openvpn-server keeps the seed node's namespace, where the lab always ran it)
+            netns, ip = self.hub_net.create(uid)
+            proc = OpenVPNProcess(self.api, pod, container, netns, self.dir)
+            proc.pod_ip = ip
+            self.vpn[uid] = proc
+            proc.start()
+            return ip
         netns = self.netns.get(pod["metadata"]["namespace"], SEED_NS)
         if any(p.alive() for u, p in self.vpn.items() if u != uid and p.netns == netns):
             return None  # the old server still holds the port
@@ -406,4 +465,5 @@ class SeedRuntime(FakeRuntime):
         proc = self.vpn.pop(uid, None)
         if proc is not None:
             proc.stop()
+        self.hub_net.remove(uid)
         super().forget(uid)
