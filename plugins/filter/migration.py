@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
     ingress, k8s_names, kkp_cluster, move_ingress, network, openvpn, phases, portable, rbac_render,
-    workloads)
+    wireguard, workloads)
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
@@ -36,6 +36,16 @@ def ingress_lb_service(service, target_cloud, mode="auto"):
 
 def cluster_problems(cluster, provider=None):
     return kkp_cluster.reconcile_problems(cluster or {}, provider)
+
+
+def wg_hub_config(private_key, plan, port):
+    return wireguard.hub_config(private_key, port, plan["slot_public_keys"],
+                                plan["slot_addresses"])
+
+
+def wg_assign(current, nodes, plan):
+    new, added = wireguard.assign_slots(nodes, current, plan["slot_addresses"])
+    return {"slots": new, "added": added}
 
 
 class FilterModule(object):
@@ -63,4 +73,8 @@ class FilterModule(object):
             "move_ingress_problems": _wrap(move_ingress.problems_all),
             "move_ingress_paths": _wrap(move_ingress.paths),
             "rbac_for_clusters": _wrap(rbac_render.for_clusters),
+            "vpn_check": _wrap(wireguard.vpn_check),
+            "wg_plan": _wrap(wireguard.plan),
+            "wg_hub_config": _wrap(wg_hub_config),
+            "wg_assign": _wrap(wg_assign),
         }

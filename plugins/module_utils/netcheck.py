@@ -215,7 +215,8 @@ def parse_output(stdout):
 # what to do, for the checks whose expected/found alone does not say it
 HINTS = {
     "vpn_interface_exists": "no tunnel device %(interface)s on this node: its VPN client is not "
-                            "connected (look at the openvpn-client pod on this node), or "
+                            "connected (look at the openvpn-client or, with WireGuard, the "
+                            "cloudhop-vpn-wg pod on this node), or "
                             "vpn_interface (cloudhop_vpn_interface) is not the device the client's "
                             "config creates (its dev line)",
 }
