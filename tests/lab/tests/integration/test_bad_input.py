@@ -33,10 +33,21 @@ def _sa_with_another_key(tmp_path):
     return str(path)
 
 
+def _unreadable_key(tmp_path):
+    """A backup directory whose first WireGuard key cannot be read (a directory where the key
+    file should be: root reads any file)."""
+    root = tmp_path / "backups"
+    (root / "x8p9sk2tzv" / "vpn-wg" / "hub-0.key").mkdir(parents=True, mode=0o700)
+    return str(root)
+
+
 def cases(base, tmp_path):
     """{host: (variables to override, text the refusal must contain)}."""
     dns, aws, gcp = base["cloudhop_dns"], base["cloudhop_aws"], base["cloudhop_gcp"]
     to_gcp = {"cloudhop_target_cloud": "gcp"}
+    hub = base["cloudhop_vpn_hub"]
+    wg = {"cloudhop_vpn_backend": "wireguard", "cloudhop_vpn_tunnel_mtu": 1500,
+          "cloudhop_vpn_hub": dict(hub, count=2)}
     return {
         # a fleet's settings (checked before the first phase of the run)
         "fleet-drains-negative": ({"cloudhop_fleet_drains": -1}, "cloudhop_fleet_drains"),
@@ -89,6 +100,24 @@ def cases(base, tmp_path):
                                 "cloudhop_vpn_hub.address"),
         "hub-port-not-a-nodeport": ({"cloudhop_vpn_mode": "hub", "cloudhop_vpn_hub": {
             "address": "198.18.0.10", "node_port": 80}}, "cloudhop_vpn_hub.node_port 80"),
+        # the VPN's backend and hubs
+        "unknown-vpn-backend": ({"cloudhop_vpn_backend": "ipsec"}, "cloudhop_vpn_backend"),
+        "wireguard-on-the-seeds-openvpn-server": (dict(wg, cloudhop_vpn_mode="seed"),
+                                                  "wireguard needs a VPN hub of the migration's"),
+        "two-openvpn-hubs": ({"cloudhop_vpn_mode": "hub", "cloudhop_vpn_hub": dict(hub, count=2)},
+                             "more than one hub needs cloudhop_vpn_backend=wireguard"),
+        "nine-wireguard-hubs": (dict(wg, cloudhop_vpn_hub=dict(hub, count=9)),
+                                "cloudhop_vpn_hub.count is 9: give 1 to 8 hubs"),
+        "wireguard-slots-beyond-the-vpn": (dict(wg, cloudhop_vpn_cidr="10.20.0.0/28"),
+                                           "VPN network 10.20.0.0/28 has room for 0 nodes"),
+        "wireguard-key-unreadable": (dict(wg, cloudhop_backup_dir=_unreadable_key(tmp_path)),
+                                     "vpn-wg/hub-0.key cannot be read"),
+        "wireguard-mtu-budget-too-small": (dict(wg, cloudhop_vpn_tunnel_mtu=1300),
+                                           "flannel.1 over the tunnel would get MTU 1250"),
+        # the lab's pods have MTU 1450 (VXLAN on a 1500 underlay): WireGuard's default leaves 1370
+        "wireguard-pods-do-not-fit": (dict(wg, cloudhop_vpn_tunnel_mtu=0),
+                                      "veth_mtu 1450 is larger than flannel.1's MTU over "
+                                      "WireGuard (1370"),
         # a name no node's tunnel would have when the gates verify it: the client's config
         # says dev kube
         "vpn-interface-not-the-clients-dev": ({"cloudhop_vpn_interface": "tun7"},

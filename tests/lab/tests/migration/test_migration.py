@@ -351,6 +351,10 @@ def lab_secrets():
             # curve and the public point, which certificates and requests show (not secret)
             lines.append(body[0])
     values += lines
+    wg = os.path.join(LAB, "backups", CID, "vpn-wg")  # WireGuard keys: one base64 line each
+    for name in sorted(os.listdir(wg)) if os.path.isdir(wg) else ():
+        with open(os.path.join(wg, name), encoding="utf-8") as fh:
+            values.append(fh.read().strip())
     return values + ["ya29.lab-"]
 
 
@@ -568,9 +572,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.mark.timeout(1200)
-def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
+def test_gcp_migration_of_a_konnectivity_cluster_over_wireguard_with_cloud_dns_by_molecule():
     """The molecule/default scenario, to GCP, for a Konnectivity cluster (no openvpn-server: the
-    migration brings its own VPN hub) with the app's record in a Cloud DNS managed zone (the lab's
+    migration brings its own VPN hubs, two WireGuard ones) with the app's record in a Cloud DNS
+    managed zone (the lab's
     Google API; the lab's name server serves what a done change left): create = lab up
     with the probe running, converge = migrate.yml, idempotence = a second run changes nothing,
     verify = the end state read from the APIs (the hub used and gone, Cloud DNS changes, the CCM's
@@ -578,7 +583,8 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ["PATH"],
                PYTHONPATH=os.path.join(REPO, "tests", "lab"), NO_COLOR="1", PY_COLORS="0",
                CLOUDHOP_MOLECULE_CLOUD="gcp", CLOUDHOP_MOLECULE_DNS="clouddns",
-               CLOUDHOP_MOLECULE_KONNECTIVITY="true", CLOUDHOP_MOLECULE_RBAC=RBAC)
+               CLOUDHOP_MOLECULE_KONNECTIVITY="true", CLOUDHOP_MOLECULE_VPN_BACKEND="wireguard",
+               CLOUDHOP_MOLECULE_RBAC=RBAC)
     try:
         proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "molecule"), "test"], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=1100, check=False)
@@ -594,7 +600,7 @@ def test_gcp_migration_of_a_konnectivity_cluster_with_cloud_dns_by_molecule():
     # the service account's key, the hub's keys and Google's tokens never show (the AWS test
     # checks the output at -vvv); the hub's keys and the backups are 0600 in 0700 directories
     report = os.path.join(LAB, "reports", CID, "migration-report.md")
-    assert os.path.exists(os.path.join(LAB, "backups", CID, "vpn-hub", "ca.key"))
+    assert os.path.exists(os.path.join(LAB, "backups", CID, "vpn-wg", "hub-1.key"))
     assert_no_secrets({"molecule output": out,
                        "report.md": open(report, encoding="utf-8").read()})
     assert private_files(os.path.join(LAB, "backups")) == []
@@ -697,6 +703,112 @@ def test_rollback_after_dns_cutover_with_a_vpn_hub_outage_and_a_held_drain(fresh
     assert proc.returncode != 0 and "records no migration" in proc.stdout
 
 
+def node_addresses():
+    """{node namespace: (VPN address, flannel.1 address)} of every lab node with both."""
+    out = {}
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    for ns in (n for n in names if n.startswith(NODE_NS)):
+        text = subprocess.run(["ip", "netns", "exec", ns, "ip", "-4", "-o", "addr", "show"],
+                              capture_output=True, text=True, check=False).stdout
+        addrs = dict(re.findall(r"^\d+: (\S+)\s+inet ([\d.]+)/", text, re.M))
+        if "kube" in addrs and "flannel.1" in addrs:
+            out[ns] = (addrs["kube"], addrs["flannel.1"])
+    return out
+
+
+def mesh_ping(seconds, interval=0.1):
+    """A ping every ``interval`` s from every node to every other's VPN and flannel.1 address,
+    for ``seconds`` s: [(source, target, Popen)], each printing its replies' times (-D)."""
+    nodes = node_addresses()
+    out = []
+    for src in nodes:
+        for dst, addrs in nodes.items():
+            if dst != src:
+                for addr in addrs:
+                    out.append((src, addr, subprocess.Popen(
+                        ["ip", "netns", "exec", src, "ping", "-n", "-D", "-i", str(interval),
+                         "-W", "1", "-w", str(seconds), addr],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)))
+    return out
+
+
+def mesh_recovery(pings, since):
+    """Per pair, the seconds from ``since`` to its first reply after its last gap that began at
+    or after ``since``; returns (the longest of them, the pairs' count). A pair that never
+    stopped answering counts 0."""
+    worst, pairs = 0.0, 0
+    for _src, _addr, proc in pings:
+        out = proc.communicate(timeout=60)[0]
+        times = [float(t) for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+        assert times, "no reply at all from %s to %s" % (_src, _addr)
+        pairs += 1
+        for before, after in zip(times, times[1:]):
+            if after - before > 0.5 and after > since:
+                worst = max(worst, after - max(before, since))
+    return worst, pairs
+
+
+@pytest.mark.timeout(1200)  # about 5 min alone
+@pytest.mark.lab_args("--konnectivity", "--wireguard-hubs", "2")
+def test_aws_migration_over_two_wireguard_hubs_one_killed_while_it_drains(fresh_lab):  # noqa: ARG001
+    """cloudhop_vpn_backend=wireguard with two hubs (the lab's nodes run wireguard-go: this
+    kernel has no WireGuard module), to AWS, under the probe: while the first old node drains,
+    the first hub is killed (SIGKILL, the kubelet restarts it). The nodes move the VPN network
+    to the second hub: no request fails, the run completes, and every pair of nodes answers
+    again (VPN and pod addresses, pinged every 0.1 s) within 5 s. The keys stay 0600 in 0700
+    on the controller and never show in the output."""
+    lab("probe", "start", "--wait-ready")
+    seen = {}
+
+    def kill_hub(proc):  # noqa: ARG001
+        seen["pings"] = mesh_ping(15)
+        time.sleep(2)
+        seen["kill"] = time.time()
+        seen["killed"] = json.loads(lab("admin", json.dumps(
+            {"cmd": "vpn-hub", "action": "kill", "app": "cloudhop-vpn-hub"})).stdout)["killed"]
+        return False
+
+    step("the migration; the first hub killed while the first old node drains")
+    rc, out = acting_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node",
+                        1, kill_hub, "-e", "cloudhop_confirm_destroy=true", timeout=900)
+    summary = probe_summary()
+    worst, pairs = mesh_recovery(seen["pings"], seen["kill"])
+    step("hub killed at %s; every pair answered again %.2f s after (%d pairs); probe %s"
+         % (time.strftime("%H:%M:%S", time.localtime(seen["kill"])), worst, pairs,
+            {k: summary[k] for k in ("total", "failed", "longest_gap_s")}))
+    assert rc == 0, out[-8000:]
+    assert len(seen["killed"]) == 1 and seen["killed"][0].startswith("cloudhop-vpn-hub-"), seen
+    assert pairs == 6 * 5 * 2, pairs  # three old and three new nodes, VPN and pod addresses
+    assert worst < 5.0, worst
+    assert summary["total"] > 100 and summary["failed"] == 0, summary
+    # the hubs and the nodes' keys, slots and agent are gone with the overlay
+    assert in_lab(WG_LEFT) == {"seed": [], "user": [], "cleanup": "done"}
+    wg = os.path.join(LAB, "backups", CID, "vpn-wg")
+    assert sorted(os.listdir(wg))[:3] == ["hub-0.key", "hub-1.key", "slot-0.key"]
+    assert private_files(os.path.join(LAB, "backups")) == []
+    assert_no_secrets({"migrate.yml output": out})
+
+
+WG_LEFT = r"""
+import json, os
+from kubernetes import client, config
+out = {}
+for where, kc, ns in (("seed", "CLH_SEED_KUBECONFIG", "cluster-x8p9sk2tzv"),
+                      ("user", "CLH_USER_KUBECONFIG", "kube-system")):
+    api = config.new_client_from_config(os.environ[kc])
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    names = [o.metadata.name for o in core.list_namespaced_secret(ns).items
+             + core.list_namespaced_config_map(ns).items + core.list_namespaced_service(ns).items
+             + apps.list_namespaced_deployment(ns).items + apps.list_namespaced_daemon_set(ns).items]
+    out[where] = sorted(n for n in names if "vpn-wg" in n or n.startswith("cloudhop-vpn-hub"))
+    if where == "seed":
+        ledger = core.read_namespaced_config_map("cloudhop-migration", ns).data or {}
+        out["cleanup"] = json.loads(ledger.get("phase.cleanup", "{}")).get("status")
+print(json.dumps(out))
+"""
+
+
 READ_NODES = r"""
 import json, os
 from kubernetes import client, config
@@ -781,7 +893,8 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
     workload_move and naming the budget; the other two finish in the same run. The budget
     removed, the same command completes the third and writes nothing to the other two (their
     audit logs, their recap); a third run changes nothing anywhere. Every probe keeps its
-    traffic, and the fleet report says so at each step."""
+    traffic, and the fleet report says so at each step. The second cluster's VPN is an OpenVPN
+    hub of the migration's own (cloudhop_vpn_mode hub)."""
     import yaml  # pylint: disable=import-outside-toplevel
     lab("up", "--clusters", "3", "--dns-ttl", "10", "--rbac", RBAC)
     hosts = {"user": "app.example.test", "user2": "app2.example.test",
@@ -815,12 +928,15 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
                       if o["metadata"]["name"] == "cloudhop-migrator-cluster") == sorted(
                           "cluster-" + cid for cid in ids.values())
         # each cluster's report reads its own probe's log (a host variable, as a user would
-        # set it); every cluster's nodes come from its own nodes source
+        # set it); every cluster's nodes come from its own nodes source. The second cluster
+        # gets an OpenVPN hub of the migration's own (cloudhop_vpn_mode hub, as a Konnectivity
+        # cluster would), although the seed has its openvpn-server
         probe_inv = os.path.join(LAB, "probe_logs.yml")
         with open(probe_inv, "w", encoding="utf-8") as fh:
             yaml.safe_dump({"all": {"children": {"user_clusters": {"hosts": {
-                ids[name]: {"report_probe_log": cli.probe_files(name)[0]} for name in hosts}}}}},
-                fh)
+                ids[name]: dict({"report_probe_log": cli.probe_files(name)[0]},
+                                **({"cloudhop_vpn_mode": "hub"} if name == "user2" else {}))
+                for name in hosts}}}}}, fh)
 
         def fleet(name, *args, more=()):
             """The playbook over the three clusters, each with its own nodes source; the
