@@ -150,17 +150,24 @@ fi
 tick=0
 while :; do
     tick=$((tick + 1))
+    # one fork a tick besides sleep: what each hub sent, read in this shell (no subshells)
     wg show "$iface" transfer >"$status.transfer" 2>/dev/null
+    while read -r p r _; do
+        i=0
+        while [ "$i" -lt "$n" ]; do
+            prev=""
+            eval "pub=\$pub_$i prev=\$rx_$i"
+            if [ "$p" = "$pub" ] && [ "$r" != "$prev" ]; then
+                eval "rx_$i=\$r seen_$i=\$tick"
+            fi
+            i=$((i + 1))
+        done
+    done <"$status.transfer"
     live=''
     i=0
     while [ "$i" -lt "$n" ]; do
-        prev='' seen=0 reset=0
-        eval "pub=\$pub_$i prev=\$rx_$i"
-        rx=$(while read -r p r _; do [ "$p" = "$pub" ] && echo "$r"; done <"$status.transfer")
-        if [ -n "$rx" ] && [ "$rx" != "$prev" ]; then
-            eval "rx_$i=\$rx seen_$i=\$tick"
-        fi
-        eval "seen=\$seen_$i reset=\$reset_$i"
+        seen=0 reset=0
+        eval "pub=\$pub_$i seen=\$seen_$i reset=\$reset_$i"
         if [ $((tick - seen)) -le "$dead_after" ]; then
             live="$live $i"
         elif [ $((tick - reset)) -ge 20 ]; then
@@ -192,7 +199,11 @@ while :; do
             fi
             ;;
     esac
-    printf 'active=%s\nlive=%s\n' "$active" "${live# }" >"$status.new" && mv "$status.new" "$status"
+    now="active=$active live=${live# }"
+    if [ "$now" != "${said:-}" ]; then # written (atomically: a fork) only when it changes
+        printf 'active=%s\nlive=%s\n' "$active" "${live# }" >"$status.new" && mv "$status.new" "$status" &&
+            said=$now
+    fi
     sleep "$tick_s" &
     wait $!
 done
