@@ -92,6 +92,12 @@ class OpenVPNProcess:
             return self.tun_up()
         return self.alive()
 
+    def kill(self):
+        """SIGKILL, as a crash."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self):
         nsx.terminate(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -58,6 +58,14 @@ def restart_if_crashed(proc, state, held=False):
         proc.start()
 
 
+def vpn_restart_counts(vpn, restarts, pod):
+    """The kubelet's restartCount of a pod's VPN container, or None if it has none."""
+    proc = vpn.get(pod["metadata"]["uid"])
+    if proc is None:
+        return None
+    return {proc.container["name"]: restarts.get(pod["metadata"]["uid"], [0])[0]}
+
+
 def pod_ns(uid):
     return nsx.ns_name("p-" + uid[:12])
 
@@ -299,10 +307,7 @@ class NetnsPodRuntime(FakeRuntime):
         return True
 
     def restart_counts(self, pod):
-        proc = self.vpn.get(pod["metadata"]["uid"])
-        if proc is None:
-            return super().restart_counts(pod)
-        return {proc.container["name"]: self.restarts.get(pod["metadata"]["uid"], [0])[0]}
+        return vpn_restart_counts(self.vpn, self.restarts, pod) or super().restart_counts(pod)
 
     def stopped(self, pod):
         """preStop first (the pod keeps serving), then SIGTERM; torn down once stopped."""
@@ -380,11 +385,7 @@ class SeedRuntime(FakeRuntime):
             if app and (proc.pod["metadata"].get("labels") or {}).get("app") != app:
                 continue
             if proc.alive():
-                if isinstance(proc, WireGuardProcess):
-                    proc.kill()
-                else:
-                    proc.proc.kill()
-                    proc.proc.wait()
+                proc.kill()
                 killed.append(proc.pod["metadata"]["name"])
         return killed
 
@@ -455,10 +456,7 @@ class SeedRuntime(FakeRuntime):
         return proc.ready()
 
     def restart_counts(self, pod):
-        proc = self.vpn.get(pod["metadata"]["uid"])
-        if proc is None:
-            return super().restart_counts(pod)
-        return {proc.container["name"]: self.restarts.get(pod["metadata"]["uid"], [0])[0]}
+        return vpn_restart_counts(self.vpn, self.restarts, pod) or super().restart_counts(pod)
 
     def forget(self, uid):
         self.restarts.pop(uid, None)
