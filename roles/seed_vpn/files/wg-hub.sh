@@ -6,8 +6,11 @@
 #
 # --conf is a `wg setconf` file: the hub's key and port, and every node slot as a peer
 # (AllowedIPs its /32, keepalive 1 s: a node sees a live hub by what it sends). The hub forwards
-# between its peers, so nodes reach each other through it. The interface is the kernel's
-# WireGuard where the node has the module, else wireguard-go (userspace). SIGTERM removes it.
+# between its peers, so nodes reach each other through it, and gives what it forwards its own
+# address: a node takes from a peer only sources in that peer's AllowedIPs, and has the VPN
+# network on one hub (its active one), so without it a node would drop what a node on another
+# hub sends it. The interface is the kernel's WireGuard where the node has the module, else
+# wireguard-go (userspace). SIGTERM removes it.
 set -u
 
 fail() {
@@ -50,6 +53,11 @@ wg setconf "$iface" "$conf" || fail "wg setconf $iface $conf failed"
 ip addr replace "$address" dev "$iface" || fail "cannot give $iface the address $address"
 ip link set dev "$iface" mtu "$mtu" up || fail "cannot bring $iface up"
 echo 1 >/proc/sys/net/ipv4/ip_forward || fail "cannot enable forwarding (the container must be privileged)"
+# what goes out of the tunnel has the hub's address (a restarted container keeps the pod's
+# network namespace, and with it the rule)
+iptables -t nat -C POSTROUTING -o "$iface" -j MASQUERADE 2>/dev/null ||
+    iptables -t nat -A POSTROUTING -o "$iface" -j MASQUERADE ||
+    fail "cannot add the masquerade rule (the image needs iptables)"
 echo "cloudhop wg-hub: $iface ($kind) up at $address, $(wg show "$iface" peers | wc -l) peers"
 while :; do
     sleep 3600 &

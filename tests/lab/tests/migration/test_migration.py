@@ -60,24 +60,30 @@ def playbook(name, *args, timeout=600):
                           text=True, timeout=timeout, check=False)
 
 
-def acting_at(name, marker, occurrence, action, *args, delay=0.0, timeout=600):
+def acting_at(name, marker, occurrence, action, *args, delay=0.0, timeout=600, also=()):
     """Run a playbook and call ``action(proc)`` when ``marker`` (a task header) has appeared
     ``occurrence`` times in its output (after ``delay`` seconds); if that returns True, stop
-    reading. Returns the return code and the output."""
+    reading. ``also``: more (marker, occurrence, action) to call the same way, each once.
+    Returns the return code and the output."""
     proc = subprocess.Popen(playbook_cmd(name, *args), cwd=REPO, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    out, seen = [], 0
+    out, seen = [], [0] * (1 + len(also))
+    acts = [(marker, occurrence, action)] + list(also)
     for line in proc.stdout:
         out.append(line)
-        if marker in line:
-            seen += 1
-            if seen == occurrence:
-                time.sleep(delay)
-                if action(proc):
-                    break
+        stop = False
+        for i, (text, nth, act) in enumerate(acts):
+            if text in line:
+                seen[i] += 1
+                if seen[i] == nth:
+                    time.sleep(delay)
+                    stop = stop or act(proc)
+        if stop:
+            break
     proc.wait(timeout=timeout)
-    assert seen >= occurrence, "".join(out)[-6000:]
+    for (text, nth, _act), count in zip(acts, seen):
+        assert count >= nth, (text, "".join(out)[-6000:])
     return proc.returncode, "".join(out)
 
 
@@ -753,32 +759,49 @@ def mesh_recovery(pings, since):
 @pytest.mark.lab_args("--konnectivity", "--wireguard-hubs", "2")
 def test_aws_migration_over_two_wireguard_hubs_one_killed_while_it_drains(fresh_lab):  # noqa: ARG001
     """cloudhop_vpn_backend=wireguard with two hubs (the lab's nodes run wireguard-go: this
-    kernel has no WireGuard module), to AWS, under the probe: while the first old node drains,
-    the first hub is killed (SIGKILL, the kubelet restarts it). The nodes move the VPN network
-    to the second hub: no request fails, the run completes, and every pair of nodes answers
-    again (VPN and pod addresses, pinged every 0.1 s) within 5 s. The keys stay 0600 in 0700
-    on the controller and never show in the output."""
+    kernel has no WireGuard module), to AWS, under the probe. As target_workers gives the new
+    nodes their slots, the first hub is killed (SIGKILL, the kubelet restarts it): the new
+    nodes' agents start with one hub dead, the old nodes move to the second, the gates pass.
+    While the first old node drains, the second hub (the one the nodes are on) is killed: the
+    nodes move the VPN network back to the first (restarted) one. No request fails, the run
+    completes, and every pair of nodes answers again (VPN and pod addresses, pinged every
+    0.1 s) within 5 s of the second kill. The keys stay 0600 in 0700 on the controller and
+    never show in the output."""
     lab("probe", "start", "--wait-ready")
     seen = {}
 
-    def kill_hub(proc):  # noqa: ARG001
+    def kill(app):
+        return json.loads(lab("admin", json.dumps(
+            {"cmd": "vpn-hub", "action": "kill", "app": app})).stdout)["killed"]
+
+    def kill_first(proc):  # noqa: ARG001
+        seen["killed_first"] = kill("cloudhop-vpn-hub")
+        return False
+
+    def kill_second(proc):  # noqa: ARG001
         seen["pings"] = mesh_ping(15)
         time.sleep(2)
         seen["kill"] = time.time()
-        seen["killed"] = json.loads(lab("admin", json.dumps(
-            {"cmd": "vpn-hub", "action": "kill", "app": "cloudhop-vpn-hub"})).stdout)["killed"]
+        seen["killed"] = kill("cloudhop-vpn-hub-2")
         return False
 
-    step("the migration; the first hub killed while the first old node drains")
-    rc, out = acting_at("migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node",
-                        1, kill_hub, "-e", "cloudhop_confirm_destroy=true", timeout=900)
+    step("the migration; the first hub killed as the new nodes get their slots, the second "
+         "while the first old node drains")
+    rc, out = acting_at(
+        "migrate.yml", "TASK [cloudhop.k8s_migration.workload_move : Drain the node", 1,
+        kill_second, "-e", "cloudhop_confirm_destroy=true", timeout=900,
+        # wg_slots runs in vpn_overlay (the old nodes), then in target_workers (the new ones)
+        also=[("TASK [cloudhop.k8s_migration.cloudhop : Restart the node agents that wait for "
+               "their slot]", 2, kill_first)])
     summary = probe_summary()
     worst, pairs = mesh_recovery(seen["pings"], seen["kill"])
-    step("hub killed at %s; every pair answered again %.2f s after (%d pairs); probe %s"
+    step("second hub killed at %s; every pair answered again %.2f s after (%d pairs); probe %s"
          % (time.strftime("%H:%M:%S", time.localtime(seen["kill"])), worst, pairs,
             {k: summary[k] for k in ("total", "failed", "longest_gap_s")}))
     assert rc == 0, out[-8000:]
-    assert len(seen["killed"]) == 1 and seen["killed"][0].startswith("cloudhop-vpn-hub-"), seen
+    assert len(seen["killed_first"]) == 1 and \
+        seen["killed_first"][0].startswith("cloudhop-vpn-hub-"), seen
+    assert len(seen["killed"]) == 1 and seen["killed"][0].startswith("cloudhop-vpn-hub-2-"), seen
     assert pairs == 6 * 5 * 2, pairs  # three old and three new nodes, VPN and pod addresses
     assert worst < 5.0, worst
     assert summary["total"] > 100 and summary["failed"] == 0, summary
