@@ -108,6 +108,9 @@ def cases(base, tmp_path):
                              "more than one hub needs cloudhop_vpn_backend=wireguard"),
         "nine-wireguard-hubs": (dict(wg, cloudhop_vpn_hub=dict(hub, count=9)),
                                 "cloudhop_vpn_hub.count is 9: give 1 to 8 hubs"),
+        "wireguard-node-ports-past-the-range": (
+            dict(wg, cloudhop_vpn_hub=dict(hub, count=2, wireguard_node_port=32767)),
+            "the 2 hubs take NodePorts 32767-32768, outside the NodePort range"),
         "wireguard-slots-beyond-the-vpn": (dict(wg, cloudhop_vpn_cidr="10.20.0.0/28"),
                                            "VPN network 10.20.0.0/28 has room for 0 nodes"),
         "wireguard-key-unreadable": (dict(wg, cloudhop_backup_dir=_unreadable_key(tmp_path)),

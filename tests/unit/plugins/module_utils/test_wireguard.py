@@ -134,6 +134,23 @@ def test_vpn_check_names_the_variable(args, message):
     assert len(problems) == 1 and message in problems[0], problems
 
 
+@pytest.mark.parametrize("count, node_port, message", [
+    (2, 32767, "the 2 hubs take NodePorts 32767-32768, outside the NodePort range 30000-32767"),
+    (1, 29999, "wireguard_node_port 29999 is outside the NodePort range 30000-32767"),
+    (3, "x", "wireguard_node_port is 'x'"),
+])
+def test_vpn_check_refuses_hub_node_ports_outside_the_range(count, node_port, message):
+    problems = wireguard.vpn_check("wireguard", "hub", count, node_port=node_port)["problems"]
+    assert len(problems) == 1 and message in problems[0], problems
+
+
+def test_vpn_check_takes_the_last_node_ports_of_the_range():
+    assert wireguard.vpn_check("wireguard", "hub", 8, node_port=32760)["problems"] == []
+    assert wireguard.vpn_check("wireguard", "hub", 1, node_port=30000)["problems"] == []
+    # OpenVPN's hub port is preflight's own check; the WireGuard port is not used
+    assert wireguard.vpn_check("openvpn", "hub", 1, node_port=40000)["problems"] == []
+
+
 def test_vpn_check_default_slots():
     assert wireguard.vpn_check("wireguard", "hub", 2, "10.20.0.0/24", 0, 6) == \
         {"problems": [], "slots": 32}
