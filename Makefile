@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/tests/lab
 COLL_LINK := .collections/ansible_collections/cloudhop/k8s_migration
 SANITY_TREE := .cache/sanity/ansible_collections/cloudhop/k8s_migration
 APT_PACKAGES := openvpn openssh-server openssh-client iproute2 iputils-ping haproxy bind9 \
-	bind9-dnsutils wireguard-tools wireguard-go rsync procps python3-venv shellcheck nftables iptables tcpdump
+	bind9-dnsutils wireguard-tools wireguard-go rsync procps python3-venv shellcheck nftables iptables tcpdump iperf3
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup test lint sanity unit integration demo lab-up lab-down lab-status \

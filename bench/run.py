@@ -25,8 +25,8 @@ def lab(*args):
                    stdout=subprocess.DEVNULL)
 
 
-def in_fresh_lab(script, env=None):
-    lab("up")
+def in_fresh_lab(script, env=None, up=()):
+    lab("up", *up)
     time.sleep(3)
     try:
         out = subprocess.run([os.path.join(REPO, "tests", "lab", "run"), sys.executable] + script,
@@ -99,6 +99,23 @@ def fixture_converged():
     return elapsed
 
 
+VPN_TITLE = {"openvpn": "OpenVPN hub (TCP, --tcp-nodelay)",
+             "wireguard": "WireGuard, 2 hubs (wireguard-go, userspace)"}
+
+
+def vpn_backend_summary(runs):
+    """The medians over rounds of one backend's vpn_backends.py figures."""
+    def med(fn):
+        return round(statistics.median(fn(r) for r in runs), 3)
+    return {"rounds": len(runs),
+            "rtt_ms_p50_added": med(lambda r: r["rtt_ms_p50_added"]),
+            "rtt_ms_p99_added": med(lambda r: r["rtt_ms_p99_added"]),
+            "rtt_ms_p50_vpn": med(lambda r: r["flannel_over_vpn"]["rtt_ms_p50"]),
+            "tcp_mbit_s_ens192": med(lambda r: r["flannel_on_ens192"]["tcp_mbit_s"]),
+            "tcp_mbit_s_vpn": med(lambda r: r["flannel_over_vpn"]["tcp_mbit_s"]),
+            "runs": runs}
+
+
 def main():
     converged = [fixture_converged() for _i in range(1 if QUICK else 3)]
     ups = []
@@ -116,9 +133,23 @@ def main():
     api = json.loads(out)
     scale = in_fresh_lab([os.path.join(HERE, "scale_nodes.py"), "10" if QUICK else "100"])
     pings = "20" if QUICK else "500"
-    vpn = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")], {"BENCH_PINGS": pings})
-    vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
-                               {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
+    # the seed's openvpn-server set up by hand, without and with --tcp-nodelay (full run only:
+    # vpn_backends below checks the same overlay as the collection makes it)
+    vpn = vpn_nodelay = None
+    if not QUICK:
+        vpn = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")], {"BENCH_PINGS": pings})
+        vpn_nodelay = in_fresh_lab([os.path.join(HERE, "vpn_latency.py")],
+                                   {"BENCH_PINGS": pings, "BENCH_VPN_EXTRA_ARGS": "--tcp-nodelay"})
+    # OpenVPN (one hub, --tcp-nodelay) beside WireGuard (two hubs, wireguard-go), each set up by
+    # the collection's own phases up to vpn_overlay: RTT and TCP throughput between two pods
+    backends = {}
+    for _i in range(1 if QUICK else 3):
+        for backend, up in (("openvpn", ["--konnectivity"]),
+                            ("wireguard", ["--konnectivity", "--wireguard-hubs", "2"])):
+            backends.setdefault(backend, []).append(in_fresh_lab(
+                [os.path.join(HERE, "vpn_backends.py"), backend],
+                {"BENCH_PINGS": "50" if QUICK else "1000",
+                 "BENCH_IPERF_SECONDS": "1" if QUICK else "5"}, up=up))
     probe = probe_overhead()
     # the lab's MongoDB double: insert latency, step-down to a writable primary, memory
     mongo = json.loads(subprocess.run(
@@ -156,8 +187,10 @@ def main():
                                             "runs": [round(c, 2) for c in converged]}
     results["api_latency_ms"] = api
     results["scale_nodes"] = scale
-    results["vpn_latency"] = vpn
-    results["vpn_latency_tcp_nodelay"] = vpn_nodelay
+    if vpn is not None:
+        results["vpn_latency"] = vpn
+        results["vpn_latency_tcp_nodelay"] = vpn_nodelay
+    results["vpn_backends"] = {name: vpn_backend_summary(runs) for name, runs in backends.items()}
     results["probe_overhead"] = probe
     results["worlds"] = worlds
     results["mongo"] = mongo
@@ -205,12 +238,21 @@ def main():
     rows.append("| lab daemon CPU with nothing to do, 3 / %d nodes | %.1f %% / %.1f %% of one core | |"
                 % (scale["nodes"], scale["labd_cpu_percent_idle_at_3"],
                    scale["labd_cpu_percent_idle_at_n"]))
-    rows.append("| pod RTT flannel / over VPN | %.3f ms / %.3f ms | %.3f ms (VPN) |"
-                % (vpn["rtt_ms_p50_flannel_on_ens192"], vpn["rtt_ms_p50_flannel_over_vpn"],
-                   vpn["rtt_ms_p99_over_vpn"]))
-    rows.append("| one-way latency added by the VPN | %.3f ms | |" % vpn["one_way_added_ms_p50"])
-    rows.append("| same, server with --tcp-nodelay | %.3f ms | %.3f ms (RTT) |"
-                % (vpn_nodelay["one_way_added_ms_p50"], vpn_nodelay["rtt_ms_p99_over_vpn"]))
+    if vpn is not None:
+        rows.append("| pod RTT flannel / over VPN | %.3f ms / %.3f ms | %.3f ms (VPN) |"
+                    % (vpn["rtt_ms_p50_flannel_on_ens192"], vpn["rtt_ms_p50_flannel_over_vpn"],
+                       vpn["rtt_ms_p99_over_vpn"]))
+        rows.append("| one-way latency added by the VPN | %.3f ms | |"
+                    % vpn["one_way_added_ms_p50"])
+        rows.append("| same, server with --tcp-nodelay | %.3f ms | %.3f ms (RTT) |"
+                    % (vpn_nodelay["one_way_added_ms_p50"], vpn_nodelay["rtt_ms_p99_over_vpn"]))
+    for name, r in results["vpn_backends"].items():
+        rows.append("| %s: pod RTT added by the VPN (median of %d rounds) | %+.3f ms | %+.3f ms |"
+                    % (VPN_TITLE[name], r["rounds"], r["rtt_ms_p50_added"],
+                       r["rtt_ms_p99_added"]))
+        rows.append("| %s: pod-to-pod TCP, flannel on ens192 / over the VPN (iperf3) | %.0f / "
+                    "%.0f Mbit/s | |" % (VPN_TITLE[name], r["tcp_mbit_s_ens192"],
+                                         r["tcp_mbit_s_vpn"]))
     rows.append("| probe at %d req/s: CPU | %.1f %% of one core | |"
                 % (probe["rate"], probe["cpu_percent"]))
     for r in sweep:
