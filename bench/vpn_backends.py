@@ -27,23 +27,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from kubernetes import client, config  # noqa: E402  pylint: disable=wrong-import-position
 
 from cloudhop_lab.dataplane.netns import ns_name  # noqa: E402  pylint: disable=C0413
+from vpn_latency import two_pods, wait  # noqa: E402  pylint: disable=C0413
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 POD_NS = ns_name("p-")  # this lab instance's pod namespaces
 PINGS = int(os.environ.get("BENCH_PINGS", "500"))
 IPERF_SECONDS = int(os.environ.get("BENCH_IPERF_SECONDS", "5"))
-
-
-def wait(fn, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return
-        except (client.ApiException, AttributeError, TypeError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit("timed out")
 
 
 def percentile(values, q):
@@ -106,14 +95,7 @@ def main():
     backend = sys.argv[1]
     api = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
     core = client.CoreV1Api(api)
-    nodes = sorted(n.metadata.name for n in core.list_node().items)[:2]
-    pods = []
-    for i, node in enumerate(nodes):
-        name = "bench-%d" % i
-        core.create_namespaced_pod("default", {"metadata": {"name": name}, "spec": {
-            "nodeName": node, "containers": [{"name": "e", "image": "cloudhop/echo:lab"}]}})
-        wait(lambda name=name: core.read_namespaced_pod(name, "default").status.pod_ip)
-        pods.append(core.read_namespaced_pod(name, "default"))
+    nodes, pods = two_pods(core)
     src, dst = (POD_NS + p.metadata.uid[:12] for p in pods)
     dst_ip = pods[1].status.pod_ip
     before = measure(src, dst, dst_ip)

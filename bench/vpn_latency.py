@@ -42,6 +42,20 @@ def wait(fn, timeout=120):
     raise SystemExit("timed out")
 
 
+def two_pods(core):
+    """Two pods (bench-0, bench-1) on the first two nodes by name, once they have addresses:
+    (the nodes, the pods)."""
+    nodes = sorted(n.metadata.name for n in core.list_node().items)[:2]
+    pods = []
+    for i, node in enumerate(nodes):
+        name = "bench-%d" % i
+        core.create_namespaced_pod("default", {"metadata": {"name": name}, "spec": {
+            "nodeName": node, "containers": [{"name": "e", "image": "cloudhop/echo:lab"}]}})
+        wait(lambda name=name: core.read_namespaced_pod(name, "default").status.pod_ip)
+        pods.append(core.read_namespaced_pod(name, "default"))
+    return nodes, pods
+
+
 def rtts(src_ns, dst_ip):
     out = subprocess.run(["ip", "netns", "exec", src_ns, "ping", "-c", str(COUNT), "-i", "0.01",
                           dst_ip], capture_output=True, text=True, check=True).stdout
@@ -52,14 +66,7 @@ def main():
     api = config.new_client_from_config(os.environ["CLH_USER_KUBECONFIG"])
     seed = config.new_client_from_config(os.environ["CLH_SEED_KUBECONFIG"])
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    nodes = sorted(n.metadata.name for n in core.list_node().items)[:2]
-    pods = []
-    for i, node in enumerate(nodes):
-        name = "bench-%d" % i
-        core.create_namespaced_pod("default", {"metadata": {"name": name}, "spec": {
-            "nodeName": node, "containers": [{"name": "e", "image": "cloudhop/echo:lab"}]}})
-        wait(lambda name=name: core.read_namespaced_pod(name, "default").status.pod_ip)
-        pods.append(core.read_namespaced_pod(name, "default"))
+    nodes, pods = two_pods(core)
     src = POD_NS + pods[0].metadata.uid[:12]
     wait(lambda: subprocess.run(["ip", "netns", "exec", src, "ping", "-c1", "-W1",
                                  pods[1].status.pod_ip], capture_output=True,
