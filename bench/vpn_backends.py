@@ -27,24 +27,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from kubernetes import client, config  # noqa: E402  pylint: disable=wrong-import-position
 
 from cloudhop_lab.dataplane.netns import ns_name  # noqa: E402  pylint: disable=C0413
-from vpn_latency import two_pods, wait  # noqa: E402  pylint: disable=C0413
+from api_latency import pct  # noqa: E402  pylint: disable=C0413
+from vpn_latency import COUNT as PINGS, rtts, two_pods, wait  # noqa: E402  pylint: disable=C0413
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 POD_NS = ns_name("p-")  # this lab instance's pod namespaces
-PINGS = int(os.environ.get("BENCH_PINGS", "500"))
 IPERF_SECONDS = int(os.environ.get("BENCH_IPERF_SECONDS", "5"))
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def rtts(src_ns, dst_ip):
-    out = subprocess.run(["ip", "netns", "exec", src_ns, "ping", "-n", "-c",
-                          str(PINGS), "-i", "0.01", dst_ip], capture_output=True, text=True,
-                         check=True).stdout
-    return [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
 
 
 def listening(ns, port):
@@ -80,7 +68,7 @@ def measure(src_ns, dst_ns, dst_ip):
                                 capture_output=True, check=False).returncode == 0)
     times = rtts(src_ns, dst_ip)
     return {"rtt_ms_p50": round(statistics.median(times), 3),
-            "rtt_ms_p99": round(percentile(times, 0.99), 3),
+            "rtt_ms_p99": round(pct(times, 99), 3),
             "lost": PINGS - len(times),
             "tcp_mbit_s": throughput(src_ns, dst_ns, dst_ip)}
 
