@@ -759,11 +759,12 @@ def mesh_recovery(pings, since):
 @pytest.mark.lab_args("--konnectivity", "--wireguard-hubs", "2")
 def test_aws_migration_over_two_wireguard_hubs_one_killed_while_it_drains(fresh_lab):  # noqa: ARG001
     """cloudhop_vpn_backend=wireguard with two hubs (the lab's nodes run wireguard-go: this
-    kernel has no WireGuard module), to AWS, under the probe. As target_workers gives the new
-    nodes their slots, the first hub is killed (SIGKILL, the kubelet restarts it): the new
-    nodes' agents start with one hub dead, the old nodes move to the second, the gates pass.
-    While the first old node drains, the second hub (the one the nodes are on) is killed: the
-    nodes move the VPN network back to the first (restarted) one. No request fails, the run
+    kernel has no WireGuard module), to AWS, under the probe. As target_workers restarts the
+    new nodes' agents, the first hub is killed (SIGKILL; the kubelet restarts it at once): the
+    old nodes move to the second hub, the new agents may begin on the restarted first one, and
+    nodes on different hubs must still reach each other (the hubs masquerade what they
+    forward), or the gates stop the run. While the first old node drains, the second hub is
+    killed: the nodes on it move the VPN network to the first one. No request fails, the run
     completes, and every pair of nodes answers again (VPN and pod addresses, pinged every
     0.1 s) within 5 s of the second kill. The keys stay 0600 in 0700 on the controller and
     never show in the output."""
