@@ -216,7 +216,11 @@ class NetnsPodRuntime(FakeRuntime):
         eth0 = nsx.index(ipr, "eth0")
         nsx.route(pns, "add", dst="169.254.1.1", dst_len=32, oif=eth0, scope=253)
         nsx.route(pns, "add", dst="0.0.0.0", dst_len=0, gateway="169.254.1.1", oif=eth0)
-        nsx.sysctl(nns, "net.ipv4.conf.%s.proxy_arp" % cali, 1)
+        # as Felix configures a workload interface: proxy ARP, and no proxy_delay - the
+        # kernel's default delays each proxied ARP reply up to 0.8 s (neigh proxy_delay), so
+        # a new pod's first answers (its ARP for 169.254.1.1) would wait for it
+        nsx.sysctls(nns, [("net.ipv4.conf.%s.proxy_arp" % cali, 1),
+                          ("net.ipv4.neigh.%s.proxy_delay" % cali, 0)])
         nnode = nsx.handle(nns)
         nsx.route(nns, "add", dst=ip, dst_len=32, oif=nsx.index(nnode, cali), scope=253)
         self.meta[uid] = {"kind": "pod", "node": node["metadata"]["name"], "ip": ip,

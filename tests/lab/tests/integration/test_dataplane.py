@@ -341,6 +341,12 @@ def test_pod_to_pod_across_nodes_goes_through_flannel(core, ns):
     # the node has a /32 route to its local pod on a cali* veth
     routes = netns_run(NODE_NS + nodes[0].metadata.name, "ip", "route").stdout
     assert any(line.startswith(a.status.pod_ip + " dev cali") for line in routes.splitlines())
+    # ... which answers the pod's ARP for 169.254.1.1 by proxy ARP at once, as Felix sets it
+    # (the kernel's default proxy_delay holds a new pod's first answers up to 0.8 s)
+    cali = cali_name(ns, "pa")
+    assert netns_run(NODE_NS + nodes[0].metadata.name, "sysctl", "-n",
+                     "net.ipv4.conf.%s.proxy_arp" % cali,
+                     "net.ipv4.neigh.%s.proxy_delay" % cali).stdout.split() == ["1", "0"]
     # the pod's eth0 has canal's veth_mtu (1450) as its host end has, so full-size segments
     # fit the VXLAN overlay: a request and an answer of several segments cross the nodes
     link = netns_run(POD_NS + a.metadata.uid[:12], "ip", "-o", "link", "show", "eth0").stdout
