@@ -60,6 +60,18 @@ from .nodes import node_ns
 from .topology import INET_NS, router_ns
 
 LOG = logging.getLogger("cloudhop_lab")
+# ingress-nginx's upstream defaults, in HAProxy's words: proxy-connect-timeout 5 s; a failed
+# connection (error or timeout, proxy-next-upstream) goes to the *next* endpoint at once, three
+# tries in all (proxy-next-upstream-tries 3) - so redispatch on every retry: HAProxy's default
+# retries the same server after a one-second turn-around and redispatches only on the last, which
+# turns a pod that stopped listening before its Endpoints change reached the proxy into
+# multi-second requests nginx does not make. nginx sends without delay (tcp_nodelay on, its
+# default); HAProxy's http-no-delay likewise sends each HTTP message's parts at once.
+INGRESS_DEFAULTS = """  timeout connect 5s
+  retries 2
+  option redispatch 1
+  option http-no-delay
+"""
 METALLB_POOL = "metallb.universe.tf/address-pool"
 SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
 METALLB_IPS = "metallb.universe.tf/loadBalancerIPs"
@@ -144,8 +156,11 @@ class IngressAgent(Controller):
                           ip, klass or DEFAULT_CLASS)
 
     def pod_ready(self, uid):
+        """Ready once its proxy has loaded a configuration (and so listens), as ingress-nginx's
+        readiness probe (/healthz on 10254) passes only once nginx runs its configuration: a
+        process just spawned does not listen yet, and connections sent to it would be refused."""
         entry = self.pods.get(uid)
-        return bool(entry and entry[1].alive())
+        return bool(entry and entry[1].alive() and entry[1].loaded is not None)
 
     def pod_stopped(self, uid):
         entry = self.pods.pop(uid, None)
@@ -254,9 +269,7 @@ class IngressAgent(Controller):
             # the first matching rule wins on HTTP too: a redirecting location redirects
             http_rules.append("%s  use_backend %s if %s" % (
                 acl, "be_https_redirect" if redirect and host in tls_hosts else backend, cond))
-        # nginx sends without delay (tcp_nodelay on, its default); HAProxy's http-no-delay
-        # likewise sends each HTTP message's parts at once rather than coalescing them
-        return GLOBAL + "  option http-no-delay\n" + (
+        return GLOBAL + INGRESS_DEFAULTS + (
             "# certificates %s\n"
             "frontend http\n  mode http\n  bind %s:80\n"
             "  http-request set-header X-Forwarded-Proto http\n%s\n"

@@ -266,3 +266,31 @@ def test_probe_counts_a_stopped_backend_as_failures(core, apps):
     assert summary["longest_gap_s"] >= 2 / summary["rate"] - 0.001
     assert summary["per_cloud"].get("vsphere", 0) > 0
     assert summary["latency_ms"]["p50"] is not None
+
+
+def test_a_rolling_restart_of_the_app_and_the_ingress_loses_no_request(core, apps):
+    """kubectl rollout restart of the app and of ingress-nginx under the probe: new pods are
+    Endpoints only once they listen (the ingress pod once its proxy runs its configuration),
+    old ones keep serving through their preStop, and a connection an ingress proxy cannot make
+    goes to the next pod at once - so no request fails, as on a real cluster."""
+    _probe("start")
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(LAB, "probe.jsonl")) and
+                 [r for r in _records()[-5:] if r.get("status") == 200],
+                 what="the probe's first successes")
+        for ns, name in (("echo", "echo"), ("ingress-nginx", "ingress-nginx-controller")):
+            before = {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+            apps.patch_namespaced_deployment(name, ns, {"spec": {"template": {"metadata": {
+                "annotations": {"kubectl.kubernetes.io/restartedAt": str(time.time())}}}}})
+
+            def rolled(ns=ns, name=name, before=before):
+                dep = apps.read_namespaced_deployment(name, ns)
+                pods = {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+                return (dep.status.observed_generation == dep.metadata.generation and
+                        dep.status.updated_replicas == dep.spec.replicas ==
+                        dep.status.available_replicas and not pods & before)
+            wait_for(rolled, timeout=90, what="the rollout of %s/%s" % (ns, name))
+    finally:
+        summary = json.loads(_probe("stop"))
+    assert summary["total"] > 20, summary
+    assert summary["failed"] == 0, summary

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cloudhop_lab import errors
-from cloudhop_lab.dataplane.ingress import ingress_class, serves
+from cloudhop_lab.dataplane.ingress import IngressAgent, ingress_class, serves
 
 NS = "kube-system"  # the conftest api fixture's namespace
 DEFAULT = "ingressclass.kubernetes.io/is-default-class"
@@ -105,3 +105,22 @@ def test_ingress_class_needs_a_controller_that_does_not_change(api):
     with pytest.raises(errors.ApiError) as err:
         api.update(rt, None, "nginx", obj)
     assert err.value.code == 422 and "immutable" in err.value.details["causes"][0]["message"]
+
+
+class _Proxy:
+    def __init__(self, alive, loaded):
+        self._alive, self.loaded = alive, loaded
+
+    def alive(self):
+        return self._alive
+
+
+def test_an_ingress_pod_is_ready_once_its_proxy_has_loaded_a_configuration():
+    """ingress-nginx's readiness probe passes once nginx runs its configuration: a proxy
+    process just spawned, not listening yet, is not ready (kube-proxy would send it
+    connections it refuses)."""
+    ctl = IngressAgent.__new__(IngressAgent)
+    ctl.pods = {"a": ("n", _Proxy(True, None), "10.0.0.1", "nginx"),
+                "b": ("n", _Proxy(True, "cfg"), "10.0.0.2", "nginx"),
+                "c": ("n", _Proxy(False, "cfg"), "10.0.0.3", "nginx")}
+    assert [u for u in ("a", "b", "c", "gone") if ctl.pod_ready(u)] == ["b"]
