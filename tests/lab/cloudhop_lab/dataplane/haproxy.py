@@ -122,11 +122,16 @@ class HAProxy:
         self.failed = None
 
 
+# Sessions that did not go normally (an error, a timeout, a retry or redispatch, a 5xx) are
+# logged with their timers (wait/connect/total ms), server and retries, so a lost or slow request
+# can be traced to the proxy and the server it tried; normal ones are not (dontlog-normal).
 GLOBAL = """global
   maxconn 4096
-  log stderr format short local0 warning
+  log stderr format short local0 info
 defaults
   log global
+  option dontlog-normal
+  log-format "%t %ci:%cp %ft %b/%s %Tw/%Tc/%Tt %ST %ts %ac/%fc/%bc/%sc/%rc"
   timeout connect 2s
   timeout client 30s
   timeout server 30s
