@@ -221,32 +221,36 @@ NODE_PORTS = (30000, 32767)  # kube-apiserver's default --service-node-port-rang
 
 def vpn_check(backend, mode, count=1, vpn_cidr=None, slots=0, nodes=0, node_port=None):
     """{problems, slots}: what is wrong with the VPN variables, before anything is written (the
-    backend, the VPN mode it needs, the hub count, the slots, the WireGuard hubs' NodePorts
-    ``node_port`` .. ``node_port`` + count - 1), and the WireGuard slots to make (``slots``, or
-    with 0 ``default_slots`` for ``nodes`` nodes; 0 without a VPN network)."""
+    backend, the VPN mode it needs, the hub count, the slots, and in VPN mode hub the hubs'
+    NodePorts: ``node_port`` .. ``node_port`` + count - 1 for WireGuard, ``node_port`` for the
+    OpenVPN hub), and the WireGuard slots to make (``slots``, or with 0 ``default_slots`` for
+    ``nodes`` nodes; 0 without a VPN network)."""
     problems = _vpn_problems(backend, mode, count, vpn_cidr, slots, nodes)
-    if not problems and backend == "wireguard" and node_port is not None:
-        problems = _node_port_problems(node_port, int(count))
+    if not problems and mode == "hub" and node_port is not None:
+        problems = _node_port_problems(
+            node_port, int(count),
+            "cloudhop_vpn_hub.%s" % ("wireguard_node_port" if backend == "wireguard"
+                                     else "node_port"))
     resolved = 0
     if backend == "wireguard" and vpn_cidr and not problems:
         resolved = int(slots or 0) or default_slots(vpn_cidr, nodes)
     return {"problems": problems, "slots": resolved}
 
 
-def _node_port_problems(node_port, count):
+def _node_port_problems(node_port, count, name):
     try:
         first = int(node_port)
     except (TypeError, ValueError):
-        return ["cloudhop_vpn_hub.wireguard_node_port is %r: give a NodePort, %d-%d"
-                % (node_port, NODE_PORTS[0], NODE_PORTS[1])]
+        return ["%s is %r: give a NodePort, %d-%d" % (name, node_port, NODE_PORTS[0],
+                                                      NODE_PORTS[1])]
     last = first + count - 1
     if first < NODE_PORTS[0] or last > NODE_PORTS[1]:
-        return ["cloudhop_vpn_hub.wireguard_node_port %d: the %d hubs take NodePorts %d-%d, "
-                "outside the NodePort range %d-%d - give a lower one"
-                % (first, count, first, last, NODE_PORTS[0], NODE_PORTS[1])
+        return ["%s %d: the %d hubs take NodePorts %d-%d, outside the NodePort range %d-%d - "
+                "give a lower one" % (name, first, count, first, last, NODE_PORTS[0],
+                                      NODE_PORTS[1])
                 if count > 1 else
-                "cloudhop_vpn_hub.wireguard_node_port %d is outside the NodePort range %d-%d"
-                % (first, NODE_PORTS[0], NODE_PORTS[1])]
+                "%s %d is outside the NodePort range %d-%d" % (name, first, NODE_PORTS[0],
+                                                               NODE_PORTS[1])]
     return []
 
 

@@ -147,8 +147,15 @@ def test_vpn_check_refuses_hub_node_ports_outside_the_range(count, node_port, me
 def test_vpn_check_takes_the_last_node_ports_of_the_range():
     assert wireguard.vpn_check("wireguard", "hub", 8, node_port=32760)["problems"] == []
     assert wireguard.vpn_check("wireguard", "hub", 1, node_port=30000)["problems"] == []
-    # OpenVPN's hub port is preflight's own check; the WireGuard port is not used
-    assert wireguard.vpn_check("openvpn", "hub", 1, node_port=40000)["problems"] == []
+    assert wireguard.vpn_check("openvpn", "hub", 1, node_port=32767)["problems"] == []
+    # the seed's openvpn-server has its own Service: no hub port is checked
+    assert wireguard.vpn_check("openvpn", "seed", 1, node_port=40000)["problems"] == []
+
+
+def test_vpn_check_refuses_the_openvpn_hubs_node_port_outside_the_range():
+    problems = wireguard.vpn_check("openvpn", "hub", 1, node_port=80)["problems"]
+    assert problems == ["cloudhop_vpn_hub.node_port 80 is outside the NodePort range "
+                        "30000-32767"], problems
 
 
 def test_vpn_check_default_slots():
