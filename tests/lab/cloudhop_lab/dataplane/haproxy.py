@@ -132,9 +132,6 @@ defaults
   log global
   option dontlog-normal
   log-format "%t %ci:%cp %ft %b/%s %Tw/%Tc/%Tt %ST %ts %ac/%fc/%bc/%sc/%rc"
-  timeout connect 2s
   timeout client 30s
   timeout server 30s
-  retries 3
-  option redispatch
 """

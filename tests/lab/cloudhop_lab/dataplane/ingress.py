@@ -67,6 +67,12 @@ LOG = logging.getLogger("cloudhop_lab")
 # turns a pod that stopped listening before its Endpoints change reached the proxy into
 # multi-second requests nginx does not make. nginx sends without delay (tcp_nodelay on, its
 # default); HAProxy's http-no-delay likewise sends each HTTP message's parts at once.
+# A cloud load balancer (TCP to the nodes' NodePorts): connect timeout 2 s, three retries,
+# another node on the last.
+LB_DEFAULTS = """  timeout connect 2s
+  retries 3
+  option redispatch
+"""
 INGRESS_DEFAULTS = """  timeout connect 5s
   retries 2
   option redispatch 1
@@ -451,7 +457,7 @@ class LoadBalancerController(Controller):
 
     @staticmethod
     def _config(svc, lb, targets):
-        out = [GLOBAL]
+        out = [GLOBAL + LB_DEFAULTS]
         for port in svc["spec"].get("ports") or []:
             name = port.get("name") or str(port["port"])
             servers = ["  server %s %s:%d check inter 1s fall 2 rise 1"
