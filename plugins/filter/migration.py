@@ -18,10 +18,28 @@ from ansible_collections.cloudhop.k8s_migration.plugins.module_utils import (
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.common import MigrationError
 
 
+def _plain(value):
+    """``value`` as plain dicts, lists and scalars. ansible-core 2.19 hands filters lazy
+    containers that carry the templar and every variable with them; ``copy.deepcopy`` of one
+    (the logic in module_utils copies what it changes) copied all of that: 10 s of CPU for
+    one Ingress list in a move. Plain data costs what its size says."""
+    if isinstance(value, dict):
+        return dict((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def _wrap(func):
     def run(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            return func(*[_plain(a) for a in args],
+                        **dict((k, _plain(v)) for k, v in kwargs.items()))
         except MigrationError as exc:
             raise AnsibleFilterError(str(exc))
     run.__name__ = func.__name__

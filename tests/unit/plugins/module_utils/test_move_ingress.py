@@ -127,3 +127,35 @@ def test_paths_are_each_host_and_path_once_with_its_service():
         ("shop.example.test", "/static", "static", True)]
     assert [p["path"] for p in F["move_ingress_paths"](originals(), ["static"])] == [
         "/static", "/static"]
+
+
+class _Lazy(dict):
+    """Stands in for ansible-core 2.19's lazy containers, whose deep copy drags the templar and
+    every variable along: copying one is what made a move's Ingress tasks take 10 s each."""
+
+    def __deepcopy__(self, memo):
+        raise AssertionError("a filter deep-copied its input as Ansible handed it over")
+
+
+class _LazyList(list):
+    def __deepcopy__(self, memo):
+        raise AssertionError("a filter deep-copied its input as Ansible handed it over")
+
+
+def _lazy(value):
+    if isinstance(value, dict):
+        return _Lazy((k, _lazy(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return _LazyList(_lazy(v) for v in value)
+    return value
+
+
+def test_filters_work_on_plain_copies_of_what_ansible_hands_them():
+    lazy = _lazy(originals())
+    for view, moved in (("new_front", ["cart"]), ("old_front", ["web"]), ("proxy", ["web"])):
+        plain = F["move_ingresses"](originals(), view, moved, "cloudhop-move-x",
+                                    proxy_class="cloudhop-proxy")
+        assert F["move_ingresses"](lazy, view, _LazyList(moved), "cloudhop-move-x",
+                                   proxy_class="cloudhop-proxy") == plain
+    out = F["move_ingresses"](lazy, "new_front", ["cart"], "cloudhop-move-old")
+    assert type(out[0]["spec"]) is dict and type(out[0]["spec"]["rules"]) is list
