@@ -7,8 +7,10 @@ the default one: namespaces ``clh2-*``, directory ``.lab-2`` (or ``CLH_LAB_DIR``
 """
 
 import argparse
+import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -302,6 +304,30 @@ def probe_files(name=None):
     stem = "probe" + ("-" + name if name else "")
     return (os.path.join(d, stem + ".jsonl"), os.path.join(d, stem + "-summary.json"),
             os.path.join(d, stem + ".pid"))
+
+
+HAPROXY_SESSION = re.compile(r"^<\d+>(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}) ")
+
+
+def proxy_sessions_near(times, window=4.0, limit=40):
+    """The abnormal sessions (HAProxy's session log: timers, server, retries) that every load
+    balancer and ingress proxy of the lab logged within ``window`` seconds before or after
+    any of ``times`` (epoch seconds, e.g. failed probe requests): why a request failed, for a
+    test's failure message. Each line is prefixed with its proxy's directory."""
+    found = []
+    for kind in ("lb", "ingress"):
+        for path in sorted(glob.glob(os.path.join(lab_dir(), kind, "*", "haproxy.log"))):
+            where = "%s/%s" % (kind, os.path.basename(os.path.dirname(path)))
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    match = HAPROXY_SESSION.match(line)
+                    if not match:
+                        continue
+                    when = time.mktime(time.strptime(match.group(1)[:-4], "%d/%b/%Y:%H:%M:%S")) \
+                        + float(match.group(1)[-4:])
+                    if any(abs(when - t) <= window for t in times):
+                        found.append((when, "%s %s" % (where, line.strip())))
+    return [line for _when, line in sorted(found)][:limit]
 
 
 WRITE_URL = "https://api.example.test/orders"
