@@ -79,9 +79,9 @@ integration: setup
 molecule: setup
 	$(BIN)/molecule test
 
-# make test: integration with bench-quick (in the third lane's lab, CLH_INSTANCE=3, before its test)
+# make test: lint, sanity, unit tests and the integration lanes (benchmarks: make bench)
 test: setup lint sanity unit
-	tests/lab/integration-lanes --bench-quick
+	tests/lab/integration-lanes
 
 # benchmarks: figures go here, never into timed tests (results in bench/results.json + .md)
 bench: setup
