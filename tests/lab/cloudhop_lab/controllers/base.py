@@ -23,6 +23,7 @@ class Controller:
     name = "controller"
     resync = 1.0
     debounce = 0.02
+    slow_pass = 1.0  # seconds: a longer pass is logged (labd.log), to explain a late reaction
 
     def __init__(self, api):
         self.api = api
@@ -46,6 +47,7 @@ class Controller:
                 return
             time.sleep(self.debounce)
             seen = self.api.rv
+            began = time.monotonic()
             try:
                 self.reconcile()
             except errors.ApiError as exc:
@@ -56,6 +58,9 @@ class Controller:
             except Exception:  # pylint: disable=broad-except
                 self.errors += 1
                 LOG.exception("%s: reconcile failed", self.name)
+            took = time.monotonic() - began
+            if took > self.slow_pass:
+                LOG.warning("%s: a pass took %.2f s", self.name, took)
 
     def reconcile(self):
         raise NotImplementedError
