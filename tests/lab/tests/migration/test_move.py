@@ -257,7 +257,7 @@ def test_move_preflight_records_the_plan_and_refuses_bad_input_before_any_write(
         summary = json.loads(lab("probe", "stop", "--name", "join").stdout)
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert summary["failed"] == 0 and summary["lost"] == 0 and summary["acknowledged"] > 0, \
-            (summary, why_failed("join"))
+            why_failed("join", summary)
         rs = in_lab(RS % fixture.mongo_hosts(fixture.DEFAULTS, "vsphere")[0])
         assert [(m["host"], m["priority"], m["votes"]) for m in rs["config"]][3:] == [
             (h, 0, 0) for h in new]
@@ -490,7 +490,7 @@ def test_move_end_to_end_under_traffic_writes_and_stale_dns():
         assert proc.returncode == 0, proc.stdout[-6000:]
         old_id, new_id = "x8p9sk2tzv", "nddjksftsn"
         for name in probes:
-            assert summaries[name]["failed"] == 0, (name, summaries[name], why_failed(name))
+            assert summaries[name]["failed"] == 0, why_failed(name, summaries[name])
         # through DNS and through the stale answer, both clusters answered in turn
         assert set(summaries["shop"]["per_cluster"]) == {old_id, new_id}
         assert summaries["stale"]["addresses"] == [old_lb]
@@ -633,7 +633,7 @@ def test_move_killed_in_every_phase_the_link_lost_then_rolled_back():
         while probes:
             name = probes.pop()
             out[name] = json.loads(lab("probe", "stop", "--name", name).stdout)
-            assert out[name]["failed"] == 0, (name, out[name], why_failed(name))
+            assert out[name]["failed"] == 0, why_failed(name, out[name])
         writes = [v for k, v in out.items() if k.startswith("writes")][0]
         assert writes["lost"] == 0 and writes["acknowledged"] > 100, writes
         return out
