@@ -316,9 +316,13 @@ def why_failed(name, *context, limit=10):
     HAProxies logged around them (the session log: which proxy, server, timers, retries).
     A string, so pytest prints all of it: it cuts the repr of any other object at 240
     characters, and CI keeps only the output."""
-    with open(cli.probe_files(name)[0], encoding="utf-8") as fh:
-        failed = [rec for rec in map(json.loads, fh) if rec.get("status") != 200][:limit]
     lines = ["probe %s" % (name or "default")]
+    try:
+        with open(cli.probe_files(name)[0], encoding="utf-8") as fh:
+            failed = [rec for rec in map(json.loads, fh) if rec.get("status") != 200][:limit]
+    except OSError as exc:  # the message must not hide the assertion it explains
+        failed = []
+        lines.append("(its log: %s)" % exc)
     lines += [json.dumps(item, sort_keys=True) for item in context]
     lines += ["failed: %s" % json.dumps(rec, sort_keys=True) for rec in failed]
     lines += ["haproxy: %s" % line
@@ -326,7 +330,7 @@ def why_failed(name, *context, limit=10):
     return "\n".join(lines)
 
 
-def assert_traffic_kept(summary):
+def assert_traffic_kept(summary, name=None):
     """The goal is zero failed requests; `make demo` fails on one. Every canal restart that moves
     flannel to another underlay re-creates flannel.1 (new MAC): until the peers have programmed
     the new entries, packets are lost and TCP retransmits after 1 s. The node hooks (VXLAN bridge,
@@ -337,8 +341,8 @@ def assert_traffic_kept(summary):
     The bound here leaves one failure for a loaded CI machine; the designs before the hooks
     failed 2-5 per migration and the earlier ones 23 and 141."""
     assert summary["total"] > 100, summary
-    assert summary["failed"] <= 1, why_failed(None, summary)
-    assert summary["longest_gap_s"] < 2.0, why_failed(None, summary)
+    assert summary["failed"] <= 1, why_failed(name, summary)
+    assert summary["longest_gap_s"] < 2.0, why_failed(name, summary)
 
 
 def lab_secrets():
@@ -1106,7 +1110,7 @@ def test_fleet_of_three_clusters_one_held_by_a_budget_the_others_finish_then_it_
     assert "- **finished**: 3" in fleet and "- **failed**: 0" in fleet, fleet
     for name, cid in ids.items():
         # each cluster on AWS now, its own traffic kept, answered by its own cluster only
-        assert_traffic_kept(summaries[name])
+        assert_traffic_kept(summaries[name], name)
         assert summaries[name]["per_cloud"].get("aws") and summaries[name]["per_cloud"].get(
             "vsphere"), summaries[name]
         assert set(summaries[name]["per_cluster"]) == {cid}, summaries[name]
