@@ -436,6 +436,7 @@ def link_devices():
     return out
 
 
+@pytest.mark.timeout(3000)  # 1,318-2,005 s in make test (2,293 before the filters' fix)
 def test_move_end_to_end_under_traffic_writes_and_stale_dns():
     """The whole move (the seed's steps) in the lab's move world under three probes: every
     host and path through DNS, the same through a DNS answer kept from before the switch
