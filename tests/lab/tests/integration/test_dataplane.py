@@ -9,6 +9,7 @@ import time
 import yaml
 
 from cloudhop_lab.dataplane.runtime import cali_name
+from cloudhop_lab.dataplane.topology import router_ns
 
 from .conftest import LAB, wait_for
 from cloudhop_lab.dataplane.netns import ns_name
@@ -365,6 +366,43 @@ def test_cloud_private_networks_are_isolated(core):
     assert netns_run(ns, "ping", "-c1", "-W1", "198.18.0.3").returncode == 0  # aws router
     # clh-ctl does not forward between its legs
     assert netns_run(ns_name("ctl"), "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+
+
+def test_a_cloud_gateway_keeps_its_mac_as_machines_come_and_go(core):
+    """A real network's gateway keeps its MAC address. A Linux bridge takes the lowest MAC of
+    its ports unless it has one of its own, so when the machine with the lowest MAC left, the
+    lab's gateway changed address and every other machine sent its traffic off the network to
+    the old one until its ARP entry expired (7 s of a fleet cluster's load balancer health
+    checks failing when two other clusters removed their vSphere machines)."""
+    rns = router_ns("vsphere")
+    node = NODE_NS + _nodes(core)[0].metadata.name
+
+    def gateway_mac():
+        out = subprocess.run(["ip", "-n", rns, "-j", "link", "show", "br-vspher"],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)[0]["address"]
+
+    before = gateway_mac()
+    try:
+        # a machine joins with a MAC lower than any other port's
+        subprocess.run(["ip", "-n", rns, "link", "add", "ztlow", "address", "02:00:00:00:00:01",
+                        "type", "veth", "peer", "name", "ztpeer"], check=True)
+        subprocess.run(["ip", "-n", rns, "link", "set", "ztlow", "master", "br-vspher", "up"],
+                       check=True)
+        subprocess.run(["ip", "-n", rns, "link", "set", "ztpeer", "up"], check=True)
+        assert gateway_mac() == before
+        # a node learns the gateway's address now, then that machine leaves
+        subprocess.run(["ip", "-n", node, "neigh", "flush", "all"], check=True)
+        assert netns_run(node, "ping", "-c1", "-W2", "198.18.0.3").returncode == 0
+        subprocess.run(["ip", "-n", rns, "link", "del", "ztlow"], check=True)
+        assert gateway_mac() == before
+        # off-network traffic goes on: every ping answered
+        out = netns_run(node, "ping", "-c", "20", "-i", "0.2", "-W", "1", "198.18.0.3",
+                        timeout=30)
+        assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout
+    finally:
+        subprocess.run(["ip", "-n", rns, "link", "del", "ztlow"], capture_output=True,
+                       check=False)
 
 
 def test_deleted_pod_leaves_no_namespace(core, ns):
