@@ -743,9 +743,12 @@ def node_addresses():
     return out
 
 
-def mesh_ping(seconds, interval=0.1):
+def mesh_ping(seconds, interval=0.25):
     """A ping every ``interval`` s from every node to every other's VPN and flannel.1 address,
-    for ``seconds`` s: [(source, target, Popen)], each printing its replies' times (-D)."""
+    for ``seconds`` s: [(source, target, Popen)], each printing its replies' times (-D). Not
+    faster: the measurement is traffic too - at 0.1 s the 60 pairs of 6 nodes sent 600 pings
+    a second through the lab's userspace WireGuard, and on a loaded machine (CI, 2026-12-07)
+    the probe's requests took 1-1.5 s while it ran and 4 of them timed out."""
     nodes = node_addresses()
     out = []
     for src in nodes:
@@ -786,7 +789,7 @@ def test_aws_migration_over_two_wireguard_hubs_one_killed_while_it_drains(fresh_
     forward), or the gates stop the run. While the first old node drains, the second hub is
     killed: the nodes on it move the VPN network to the first one. No request fails, the run
     completes, and every pair of nodes answers again (VPN and pod addresses, pinged every
-    0.1 s) within 5 s of the second kill. The keys stay 0600 in 0700 on the controller and
+    0.25 s) within 5 s of the second kill. The keys stay 0600 in 0700 on the controller and
     never show in the output."""
     lab("probe", "start", "--wait-ready")
     seen = {}
