@@ -20,7 +20,9 @@ class ActionModule(RawCheckAction):
     ARGUMENT_SPEC = MATRIX_SPEC
 
     def check(self, args, task_vars, result):
-        problem = check_targets(args["targets"], args["kinds"]) or check_nodes(
+        problem = check_targets(args["targets"], args["kinds"]) or (
+            "parallel must be 0 (every ping at once) or more (got %d)" % args["parallel"]
+            if args["parallel"] < 0 else None) or check_nodes(
             args["nodes"], args["targets"], args["settle_timeout"], args["settle_interval"])
         if problem is None and args["nodes"] is None:
             # the node this runs on: the delegated host when the task is delegated to the node
@@ -35,7 +37,8 @@ class ActionModule(RawCheckAction):
             return self.check_nodes(args, task_vars, result)
         probes = probe_list(args["targets"], me, args["kinds"])
         result.update(row_result(me, probes, *self.raw(probe_command(
-            probes, args["count"], args["timeout"])), args["fail_on_unreachable"]))
+            probes, args["count"], args["timeout"], args["parallel"])),
+            args["fail_on_unreachable"]))
         return result
 
     def check_nodes(self, args, task_vars, result):
@@ -43,8 +46,8 @@ class ActionModule(RawCheckAction):
         probes = dict((n, probe_list(args["targets"], n, args["kinds"])) for n in nodes)
 
         def sweep(fan, todo):
-            got = fan.run(lambda n: probe_command(probes[n], args["count"], args["timeout"]),
-                          todo)
+            got = fan.run(lambda n: probe_command(probes[n], args["count"], args["timeout"],
+                                                  args["parallel"]), todo)
             return dict((n, r.result() if isinstance(r, NodeError) else row_result(
                 n, probes[n], *r, fail_on_unreachable=args["fail_on_unreachable"]))
                 for n, r in got.items())

@@ -24,6 +24,7 @@ MATRIX_SPEC = dict(
     nodes={"type": "list", "elements": "str"},
     settle_timeout={"type": "float", "default": 0},
     settle_interval={"type": "float", "default": 1.0},
+    parallel={"type": "int", "default": 0},
 )
 
 
@@ -90,11 +91,17 @@ def probe_list(targets, me, kinds):
     return [(t["name"], kind, t[kind]) for t in targets if t["name"] != me for kind in kinds]
 
 
-def probe_command(probes, count=3, timeout=2):
-    """One shell command: all pings in parallel, one ``<ip> ok|fail`` line each."""
+def probe_command(probes, count=3, timeout=2, parallel=0):
+    """One shell command: the pings in parallel - all at once, or at most ``parallel`` at a
+    time (xargs -P: a slot freed starts the next ping, so a silent peer holds one slot for its
+    timeout, not a whole batch) - one ``<ip> ok|fail`` line each."""
     ips = sorted(set(ip for dummy, dummy2, ip in probes))
     if not ips:
         return "true"
+    if parallel and parallel < len(ips):
+        return ("printf '%%s\\n' %s | xargs -P %d -n 1 sh -c 'if ping -n -q -c %d -i 0.2 -W %d "
+                "\"$1\" >/dev/null 2>&1; then echo \"$1 ok\"; else echo \"$1 fail\"; fi' ping"
+                % (" ".join(ips), parallel, count, timeout))
     return ("for t in %s; do (if ping -n -q -c %d -i 0.2 -W %d \"$t\" >/dev/null 2>&1; "
             "then echo \"$t ok\"; else echo \"$t fail\"; fi) & done; wait"
             % (" ".join(ips), count, timeout))

@@ -75,6 +75,18 @@ options:
     description: Seconds between the probes of I(settle_timeout).
     type: float
     default: 1.0
+  parallel:
+    description:
+      - At most this many pings at a time on each node, with C(xargs -P), so each one that
+        ends starts the next; C(0) starts them all at once. Every probing node pings each
+        target address I(count) times, and over a VPN with a hub every ping crosses the hub. At
+        20 nodes, all at once is 800 pings through it within a fraction of a second, in the
+        middle of the traffic the gate guards. A silent target holds its slot for I(timeout),
+        so a node with many silent targets takes longer to answer.
+      - The nodes need C(xargs) with C(-P) (GNU findutils, busybox) when this is below the
+        number of targets.
+    type: int
+    default: 0
 """
 
 EXAMPLES = r"""

@@ -51,6 +51,9 @@ def cases(base, tmp_path):
     return {
         # a fleet's settings (checked before the first phase of the run)
         "fleet-drains-negative": ({"cloudhop_fleet_drains": -1}, "cloudhop_fleet_drains"),
+        # the gates
+        "gate-ping-parallel-negative": ({"cloudhop_gate_ping_parallel": -1},
+                                        "cloudhop_gate_ping_parallel is -1: give 0"),
         # networks
         "target-overlaps-source": ({"cloudhop_target_node_cidr": "10.2.0.0/16"},
                                    "cloudhop_target_node_cidr"),

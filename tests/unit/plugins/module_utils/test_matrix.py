@@ -1,5 +1,8 @@
 """The reachability matrix: probe list, command, parsing and the N x N assembly."""
 
+import os
+import subprocess
+
 import pytest
 
 from ansible_collections.cloudhop.k8s_migration.plugins.filter.reachability_matrix import (
@@ -85,3 +88,38 @@ def test_a_row_names_what_got_no_answer_and_a_failed_command_fails():
     assert strict["failed"] and strict["msg"] == "a cannot reach: b pod (172.25.1.7)"
     broken = matrix.row_result("a", probes, 127, "", "sh: ping: not found", False)
     assert broken["failed"] and "the probe command failed on a: sh: ping: not found" == broken["msg"]
+
+
+FAKE_PING = """#!/bin/sh
+# a ping that logs how many run at once, answers for 10.0.0.* only, after 0.1 s
+dir=$(dirname "$0")
+while ! mkdir "$dir/lock" 2>/dev/null; do sleep 0.01; done
+n=$(($(cat "$dir/now" 2>/dev/null || echo 0) + 1)); echo $n > "$dir/now"; echo $n >> "$dir/seen"
+rmdir "$dir/lock" 2>/dev/null
+sleep 0.1
+while ! mkdir "$dir/lock" 2>/dev/null; do sleep 0.01; done
+echo $(($(cat "$dir/now") - 1)) > "$dir/now"
+rmdir "$dir/lock"
+for a in "$@"; do last=$a; done
+case $last in 10.0.0.*) exit 0;; *) exit 1;; esac
+"""
+
+
+@pytest.mark.parametrize("parallel, most", [(0, 12), (4, 4), (20, 12)])
+def test_probe_command_runs_at_most_parallel_pings_at_once_and_reports_each(
+        tmp_path, parallel, most):
+    """The command itself, run by sh with a ping that counts how many run at once."""
+    ping = tmp_path / "ping"
+    ping.write_text(FAKE_PING)
+    ping.chmod(0o755)
+    ips = ["10.0.0.%d" % i for i in range(1, 10)] + ["10.9.0.1", "10.9.0.2", "10.9.0.3"]
+    probes = [("n%d" % i, "vpn", ip) for i, ip in enumerate(ips)]
+    out = subprocess.run(["sh", "-c", matrix.probe_command(probes, 1, 1, parallel)],
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env=dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"])))
+    row = matrix.parse_probe(out.stdout, probes)
+    assert row == {n: {"vpn": ip.startswith("10.0.0.")} for n, _kind, ip in probes}
+    seen = [int(v) for v in (tmp_path / "seen").read_text().split()]
+    assert len(seen) == len(ips) and max(seen) <= most
+    if parallel and parallel < len(ips):
+        assert max(seen) == parallel  # a batch does run together
