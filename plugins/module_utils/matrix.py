@@ -98,13 +98,13 @@ def probe_command(probes, count=3, timeout=2, parallel=0):
     ips = sorted(set(ip for dummy, dummy2, ip in probes))
     if not ips:
         return "true"
+    # one target's line, for the target in $T: $1 under xargs, $t in the loop
+    line = ("if ping -n -q -c %d -i 0.2 -W %d \"$T\" >/dev/null 2>&1; then echo \"$T ok\"; "
+            "else echo \"$T fail\"; fi" % (count, timeout))
     if parallel and parallel < len(ips):
-        return ("printf '%%s\\n' %s | xargs -P %d -n 1 sh -c 'if ping -n -q -c %d -i 0.2 -W %d "
-                "\"$1\" >/dev/null 2>&1; then echo \"$1 ok\"; else echo \"$1 fail\"; fi' ping"
-                % (" ".join(ips), parallel, count, timeout))
-    return ("for t in %s; do (if ping -n -q -c %d -i 0.2 -W %d \"$t\" >/dev/null 2>&1; "
-            "then echo \"$t ok\"; else echo \"$t fail\"; fi) & done; wait"
-            % (" ".join(ips), count, timeout))
+        return "printf '%%s\\n' %s | xargs -P %d -n 1 sh -c '%s' ping" % (
+            " ".join(ips), parallel, line.replace("$T", "$1"))
+    return "for t in %s; do (%s) & done; wait" % (" ".join(ips), line.replace("$T", "$t"))
 
 
 def parse_probe(stdout, probes):

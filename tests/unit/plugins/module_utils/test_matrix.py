@@ -122,4 +122,4 @@ def test_probe_command_runs_at_most_parallel_pings_at_once_and_reports_each(
     seen = [int(v) for v in (tmp_path / "seen").read_text().split()]
     assert len(seen) == len(ips) and max(seen) <= most
     if parallel and parallel < len(ips):
-        assert max(seen) == parallel  # a batch does run together
+        assert max(seen) == parallel  # the slots are used: that many do run together
