@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 
 from pyroute2 import NetNS
@@ -282,15 +283,39 @@ def terminate(proc, timeout=3):
         proc.wait(timeout=timeout)
 
 
-def spawn(ns, cmd, log_path, env=None, uts_hostname=None):
-    """Start a long-running process inside a namespace (its own session, logs to a file)."""
+# what a container runtime does to a container's output (CRI's log format begins every line
+# with its RFC 3339 time): a process of its own that stamps each line as it comes and ends at EOF,
+# when the container's last process has gone - labd may restart meanwhile
+STAMP = ("import sys, time\n"
+         "out = sys.stdout.buffer\n"
+         "for line in sys.stdin.buffer:\n"
+         "    t = time.time()\n"
+         "    out.write(b'%s.%03dZ ' % (time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(t)).encode(),"
+         " int(t * 1000) % 1000) + line)\n"
+         "    out.flush()\n")
+
+
+def spawn(ns, cmd, log_path, env=None, uts_hostname=None, timestamps=False):
+    """Start a long-running process inside a namespace (its own session, logs to a file; with
+    ``timestamps`` every line of its output begins with the time it was written, UTC to the
+    millisecond, as a container runtime keeps a container's log)."""
     argv = ["ip", "netns", "exec", ns]
     if uts_hostname:
         argv += ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', uts_hostname]
     argv += list(cmd)
     log = open(log_path, "ab")  # pylint: disable=consider-using-with
+    out = log
     try:
-        return subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        if timestamps:
+            rd, out = os.pipe()
+            try:
+                subprocess.Popen([sys.executable, "-u", "-c", STAMP], stdin=rd, stdout=log,  # pylint: disable=R1732
+                                 stderr=log, start_new_session=True)
+            finally:
+                os.close(rd)
+        return subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
     finally:
         log.close()
+        if out is not log:
+            os.close(out)

@@ -17,6 +17,10 @@ addresses and routes on its interface, do not meet - as in a real seed, where ea
 The seed's NodePorts (``SeedNodePorts``) DNAT a Service's UDP and TCP NodePorts to the ready
 pods its selector matches.
 
+A container's output goes to ``wireguard.log`` in its pod's directory, every line stamped with
+the time it was written, as a container runtime keeps a container's log (the scripts' own lines
+carry no time): when an agent moved to another hub, next to the probe's requests.
+
 Ready: a node agent while its status file (in its private ``/run/wireguard``) names a live hub
 - the pod's readiness probe, modelled by that check; a hub while its interface has its address.
 """
@@ -83,7 +87,7 @@ class WireGuardProcess:
         argv = command_line(self.container, mounts, self.dir)
         env = _env(self.pod, self.container, self.node, self.host_ip, self.pod_ip)
         self.proc = nsx.spawn(self.netns, WRAP + argv, os.path.join(self.dir, "wireguard.log"),
-                              env=env)
+                              env=env, timestamps=True)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

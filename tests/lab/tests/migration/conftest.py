@@ -2,7 +2,7 @@
 
 The next test's ``lab up`` starts its lab's directory afresh, so the logs that say why a test
 failed (the probes' request logs, labd.log, every load balancer's and ingress proxy's HAProxy
-session log, the audit logs) are copied, when a test fails, to
+session log, the audit logs, the VPN containers' logs) are copied, when a test fails, to
 ``$CLH_TEST_EVIDENCE/<time>-<test>`` (default ``/var/tmp/cloudhop-failures``; the last 10
 kept); the failure report names the directory.
 """
@@ -19,7 +19,10 @@ from cloudhop_lab import cli
 EVIDENCE = os.environ.get("CLH_TEST_EVIDENCE", "/var/tmp/cloudhop-failures")
 KEEP = 10
 PATTERNS = ("*.jsonl", "*summary.json", "labd.log", "ansible.log", "lab-up.json",
-            "lb/*/haproxy.log", "ingress/*/haproxy.log")
+            "lb/*/haproxy.log", "ingress/*/haproxy.log",
+            # the VPN's containers: the WireGuard node agents and hubs, the OpenVPN clients and hub
+            "pods/*/wireguard.log", "seed-pods/*/wireguard.log", "pods/*/openvpn.log",
+            "seed-pods/*/openvpn.log")
 
 
 def pytest_configure(config):
