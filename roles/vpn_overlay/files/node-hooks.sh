@@ -33,6 +33,17 @@
 #    nat POSTROUTING, ahead of kube-proxy's jump (iptables and IPVS modes) and flanneld's. When
 #    flannel.1 is not there yet (a new node whose tunnel came up first), a background wait adds
 #    them once it is, for as long as the blackhole route of "up" stays.
+# 4. Half-open connections forgotten sooner: nf_conntrack_tcp_timeout_syn_sent from the kernel's
+#    120 s to 21 s while the overlay exists. A SYN that got no answer (lost while a VPN server
+#    failed over, or while flannel.1 was re-created) keeps its connection-tracking entry, and
+#    with it kube-proxy's DNAT to the endpoint chosen then, until that timeout. A load balancer
+#    reuses its source ports within it, and a new connection from such a port follows the old
+#    entry - to a pod the migration has moved away since: its SYNs go nowhere until the entry
+#    expires (kubernetes/kubernetes#101607; kube-proxy clears stale entries for UDP only).
+#    21 s still covers a SYN's retransmissions 1, 3, 7 and 15 s after it. Only the kernel's
+#    default is changed (a value set on purpose on this node is left alone), and "down" puts
+#    120 back only over 21, a value of its own, so "up" after a container restart or twice
+#    keeps it right.
 #
 # Idempotent: "up" twice adds nothing; "down" removes what "up" added.
 set -u
@@ -101,12 +112,31 @@ snat_up() {
     echo "cloudhop node-hooks: traffic from outside $cidr leaving by $flannel is SNATed to $addr"
 }
 
+syn_sent=/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_syn_sent
+syn_ours=21 syn_kernel=120
+syn_sent_timeout() {
+    if [ ! -w "$syn_sent" ]; then
+        echo "cloudhop node-hooks: $syn_sent cannot be written here (no conntrack module, or not privileged): half-open entries keep their timeout"
+        return 0
+    fi
+    now=$(cat "$syn_sent")
+    if [ "$action" = up ] && [ "$now" = "$syn_kernel" ]; then
+        echo "$syn_ours" >"$syn_sent" || fail "cannot write $syn_sent"
+        echo "cloudhop node-hooks: half-open connections are forgotten after $syn_ours s, not $syn_kernel s"
+    elif [ "$action" = up ] && [ "$now" != "$syn_ours" ]; then
+        echo "cloudhop node-hooks: $syn_sent is $now on this node (not the kernel's $syn_kernel): left alone"
+    elif [ "$action" = down ] && [ "$now" = "$syn_ours" ]; then
+        echo "$syn_kernel" >"$syn_sent" || fail "cannot write $syn_sent"
+    fi
+}
+
 blackhole_there() {
     ip route show type blackhole | grep -q "^blackhole $cidr .*metric $metric"
 }
 
 rule mangle -j CHECKSUM --checksum-fill
 rule nat -j MASQUERADE
+syn_sent_timeout
 if [ "$action" = up ]; then
     ip route replace blackhole "$cidr" metric "$metric" ||
         fail "cannot add the blackhole route for $cidr"
@@ -127,4 +157,4 @@ else
     ip route del blackhole "$cidr" metric "$metric" 2>/dev/null || true
     snat_down
 fi
-echo "cloudhop node-hooks: $action done (VXLAN bridge on UDP $port, blackhole $cidr metric $metric, SNAT into $flannel)"
+echo "cloudhop node-hooks: $action done (VXLAN bridge on UDP $port, blackhole $cidr metric $metric, SNAT into $flannel, half-open timeout)"
