@@ -11,7 +11,7 @@ from cloudhop_lab.dataplane.netns import STAMP
 
 
 def _time(line):
-    stamp, _, rest = line.partition(b" ")
+    stamp, rest = line.split(b" ", 1)
     when = datetime.datetime.strptime(stamp.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
     return when.replace(tzinfo=datetime.timezone.utc).timestamp(), rest
 
