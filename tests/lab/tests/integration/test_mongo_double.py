@@ -718,9 +718,13 @@ def test_scram_sha_256_authentication_between_members_and_for_clients(rset, tmp_
     admin.admin.command("replSetInitiate", {"_id": "rs0", "members": [
         {"_id": n, "host": rset.host(n)} for n in (1, 2, 3)], "settings": dict(FAST)})
     client = rset.client(username="app", password="s3cret-lab-pw", authSource="admin")
-    client.app.c.insert_one({"x": 1})  # majority: the members replicate, authenticated
+    # the members see each other, authenticated (heartbeats with the key file): one primary, two
+    # secondaries - waited for, as initiated() does, before the first write: right after
+    # replSetInitiate a second election can follow under load (electionTimeout 1.5 s here), and
+    # a write then meets NotWritablePrimary as it would on a real set
     assert wait_for(lambda: sorted(m["stateStr"] for m in client.admin.command(
         "replSetGetStatus")["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"])
+    client.app.c.insert_one({"x": 1})  # majority: the members replicate, authenticated
     # every member asks for authentication, a secondary too
     with pytest.raises(OperationFailure) as exc:
         rset.direct(2, readPreference="secondaryPreferred").app.c.find_one()
