@@ -2,7 +2,7 @@
 
 The next test's ``lab up`` starts its lab's directory afresh, so the logs that say why a test
 failed (the probes' request logs, labd.log, every load balancer's and ingress proxy's HAProxy
-session log, the audit logs, the VPN containers' logs, every node's half-open connection-tracking
+session log, the audit logs, the VPN containers' logs, every namespace's half-open connection-tracking
 entries) are copied, when a test fails, to
 ``$CLH_TEST_EVIDENCE/<time>-<test>`` (default ``/var/tmp/cloudhop-failures``; the last 10
 kept); the failure report names the directory.
@@ -17,7 +17,6 @@ import time
 import pytest
 
 from cloudhop_lab import cli
-from cloudhop_lab.dataplane.netns import PREFIX
 
 EVIDENCE = os.environ.get("CLH_TEST_EVIDENCE", "/var/tmp/cloudhop-failures")
 KEEP = 10
@@ -50,14 +49,10 @@ def keep_evidence(name):
 
 
 def _keep_half_open(dst):
-    """Every node's and hub's connection-tracking entries still in SYN_SENT when the test failed
-    (conntrack/<namespace>.txt): a SYN whose connection was given up keeps its entry - and its
-    DNAT to the endpoint chosen then - for 120 s; a new connection from the same source port
-    (a load balancer reuses its ports) follows it, even to a pod that is gone since.
-    Real kube-proxy clears such entries for UDP only."""
+    """Every lab namespace's connection-tracking entries still in SYN_SENT when the test failed
+    (conntrack/<namespace>.txt): a reused source port follows such an entry to the endpoint it
+    was DNATed to, even a pod gone since (docs/design.md, the node hooks' half-open timeout)."""
     for ns in cli.lab_namespaces():
-        if not ns.startswith((PREFIX + "n-", PREFIX + "wh-")):
-            continue
         out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"],
                              capture_output=True, text=True, check=False).stdout
         half = [line for line in out.splitlines() if " SYN_SENT " in line]
