@@ -10,7 +10,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.matrix import (
-    MATRIX_SPEC, check_nodes, check_targets, probe_command, probe_list, row_result)
+    MATRIX_SPEC, check_nodes, check_peers, check_targets, peer_names, probe_command, probe_list,
+    row_result)
 from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.fanout import NodeError
 from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.raw_check import (
     RawCheckAction)
@@ -22,7 +23,8 @@ class ActionModule(RawCheckAction):
     def check(self, args, task_vars, result):
         problem = check_targets(args["targets"], args["kinds"]) or (
             "parallel must be 0 (every ping at once) or more (got %d)" % args["parallel"]
-            if args["parallel"] < 0 else None) or check_nodes(
+            if args["parallel"] < 0 else None) or check_peers(
+            args["peers"], args["peers_offset"]) or check_nodes(
             args["nodes"], args["targets"], args["settle_timeout"], args["settle_interval"])
         if problem is None and args["nodes"] is None:
             # the node this runs on: the delegated host when the task is delegated to the node
@@ -35,22 +37,30 @@ class ActionModule(RawCheckAction):
             return result
         if args["nodes"] is not None:
             return self.check_nodes(args, task_vars, result)
-        probes = probe_list(args["targets"], me, args["kinds"])
+        probes, skipped = self.plan(args, me)
         result.update(row_result(me, probes, *self.raw(probe_command(
             probes, args["count"], args["timeout"], args["parallel"])),
-            args["fail_on_unreachable"]))
+            args["fail_on_unreachable"], skipped))
         return result
+
+    @staticmethod
+    def plan(args, me):
+        """What node ``me`` probes, and the other nodes it leaves out (``peers``)."""
+        chosen = peer_names(args["targets"], me, args["peers"], args["peers_offset"])
+        skipped = [t["name"] for t in args["targets"] if t["name"] not in chosen + [me]]
+        return probe_list(args["targets"], me, args["kinds"], args["peers"],
+                          args["peers_offset"]), skipped
 
     def check_nodes(self, args, task_vars, result):
         nodes = list(dict.fromkeys(args["nodes"]))
-        probes = dict((n, probe_list(args["targets"], n, args["kinds"])) for n in nodes)
+        plans = dict((n, self.plan(args, n)) for n in nodes)
 
         def sweep(fan, todo):
-            got = fan.run(lambda n: probe_command(probes[n], args["count"], args["timeout"],
+            got = fan.run(lambda n: probe_command(plans[n][0], args["count"], args["timeout"],
                                                   args["parallel"]), todo)
             return dict((n, r.result() if isinstance(r, NodeError) else row_result(
-                n, probes[n], *r, fail_on_unreachable=args["fail_on_unreachable"]))
-                for n, r in got.items())
+                n, plans[n][0], *r, fail_on_unreachable=args["fail_on_unreachable"],
+                skipped=plans[n][1])) for n, r in got.items())
         # a node whose probes got no answer probes again (VPN clients reconnecting after a
         # server restart converge within seconds), for settle_timeout, all nodes together
         items, problem = self.fan_out(task_vars, nodes, sweep, lambda r: bool(r.get(

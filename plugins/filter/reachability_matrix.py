@@ -41,8 +41,9 @@ RETURN = r"""
 _value:
   description:
     - C(nodes), C(matrix), C(failures) and C(ok).
-    - C(matrix[from][to]) is C(ok), C(-) on the diagonal, C(not probed), or the word C(fail)
-      followed by the failing kinds (for example C(pod)).
+    - C(matrix[from][to]) is C(ok), C(-) on the diagonal, C(not probed), C(not sampled) (a
+      pair the task's I(peers) left out, not a failure), or the word C(fail) followed by the
+      failing kinds (for example C(pod)).
     - Each failure has C(from), C(to), C(kind), C(address) and C(reason).
   type: dict
 """

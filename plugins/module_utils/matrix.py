@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, cloudhop contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The reachability matrix: every node probes every other node's VPN address and a pod IP.
+"""The reachability matrix: every node probes every other node's VPN address and a pod IP
+(or, with ``peers``, a ring sample of them).
 
 Pure functions, standard library only: ``probe_command`` builds the one shell command a node
 runs (pings in parallel, no Python needed), ``parse_probe`` reads its output, ``assemble``
@@ -25,6 +26,8 @@ MATRIX_SPEC = dict(
     settle_timeout={"type": "float", "default": 0},
     settle_interval={"type": "float", "default": 1.0},
     parallel={"type": "int", "default": 0},
+    peers={"type": "int", "default": 0},
+    peers_offset={"type": "int", "default": 0},
 )
 
 
@@ -53,6 +56,14 @@ def check_targets(targets, kinds):
     return None
 
 
+def check_peers(peers, peers_offset):
+    """Bad ``peers`` / ``peers_offset`` -> message."""
+    if peers < 0 or peers_offset < 0:
+        return ("peers and peers_offset must be 0 or more (got %d, %d); peers 0 probes every "
+                "other node" % (peers, peers_offset))
+    return None
+
+
 def check_nodes(nodes, targets, settle_timeout=0, settle_interval=1.0):
     """Bad ``nodes`` (the probing nodes of one task) -> message."""
     if nodes is None:
@@ -70,14 +81,14 @@ def check_nodes(nodes, targets, settle_timeout=0, settle_interval=1.0):
     return None
 
 
-def row_result(me, probes, rc, out, err, fail_on_unreachable):
+def row_result(me, probes, rc, out, err, fail_on_unreachable, skipped=()):
     """One probing node's result from its probe command's output: its ``row``, the probes that
     got no answer, and a failure when the command failed (or a probe got no answer and
-    ``fail_on_unreachable``)."""
+    ``fail_on_unreachable``). ``skipped``: the other nodes it did not probe (``peers``)."""
     if rc != 0:
         return dict(failed=True, rc=rc, msg="the probe command failed on %s: %s"
                     % (me, (err or out or "").strip()[:500]))
-    row = parse_probe(out, probes)
+    row = parse_probe(out, probes, skipped)
     unanswered = ["%s %s (%s)" % (node, kind, ip)
                   for node, kind, ip in probes if not row[node][kind]]
     res = dict(row=row, unanswered=unanswered)
@@ -86,9 +97,29 @@ def row_result(me, probes, rc, out, err, fail_on_unreachable):
     return res
 
 
-def probe_list(targets, me, kinds):
-    """[(node, kind, ip)] that node ``me`` probes: every kind of every other node."""
-    return [(t["name"], kind, t[kind]) for t in targets if t["name"] != me for kind in kinds]
+def peer_names(targets, me, peers=0, peers_offset=0):
+    """The nodes that node ``me`` probes, in the order of ``targets``: every other node, or
+    with ``peers`` (k) k of them - the k that follow ``me`` around the ring of ``targets``,
+    starting ``peers_offset * k`` places further. For one offset, every node probes k others and
+    is probed by k others; the offsets 0, 1, 2... go round the ring, so a gate that runs again
+    with the next offset probes other pairs (all of them within ceil((n - 1) / k) runs)."""
+    names = [t["name"] for t in targets]
+    if me not in names:
+        return [n for n in names if n != me]
+    i = names.index(me)
+    others = names[i + 1:] + names[:i]
+    if not peers or peers >= len(others):
+        return [n for n in names if n != me]
+    start = (peers_offset * peers) % len(others)
+    chosen = set(others[(start + j) % len(others)] for j in range(peers))
+    return [n for n in names if n in chosen]
+
+
+def probe_list(targets, me, kinds, peers=0, peers_offset=0):
+    """[(node, kind, ip)] that node ``me`` probes: every kind of every other node, or of the
+    ``peers`` nodes ``peer_names`` picks."""
+    chosen = set(peer_names(targets, me, peers, peers_offset))
+    return [(t["name"], kind, t[kind]) for t in targets if t["name"] in chosen for kind in kinds]
 
 
 def probe_command(probes, count=3, timeout=2, parallel=0):
@@ -107,14 +138,15 @@ def probe_command(probes, count=3, timeout=2, parallel=0):
     return "for t in %s; do (%s) & done; wait" % (" ".join(ips), line.replace("$T", "$t"))
 
 
-def parse_probe(stdout, probes):
-    """The command's output -> row {node: {kind: True|False|None}} (None: no answer line)."""
+def parse_probe(stdout, probes, skipped=()):
+    """The command's output -> row {node: {kind: True|False|None}} (None: no answer line);
+    the nodes in ``skipped`` (other nodes this one did not probe: ``peers``) get ``{}``."""
     seen = {}
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1] in ("ok", "fail"):
             seen[parts[0]] = parts[1] == "ok"
-    row = {}
+    row = dict((node, {}) for node in skipped)
     for node, kind, ip in probes:
         row.setdefault(node, {})[kind] = seen.get(ip)
     return row
@@ -124,7 +156,8 @@ def assemble(rows, addresses=None):
     """{source: row} -> {"nodes", "matrix", "failures", "ok"}.
 
     ``matrix[src][dst]`` is ``ok`` when every probed kind answered, else the failing kinds
-    (for example ``fail: pod``); the diagonal is ``-``.
+    (for example ``fail: pod``); the diagonal is ``-``; a pair the gate left out on purpose
+    (``peers``: an empty entry in the row) is ``not sampled``, not a failure.
     """
     nodes = sorted(set(rows) | set(d for row in rows.values() for d in row))
     matrix, failures = {}, []
@@ -144,6 +177,9 @@ def assemble(rows, addresses=None):
                 matrix[src][dst] = "not probed"
                 failures.append({"from": src, "to": dst, "kind": None, "address": None,
                                  "reason": "%s was not a target of %s" % (dst, src)})
+                continue
+            if not result:
+                matrix[src][dst] = "not sampled"
                 continue
             bad = sorted(k for k, ok in result.items() if not ok)
             matrix[src][dst] = "ok" if not bad else "fail: " + ", ".join(bad)

@@ -15,6 +15,7 @@ description:
   - Runs on every node of the play (in parallel, as Ansible's forks allow). Each node pings
     every other node's VPN address and a pod IP on that node, all at once, with B(one) C(raw)
     shell command; nodes need C(ping), not Python.
+  - With I(peers), each node probes a ring sample of the others instead (see there).
   - Returns the node's row. The filter C(cloudhop.k8s_migration.reachability_matrix) assembles
     the rows of all nodes into the N x N matrix with the failures named (see the examples).
   - With I(nodes), one task has every one of those nodes probe at once, through Ansible's
@@ -87,6 +88,23 @@ options:
         number of targets.
     type: int
     default: 0
+  peers:
+    description:
+      - Probe a ring sample instead of every pair - each node probes the I(peers) nodes that
+        follow it in the order of I(targets) (cyclically, from I(peers_offset) x I(peers) places
+        further), so every node probes I(peers) others and is probed by as many. The pairs left
+        out are C(not sampled) in the matrix, not failures. C(0) (or I(peers) of at least the
+        number of other nodes) probes every pair.
+      - For a gate that runs often (after every drain): N x I(peers) pairs instead of
+        N x (N - 1), and with the next I(peers_offset) each time the runs go round every pair.
+    type: int
+    default: 0
+  peers_offset:
+    description:
+      - With I(peers), which sample - C(0) the nearest nodes, C(1) the next I(peers), and so
+        on round the ring.
+    type: int
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -111,6 +129,14 @@ EXAMPLES = r"""
       - {name: node-b, vpn: 10.20.0.10, pod: 172.25.1.7}
     settle_timeout: 10
   register: reach_all
+
+- name: A ring sample - each node probes 3 others, the next 3 when run with peers_offset 1
+  cloudhop.k8s_migration.reachability_matrix:
+    nodes: "{{ groups['nodes'] }}"
+    targets: "{{ node_addresses }}"
+    peers: 3
+    peers_offset: "{{ drain_index }}"
+  register: reach_sample
 
 - name: Assemble that matrix
   ansible.builtin.set_fact:

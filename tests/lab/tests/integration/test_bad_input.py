@@ -54,6 +54,8 @@ def cases(base, tmp_path):
         # the gates
         "gate-ping-parallel-negative": ({"cloudhop_gate_ping_parallel": -1},
                                         "cloudhop_gate_ping_parallel is -1: give 0"),
+        "gate-drain-peers-negative": ({"cloudhop_gate_drain_peers": -2},
+                                      "cloudhop_gate_drain_peers is -2: give 0"),
         # networks
         "target-overlaps-source": ({"cloudhop_target_node_cidr": "10.2.0.0/16"},
                                    "cloudhop_target_node_cidr"),

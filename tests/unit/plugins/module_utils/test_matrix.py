@@ -123,3 +123,62 @@ def test_probe_command_runs_at_most_parallel_pings_at_once_and_reports_each(
     assert len(seen) == len(ips) and max(seen) <= most
     if parallel and parallel < len(ips):
         assert max(seen) == parallel  # the slots are used: that many do run together
+
+
+RING = [{"name": n, "vpn": "10.20.0.%d" % (i + 1), "pod": "172.25.%d.1" % i}
+        for i, n in enumerate("abcdefg")]
+
+
+def test_without_peers_every_node_probes_every_other():
+    assert matrix.peer_names(RING, "c") == ["a", "b", "d", "e", "f", "g"]
+    assert matrix.peer_names(RING, "c", peers=6) == ["a", "b", "d", "e", "f", "g"]
+
+
+@pytest.mark.parametrize("peers", [1, 2, 3, 5])
+@pytest.mark.parametrize("offset", [0, 1, 4])
+def test_with_peers_every_node_probes_k_and_is_probed_by_k(peers, offset):
+    probed_by = dict((t["name"], 0) for t in RING)
+    for t in RING:
+        chosen = matrix.peer_names(RING, t["name"], peers, offset)
+        assert len(chosen) == peers and t["name"] not in chosen
+        for n in chosen:
+            probed_by[n] += 1
+    assert set(probed_by.values()) == {peers}
+
+
+def test_the_offsets_go_round_the_ring_and_cover_every_pair():
+    assert matrix.peer_names(RING, "a", 2, 0) == ["b", "c"]
+    assert matrix.peer_names(RING, "a", 2, 1) == ["d", "e"]
+    assert matrix.peer_names(RING, "f", 2, 0) == ["a", "g"]
+    pairs = set()
+    for offset in range(3):  # ceil(6 / 2) runs
+        for t in RING:
+            pairs.update((t["name"], n) for n in matrix.peer_names(RING, t["name"], 2, offset))
+    assert len(pairs) == 7 * 6
+
+
+def test_a_sampled_row_leaves_the_other_pairs_out_without_failing_them():
+    probes = matrix.probe_list(RING, "a", ["vpn", "pod"], peers=1)
+    assert probes == [("b", "vpn", "10.20.0.2"), ("b", "pod", "172.25.1.1")]
+    res = matrix.row_result("a", probes, 0, "10.20.0.2 ok\n172.25.1.1 ok\n", "", False,
+                            skipped=["c", "d", "e", "f", "g"])
+    assert res["row"]["b"] == {"vpn": True, "pod": True} and res["row"]["c"] == {}
+    rows = dict((n, dict((m, {}) for m in "abcdefg" if m != n)) for n in "bcdefg")
+    for n, m in zip("bcdefg", "cdefga"):  # each node's one peer answered
+        rows[n][m] = {"vpn": True, "pod": True}
+    rows["a"] = res["row"]
+    rows["b"]["c"] = {"vpn": True, "pod": False}
+    out = matrix.assemble(rows)
+    assert out["matrix"]["a"]["b"] == "ok" and out["matrix"]["a"]["c"] == "not sampled"
+    assert [(f["from"], f["to"], f["kind"]) for f in out["failures"]] == [("b", "c", "pod")]
+    rows["b"]["c"]["pod"] = True
+    assert matrix.assemble(rows)["ok"]
+    # a node missing from a full row is still a failure
+    del rows["b"]["d"]
+    assert not matrix.assemble(rows)["ok"]
+
+
+@pytest.mark.parametrize("peers,offset", [(-1, 0), (2, -1)])
+def test_negative_peers_are_refused(peers, offset):
+    assert "peers and peers_offset must be 0 or more" in matrix.check_peers(peers, offset)
+    assert matrix.check_peers(0, 0) is None
