@@ -15,11 +15,14 @@
 # The interface: the kernel's WireGuard where it has the module, else wireguard-go (userspace;
 # the same `wg` commands drive both). Every hub is a peer with a keepalive of 1 s. The VPN
 # network's prefix is in the AllowedIPs of one hub, the active one; the others have only their
-# own address. A ping runs to every hub's address, 10 a second; every tick (0.1 s) the agent
-# reads what each hub sent (`wg show transfer`). When the active hub has sent nothing for
-# --dead-after ticks (4 = 0.4 s) and another has, the prefix moves to that one (one `wg set`:
-# WireGuard takes an address away from the peer that had it). Keepalives alone (1 s at the
-# least) would take 2 s to tell, and a request's lost SYN is sent again after 1 s: the switch
+# own address. A ping runs to every hub's address, 10 a second (a tick: 0.1 s), and the agent
+# reads each one's lines: `ping -O` prints one per echo sent - the answer, or "no answer yet"
+# when the next echo goes first - so the pings are the agent's clock too and it forks nothing
+# while nothing changes (a ping without -O: every tick it reads what each hub sent, `wg show
+# transfer`, and sleeps - two processes a tick). When the active hub has answered nothing for
+# more than --dead-after ticks (4 = 0.4 s) and another has, the prefix moves to that one (one
+# `wg set`: WireGuard takes an address away from the peer that had it). Keepalives alone (1 s at
+# the least) would take 2 s to tell, and a request's lost SYN is sent again after 1 s: the switch
 # must be done by then. The node keeps its
 # address, so flannel and the other nodes see nothing change; nodes on different hubs still
 # reach each other (each hub has every node). No failback: a hub that returns waits as a
@@ -71,7 +74,7 @@ stop() {
     [ -n "$pingers" ] && kill $pingers 2>/dev/null
     [ -n "${kind:-}" ] && [ -n "$hooks" ] && [ -n "$pod_cidr" ] && /bin/sh "$hooks" down "$pod_cidr"
     [ -n "${kind:-}" ] && ip link del dev "$iface" 2>/dev/null
-    rm -f "$status"
+    rm -f "$status" "$status.events"
     log "stopped: $iface removed"
     exit 0
 }
@@ -127,6 +130,25 @@ start_pingers() {
         pingers="$pingers $!"
     done
 }
+# the same pings, each line of hub <i> told to the agent as "<i> 1" (an answer) or "<i> 0"
+start_event_pingers() {
+    i=0
+    for hub in $hubs; do
+        rest=${hub#*@}
+        (while :; do
+            ping -n -O -i "$tick_s" -W 1 "${rest#*@}" 2>&1 | while read -r line; do
+                case $line in
+                    PING*) ;;
+                    *" bytes from "*) echo "$i 1" ;;
+                    *) echo "$i 0" ;;
+                esac
+            done
+            sleep 1
+        done) >"$events" &
+        pingers="$pingers $!"
+        i=$((i + 1))
+    done
+}
 # peers of an earlier configuration (the kernel's interface outlives the container)
 for peer in $(wg show "$iface" peers); do
     case " $want " in *" $peer "*) ;; *) wg set "$iface" peer "$peer" remove ;; esac
@@ -139,6 +161,82 @@ ip link set dev "$iface" mtu "$mtu" up || fail "cannot bring $iface up with MTU 
 log "$iface ($kind) up: node $NODE_NAME slot $slot address $addr, $n hub(s), active hub 0"
 if [ -n "$hooks" ] && [ -n "$pod_cidr" ]; then
     /bin/sh "$hooks" up "$pod_cidr" || fail "the node hooks failed"
+fi
+
+# a hub quiet for a while (--dead-after ticks, then every 2 s while it stays so): a hub that
+# restarted has lost this node's session and waits for a handshake WireGuard would start only
+# after 15 s; a peer made anew handshakes at its next keepalive
+renew_peer() {
+    eval "pub=\$pub_$1 ep=\$ep_$1 haddr=\$haddr_$1"
+    allowed=$haddr/32
+    [ "$1" = "$active" ] && allowed=$vpn_cidr
+    wg set "$iface" peer "$pub" remove
+    wg set "$iface" peer "$pub" endpoint "$ep" persistent-keepalive 1 allowed-ips "$allowed"
+}
+# $live (the live hubs' numbers): the prefix moves off a hub that is not live, and the status
+# file says what changed
+judge() {
+    case " $live " in
+        *" $active "*) ;;
+        *)
+            next=${live# }
+            next=${next%% *}
+            if [ -n "$next" ]; then
+                eval "old=\$pub_$active oldaddr=\$haddr_$active new=\$pub_$next"
+                # shellcheck disable=SC2154 # set by the eval above
+                if wg set "$iface" peer "$new" allowed-ips "$vpn_cidr" &&
+                    wg set "$iface" peer "$old" allowed-ips "$oldaddr/32"; then
+                    log "hub $active answered nothing for $dead_after ticks of $tick_s s: the VPN network moved to hub $next"
+                    active=$next
+                fi
+            fi
+            ;;
+    esac
+    now="active=$active live=${live# }"
+    if [ "$now" != "${said:-}" ]; then # written (atomically: a fork) only when it changes
+        printf 'active=%s\nlive=%s\n' "$active" "${live# }" >"$status.new" && mv "$status.new" "$status" &&
+            said=$now
+    fi
+}
+
+events=''
+if command -v ping >/dev/null 2>&1 && command -v mkfifo >/dev/null 2>&1 &&
+    ping -n -O -c 1 -W 1 127.0.0.1 >/dev/null 2>&1; then
+    events=$status.events
+    rm -f "$events"
+    mkfifo -m 600 "$events" || fail "cannot make the FIFO $events"
+    start_event_pingers
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        eval "miss_$i=0 renewed_$i=0"
+        i=$((i + 1))
+    done
+    # one line per hub and tick: the misses in a row of that hub
+    while read -r h up; do
+        case $h in '' | *[!0-9]*) continue ;; esac
+        [ "$h" -lt "$n" ] || continue
+        miss=0 renewed=0
+        eval "miss=\$miss_$h renewed=\$renewed_$h"
+        if [ "$up" = 1 ]; then
+            miss=0 renewed=0
+        else
+            miss=$((miss + 1))
+            if [ "$miss" -gt "$dead_after" ] && { [ "$renewed" -eq 0 ] || [ $((miss - renewed)) -ge 20 ]; }; then
+                renew_peer "$h"
+                renewed=$miss
+            fi
+        fi
+        eval "miss_$h=\$miss renewed_$h=\$renewed"
+        live=''
+        i=0
+        while [ "$i" -lt "$n" ]; do
+            eval "miss=\$miss_$i"
+            [ "$miss" -le "$dead_after" ] && live="$live $i"
+            i=$((i + 1))
+        done
+        judge
+    done <"$events"
+    fail "the hubs' pings ended"
 fi
 
 if command -v ping >/dev/null 2>&1; then
@@ -167,43 +265,16 @@ while :; do
     i=0
     while [ "$i" -lt "$n" ]; do
         seen=0 reset=0
-        eval "pub=\$pub_$i seen=\$seen_$i reset=\$reset_$i"
+        eval "seen=\$seen_$i reset=\$reset_$i"
         if [ $((tick - seen)) -le "$dead_after" ]; then
             live="$live $i"
         elif [ $((tick - reset)) -ge 20 ]; then
-            # quiet for a while: a hub that restarted has lost this node's session and waits
-            # for a handshake WireGuard would start only after 15 s; a peer made anew
-            # handshakes at its next keepalive
-            eval "ep=\$ep_$i haddr=\$haddr_$i"
-            allowed=$haddr/32
-            [ "$i" = "$active" ] && allowed=$vpn_cidr
-            wg set "$iface" peer "$pub" remove
-            wg set "$iface" peer "$pub" endpoint "$ep" persistent-keepalive 1 allowed-ips "$allowed"
+            renew_peer "$i"
             eval "reset_$i=\$tick"
         fi
         i=$((i + 1))
     done
-    case " $live " in
-        *" $active "*) ;;
-        *)
-            next=${live# }
-            next=${next%% *}
-            if [ -n "$next" ]; then
-                eval "old=\$pub_$active oldaddr=\$haddr_$active new=\$pub_$next"
-                # shellcheck disable=SC2154 # set by the eval above
-                if wg set "$iface" peer "$new" allowed-ips "$vpn_cidr" &&
-                    wg set "$iface" peer "$old" allowed-ips "$oldaddr/32"; then
-                    log "hub $active sent nothing for $dead_after ticks of $tick_s s: the VPN network moved to hub $next"
-                    active=$next
-                fi
-            fi
-            ;;
-    esac
-    now="active=$active live=${live# }"
-    if [ "$now" != "${said:-}" ]; then # written (atomically: a fork) only when it changes
-        printf 'active=%s\nlive=%s\n' "$active" "${live# }" >"$status.new" && mv "$status.new" "$status" &&
-            said=$now
-    fi
+    judge
     sleep "$tick_s" &
     wait $!
 done
