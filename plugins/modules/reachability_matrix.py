@@ -95,7 +95,7 @@ options:
         further), so every node probes I(peers) others and is probed by as many. The pairs left
         out are C(not sampled) in the matrix, not failures. C(0) (or I(peers) of at least the
         number of other nodes) probes every pair.
-      - For a gate that runs often (after every drain): N x I(peers) pairs instead of
+      - For a gate that runs often (after every drain), N x I(peers) pairs instead of
         N x (N - 1), and with the next I(peers_offset) each time the runs go round every pair.
     type: int
     default: 0

@@ -221,20 +221,23 @@ if command -v ping >/dev/null 2>&1 && command -v mkfifo >/dev/null 2>&1 &&
             miss=0 renewed=0
         else
             miss=$((miss + 1))
-            if [ "$miss" -gt "$dead_after" ] && { [ "$renewed" -eq 0 ] || [ $((miss - renewed)) -ge 20 ]; }; then
-                renew_peer "$h"
-                renewed=$miss
-            fi
         fi
-        eval "miss_$h=\$miss renewed_$h=\$renewed"
+        eval "miss_$h=\$miss"
         live=''
         i=0
         while [ "$i" -lt "$n" ]; do
-            eval "miss=\$miss_$i"
-            [ "$miss" -le "$dead_after" ] && live="$live $i"
+            m=0
+            eval "m=\$miss_$i"
+            [ "$m" -le "$dead_after" ] && live="$live $i"
             i=$((i + 1))
         done
         judge
+        # after the prefix moved off it: the quiet hub's peer made anew, then every 2 s
+        if [ "$miss" -gt "$dead_after" ] && { [ "$renewed" -eq 0 ] || [ $((miss - renewed)) -ge 20 ]; }; then
+            renew_peer "$h"
+            renewed=$miss
+        fi
+        eval "renewed_$h=\$renewed"
     done <"$events"
     fail "the hubs' pings ended"
 fi
