@@ -10,8 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.cloudhop.k8s_migration.plugins.module_utils.matrix import (
-    MATRIX_SPEC, check_nodes, check_peers, check_targets, peer_names, probe_command, probe_list,
-    row_result)
+    MATRIX_SPEC, check_nodes, check_peers, check_targets, probe_command, probe_plan, row_result)
 from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.fanout import NodeError
 from ansible_collections.cloudhop.k8s_migration.plugins.plugin_utils.raw_check import (
     RawCheckAction)
@@ -46,10 +45,7 @@ class ActionModule(RawCheckAction):
     @staticmethod
     def plan(args, me):
         """What node ``me`` probes, and the other nodes it leaves out (``peers``)."""
-        chosen = peer_names(args["targets"], me, args["peers"], args["peers_offset"])
-        skipped = [t["name"] for t in args["targets"] if t["name"] not in chosen + [me]]
-        return probe_list(args["targets"], me, args["kinds"], args["peers"],
-                          args["peers_offset"]), skipped
+        return probe_plan(args["targets"], me, args["kinds"], args["peers"], args["peers_offset"])
 
     def check_nodes(self, args, task_vars, result):
         nodes = list(dict.fromkeys(args["nodes"]))

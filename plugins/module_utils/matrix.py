@@ -118,8 +118,16 @@ def peer_names(targets, me, peers=0, peers_offset=0):
 def probe_list(targets, me, kinds, peers=0, peers_offset=0):
     """[(node, kind, ip)] that node ``me`` probes: every kind of every other node, or of the
     ``peers`` nodes ``peer_names`` picks."""
+    return probe_plan(targets, me, kinds, peers, peers_offset)[0]
+
+
+def probe_plan(targets, me, kinds, peers=0, peers_offset=0):
+    """(``probe_list``, the other nodes ``me`` leaves out) - one ``peer_names`` for both."""
     chosen = set(peer_names(targets, me, peers, peers_offset))
-    return [(t["name"], kind, t[kind]) for t in targets if t["name"] in chosen for kind in kinds]
+    probes = [(t["name"], kind, t[kind]) for t in targets if t["name"] in chosen
+              for kind in kinds]
+    skipped = [t["name"] for t in targets if t["name"] not in chosen and t["name"] != me]
+    return probes, skipped
 
 
 def probe_command(probes, count=3, timeout=2, parallel=0):

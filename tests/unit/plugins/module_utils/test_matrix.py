@@ -158,10 +158,12 @@ def test_the_offsets_go_round_the_ring_and_cover_every_pair():
 
 
 def test_a_sampled_row_leaves_the_other_pairs_out_without_failing_them():
-    probes = matrix.probe_list(RING, "a", ["vpn", "pod"], peers=1)
+    probes, skipped = matrix.probe_plan(RING, "a", ["vpn", "pod"], peers=1)
     assert probes == [("b", "vpn", "10.20.0.2"), ("b", "pod", "172.25.1.1")]
+    assert skipped == ["c", "d", "e", "f", "g"]
+    assert probes == matrix.probe_list(RING, "a", ["vpn", "pod"], peers=1)
     res = matrix.row_result("a", probes, 0, "10.20.0.2 ok\n172.25.1.1 ok\n", "", False,
-                            skipped=["c", "d", "e", "f", "g"])
+                            skipped=skipped)
     assert res["row"]["b"] == {"vpn": True, "pod": True} and res["row"]["c"] == {}
     rows = dict((n, dict((m, {}) for m in "abcdefg" if m != n)) for n in "bcdefg")
     for n, m in zip("bcdefg", "cdefga"):  # each node's one peer answered
